@@ -1,0 +1,43 @@
+//! The broker's settings, free of clap: `cli/serve.rs` builds one, tests build their own.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Everything `rmq serve` can be told.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Address for AMQP; loopback by default so a fresh broker is not exposed.
+    pub amqp_addr: SocketAddr,
+    /// Management HTTP API port (served by the management module once present).
+    pub mgmt_port: u16,
+    /// Users as (name, password); `guest` may only log in from loopback, as in RabbitMQ.
+    pub users: Vec<(String, String)>,
+    /// Virtual hosts that exist from the start; `/` is always there.
+    pub vhosts: Vec<String>,
+    /// Heartbeat the server proposes in Tune, in seconds (0 disables).
+    pub heartbeat: u16,
+    /// frame_max the server proposes in Tune (RabbitMQ: 131072).
+    pub frame_max: u32,
+    /// channel_max the server proposes in Tune (RabbitMQ: 2047).
+    pub channel_max: u16,
+    /// Largest message body accepted; larger publishes close the channel with 406.
+    pub max_message_size: u64,
+    /// Where durable state would live; `None` keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            amqp_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5672),
+            mgmt_port: 15672,
+            users: vec![("guest".into(), "guest".into())],
+            vhosts: vec!["/".into()],
+            heartbeat: 60,
+            frame_max: 131_072,
+            channel_max: 2047,
+            max_message_size: 128 * 1024 * 1024,
+            data_dir: None,
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! `rmq serve`: run the embedded broker in the foreground until Ctrl-C or SIGTERM.
+
+use crate::broker::{BrokerConfig, Server, log};
+use anyhow::Context;
+use clap::Args;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// Run the embedded AMQP 0-9-1 broker.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  rmq serve                      # amqp://127.0.0.1:5672\n  rmq serve --port 0             # pick a free port and print it\n  rmq serve --user app:secret --vhost staging"
+)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (loopback by default: exposing a broker is a choice).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// AMQP port; 0 picks a free one and prints it.
+    #[arg(long, default_value_t = 5672)]
+    port: u16,
+    /// Management HTTP API port.
+    #[arg(long, default_value_t = 15672)]
+    mgmt_port: u16,
+    /// Directory for durable state.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A user as NAME:PASSWORD (repeatable). Without any, `guest:guest` exists (loopback only).
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    users: Vec<(String, String)>,
+    /// A virtual host to create at start (repeatable); `/` always exists.
+    #[arg(long = "vhost", value_name = "NAME")]
+    vhosts: Vec<String>,
+    /// Heartbeat interval proposed to clients, in seconds (0 disables).
+    #[arg(long, default_value_t = 60)]
+    heartbeat: u16,
+    /// Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB).
+    #[arg(long, default_value_t = 128 * 1024 * 1024)]
+    max_message_size: u64,
+    /// Only log errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Log more (repeat for more detail).
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn parse_user(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((name, pass)) if !name.is_empty() => Ok((name.to_string(), pass.to_string())),
+        _ => Err(format!("expected NAME:PASSWORD, got '{s}'")),
+    }
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    log::set_level(if args.quiet { 0 } else { 1 + args.verbose });
+    let mut vhosts = vec!["/".to_string()];
+    vhosts.extend(args.vhosts.into_iter().filter(|v| v != "/"));
+    let config = BrokerConfig {
+        amqp_addr: SocketAddr::new(args.bind, args.port),
+        mgmt_port: args.mgmt_port,
+        users: if args.users.is_empty() {
+            vec![("guest".into(), "guest".into())]
+        } else {
+            args.users
+        },
+        vhosts,
+        heartbeat: args.heartbeat,
+        max_message_size: args.max_message_size,
+        data_dir: args.data_dir,
+        ..BrokerConfig::default()
+    };
+    let server = Server::bind(config).await.with_context(|| {
+        format!(
+            "cannot listen on {}:{} (is another broker running? try --port 0)",
+            args.bind, args.port
+        )
+    })?;
+    let addr = server.local_addr();
+    println!("rmq serve: listening on amqp://{addr}");
+    log::info(format_args!("AMQP 0-9-1 broker ready on amqp://{addr}"));
+    server.run(shutdown_signal()).await;
+    log::info(format_args!("broker stopped"));
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM: either is a clean stop for a foreground broker.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
