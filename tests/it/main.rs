@@ -1,0 +1,6 @@
+//! The one integration-test binary: a module per area.
+//!
+//! Every test uses real sockets: the broker runs in-process on 127.0.0.1:0, the
+//! `rmq` binary runs as a child process, and third-party clients run as scripts.
+
+mod support;

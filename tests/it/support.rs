@@ -1,0 +1,179 @@
+//! Shared test harness: an in-process broker, the real `rmq` binary, bounded waits.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Every wait in the suite is bounded by this unless a test says otherwise.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// An embedded broker on its own runtime thread; stopped when dropped.
+pub struct Broker {
+    /// The bound AMQP address (port chosen by the OS).
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Start a broker with the default configuration on 127.0.0.1:0.
+    pub fn start() -> Broker {
+        Broker::start_with(|_| {})
+    }
+
+    /// Start a broker after letting the test adjust its configuration.
+    pub fn start_with(adjust: impl FnOnce(&mut rmq::broker::BrokerConfig)) -> Broker {
+        let mut config = rmq::broker::BrokerConfig::default();
+        config.amqp_addr = "127.0.0.1:0".parse().unwrap();
+        config.mgmt_port = 0;
+        adjust(&mut config);
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test runtime");
+            rt.block_on(async move {
+                let server = rmq::broker::Server::bind(config)
+                    .await
+                    .expect("bind broker");
+                addr_tx.send(server.local_addr()).unwrap();
+                server
+                    .run(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+            });
+        });
+        let addr = addr_rx.recv_timeout(WAIT).expect("broker did not start");
+        Broker {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/%2F`
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@{}/%2F", self.addr)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The brokers a client scenario runs against: always the embedded one, plus a real
+/// RabbitMQ when `RMQ_TEST_RABBITMQ_URL` is set (CI sets it).
+pub fn targets() -> Vec<(String, Option<Broker>)> {
+    let broker = Broker::start();
+    let mut out = vec![(broker.url(), Some(broker))];
+    if let Ok(url) = std::env::var("RMQ_TEST_RABBITMQ_URL") {
+        if !url.is_empty() {
+            out.push((url, None));
+        }
+    }
+    out
+}
+
+/// A name no other test (or earlier run against a shared RabbitMQ) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The real `rmq` binary.
+pub fn rmq() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmq"));
+    cmd.env_remove("RMQ_URL")
+        .env_remove("AMQP_URL")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Run a command to completion with optional stdin, killing it after `limit`.
+pub fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>, limit: Duration) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(data) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        });
+    }
+    wait_bounded(child, limit)
+}
+
+/// Wait for a spawned child (stdout/stderr piped), killing it after `limit`.
+pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut v);
+        }
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_end(&mut v);
+        }
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let status = child.wait().expect("wait after kill");
+            let stderr = String::from_utf8_lossy(&err_t.join().unwrap()).to_string();
+            panic!("command did not finish within {limit:?} ({status}); stderr: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(10)); // polling a child, not synchronising on time
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// Poll `check` until it returns true or `limit` passes (then panic with `what`).
+pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
