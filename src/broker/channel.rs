@@ -1,0 +1,318 @@
+//! What queues and connections share about a channel: its delivery counter, unacked map
+//! and prefetch credit (`ChannelShared`), and the connection's outbound frame queue
+//! (`ConnShared`). The connection task owns the rest of the channel (see `session.rs`).
+
+use super::codec;
+use super::message::MessageRef;
+use super::queue::{Consumer, Entry, Queue};
+use amq_protocol::protocol::{AMQPClass, basic};
+use bytes::{Bytes, BytesMut};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use tokio::sync::mpsc;
+
+/// Above this many bytes waiting for the socket, queues stop delivering to a connection
+/// until its writer drains: a slow reader must not make the broker buffer without bound.
+pub(crate) const OUTBOUND_HIGH_WATER: usize = 4 * 1024 * 1024;
+
+/// What the connection's writer task receives.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// Encoded frames, written in order.
+    Data(Bytes),
+    /// Flush what is queued, then close the socket.
+    Shutdown,
+}
+
+/// The parts of a connection that queues and channels need.
+#[derive(Debug)]
+pub(crate) struct ConnShared {
+    /// Broker-wide connection id (exclusive queue ownership).
+    pub(crate) id: u64,
+    /// Negotiated frame_max: body frames are split to fit.
+    pub(crate) frame_max: u32,
+    /// Whether the client advertised `consumer_cancel_notify`.
+    pub(crate) cancel_notify: bool,
+    out: mpsc::UnboundedSender<Outbound>,
+    /// Bytes handed to the writer and not yet written.
+    pending: AtomicUsize,
+    /// Queues that held back deliveries because `pending` was high; kicked on drain.
+    stalled: Mutex<Vec<Weak<Queue>>>,
+}
+
+impl ConnShared {
+    pub(crate) fn new(id: u64, frame_max: u32, cancel_notify: bool, out: mpsc::UnboundedSender<Outbound>) -> ConnShared {
+        ConnShared {
+            id,
+            frame_max,
+            cancel_notify,
+            out,
+            pending: AtomicUsize::new(0),
+            stalled: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queue encoded frames for the writer.
+    pub(crate) fn send(&self, data: Bytes) {
+        self.pending.fetch_add(data.len(), Ordering::Relaxed);
+        // A closed writer means the connection is going away; the frames have nowhere to go.
+        let _ = self.out.send(Outbound::Data(data));
+    }
+
+    /// Encode and queue one method frame.
+    pub(crate) fn send_method(&self, channel: u16, method: AMQPClass) {
+        let mut out = BytesMut::with_capacity(64);
+        codec::put_method(&mut out, channel, method);
+        self.send(out.freeze());
+    }
+
+    pub(crate) fn shutdown(&self) {
+        let _ = self.out.send(Outbound::Shutdown);
+    }
+
+    /// The writer wrote `n` bytes; when below the mark again, let stalled queues deliver.
+    pub(crate) fn written(&self, n: usize) {
+        let before = self.pending.fetch_sub(n, Ordering::Relaxed);
+        if before - n < OUTBOUND_HIGH_WATER / 2 {
+            let stalled = std::mem::take(&mut *self.stalled.lock().unwrap_or_else(|e| e.into_inner()));
+            for q in stalled.iter().filter_map(Weak::upgrade) {
+                q.kick();
+            }
+        }
+    }
+
+    fn over_high_water(&self, queue: &Arc<Queue>) -> bool {
+        if self.pending.load(Ordering::Relaxed) < OUTBOUND_HIGH_WATER {
+            return false;
+        }
+        let mut stalled = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
+        if !stalled.iter().any(|w| w.as_ptr() == Arc::as_ptr(queue)) {
+            stalled.push(Arc::downgrade(queue));
+        }
+        true
+    }
+}
+
+/// Per-consumer prefetch accounting (basic.qos global=false).
+#[derive(Debug, Default)]
+pub(crate) struct ConsumerCredit {
+    /// 0 = unlimited.
+    pub(crate) prefetch: u32,
+    /// Deliveries to this consumer not yet settled.
+    pub(crate) unacked: AtomicU32,
+}
+
+/// A delivery awaiting ack.
+#[derive(Debug)]
+pub(crate) struct Unacked {
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) entry: Entry,
+    /// The consumer whose credit this delivery uses (None for basic.get).
+    pub(crate) credit: Option<Arc<ConsumerCredit>>,
+}
+
+/// Delivery state shared between the connection task and the queues delivering to it.
+#[derive(Debug, Default)]
+pub(crate) struct DeliveryState {
+    /// Last delivery tag used; tags count from 1 per channel.
+    pub(crate) last_tag: u64,
+    /// Unacked deliveries by tag, ordered so `multiple` acks take a prefix.
+    pub(crate) unacked: BTreeMap<u64, Unacked>,
+    /// Channel-wide prefetch (basic.qos global=true), 0 = unlimited.
+    pub(crate) global_prefetch: u32,
+    /// Consumers of this channel by tag, with their queue (None: direct reply-to).
+    pub(crate) consumers: HashMap<Arc<str>, Option<Arc<Queue>>>,
+    /// Consumer tag of the direct reply-to consumer, if any.
+    pub(crate) reply_consumer: Option<Arc<str>>,
+    /// Cleared when the channel closes: queues must not deliver to it any more.
+    pub(crate) open: bool,
+}
+
+/// A channel as seen by queues.
+#[derive(Debug)]
+pub(crate) struct ChannelShared {
+    pub(crate) id: u16,
+    pub(crate) conn: Arc<ConnShared>,
+    state: Mutex<DeliveryState>,
+}
+
+impl ChannelShared {
+    pub(crate) fn new(id: u16, conn: Arc<ConnShared>) -> ChannelShared {
+        ChannelShared {
+            id,
+            conn,
+            state: Mutex::new(DeliveryState {
+                open: true,
+                ..DeliveryState::default()
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, DeliveryState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by a queue (holding its own lock): deliver `entry` to `consumer` if the
+    /// channel is open, the consumer and channel have credit and the socket keeps up.
+    pub(crate) fn try_deliver(&self, queue: &Arc<Queue>, consumer: &Consumer, entry: &Entry) -> bool {
+        let mut st = self.lock();
+        if !st.open {
+            return false;
+        }
+        if !consumer.no_ack {
+            let c = &consumer.credit;
+            if c.prefetch != 0 && c.unacked.load(Ordering::Relaxed) >= c.prefetch {
+                return false;
+            }
+            if st.global_prefetch != 0 && st.unacked.len() as u32 >= st.global_prefetch {
+                return false;
+            }
+        }
+        if self.conn.over_high_water(queue) {
+            return false;
+        }
+        st.last_tag += 1;
+        let tag = st.last_tag;
+        if !consumer.no_ack {
+            consumer.credit.unacked.fetch_add(1, Ordering::Relaxed);
+            st.unacked.insert(
+                tag,
+                Unacked {
+                    queue: queue.clone(),
+                    entry: entry.clone(),
+                    credit: Some(consumer.credit.clone()),
+                },
+            );
+        }
+        drop(st);
+        self.send_delivery(&consumer.tag, tag, entry.redelivered, &entry.msg);
+        true
+    }
+
+    /// Encode basic.deliver plus content and queue it.
+    pub(crate) fn send_delivery(&self, consumer_tag: &str, tag: u64, redelivered: bool, msg: &MessageRef) {
+        let mut out = BytesMut::with_capacity(64 + msg.header.len() + msg.body.len() + 16);
+        codec::put_deliver(
+            &mut out,
+            self.id,
+            consumer_tag,
+            tag,
+            redelivered,
+            &msg.exchange,
+            &msg.routing_key,
+        );
+        codec::put_content(&mut out, self.id, &msg.header, &msg.body, self.conn.frame_max);
+        self.conn.send(out.freeze());
+    }
+
+    /// Deliver a direct reply-to message to this channel's reply consumer (no ack).
+    pub(crate) fn deliver_reply(&self, msg: &MessageRef) -> bool {
+        let mut st = self.lock();
+        let Some(tag) = st.reply_consumer.clone().filter(|_| st.open) else {
+            return false;
+        };
+        st.last_tag += 1;
+        let n = st.last_tag;
+        drop(st);
+        self.send_delivery(&tag, n, false, msg);
+        true
+    }
+
+    /// Record a basic.get delivery (ack mode) and return its tag.
+    pub(crate) fn record_get(&self, queue: &Arc<Queue>, entry: &Entry, ack: bool) -> u64 {
+        let mut st = self.lock();
+        st.last_tag += 1;
+        let tag = st.last_tag;
+        if ack {
+            st.unacked.insert(
+                tag,
+                Unacked {
+                    queue: queue.clone(),
+                    entry: entry.clone(),
+                    credit: None,
+                },
+            );
+        }
+        tag
+    }
+
+    /// Take the deliveries an ack/nack/reject names. `None` when the tag is unknown
+    /// (RabbitMQ: 406 "unknown delivery tag N"); tag 0 with `multiple` means all.
+    pub(crate) fn take_unacked(&self, tag: u64, multiple: bool) -> Option<Vec<Unacked>> {
+        let mut st = self.lock();
+        let taken: Vec<Unacked> = if multiple && tag == 0 {
+            std::mem::take(&mut st.unacked).into_values().collect()
+        } else if !st.unacked.contains_key(&tag) {
+            return None;
+        } else if multiple {
+            let rest = st.unacked.split_off(&(tag + 1));
+            std::mem::replace(&mut st.unacked, rest).into_values().collect()
+        } else {
+            st.unacked.remove(&tag).into_iter().collect()
+        };
+        Some(taken)
+    }
+
+    /// Take every unacked delivery (channel closing, basic.recover).
+    pub(crate) fn take_all_unacked(&self) -> Vec<Unacked> {
+        std::mem::take(&mut self.lock().unacked).into_values().collect()
+    }
+
+    /// Settle taken deliveries: requeue them, or drop them (ack / reject without requeue).
+    /// Must be called without holding any lock.
+    pub(crate) fn settle(&self, taken: Vec<Unacked>, requeue: bool) {
+        if taken.is_empty() {
+            return;
+        }
+        let mut by_queue: Vec<(Arc<Queue>, Vec<Entry>)> = Vec::new();
+        for u in taken {
+            if let Some(c) = &u.credit {
+                c.unacked.fetch_sub(1, Ordering::Relaxed);
+            }
+            match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+                Some((_, v)) => v.push(u.entry),
+                None => by_queue.push((u.queue, vec![u.entry])),
+            }
+        }
+        for (q, entries) in &mut by_queue {
+            if requeue {
+                q.requeue(std::mem::take(entries));
+            } else {
+                q.settle(entries.len());
+            }
+        }
+        // With a channel-wide prefetch, freed credit may let *other* queues deliver here.
+        let others: Vec<Arc<Queue>> = {
+            let st = self.lock();
+            if st.global_prefetch == 0 {
+                Vec::new()
+            } else {
+                st.consumers
+                    .values()
+                    .flatten()
+                    .filter(|q| !by_queue.iter().any(|(b, _)| Arc::ptr_eq(b, q)))
+                    .cloned()
+                    .collect()
+            }
+        };
+        for q in others {
+            q.kick();
+        }
+    }
+
+    /// The server cancels a consumer (its queue was deleted): forget it and tell the
+    /// client if it advertised `consumer_cancel_notify`.
+    pub(crate) fn cancel_by_server(&self, tag: &str) {
+        let removed = self.lock().consumers.remove(tag).is_some();
+        if removed && self.conn.cancel_notify {
+            self.conn.send_method(
+                self.id,
+                AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+                    consumer_tag: tag.into(),
+                    nowait: true,
+                })),
+            );
+        }
+    }
+}

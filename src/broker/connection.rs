@@ -1,0 +1,188 @@
+//! One client connection's lifetime: negotiate, then read frames in big batches and
+//! handle them inline (no task hop per message), while a writer task batches outgoing
+//! frames and sends heartbeats when idle. Ends on client close, a connection error,
+//! a dead peer (two missed heartbeats) or broker shutdown; then everything the
+//! connection held is released (unacked messages requeued, exclusive queues deleted).
+
+use super::channel::{ConnShared, Outbound};
+use super::codec::{self, FRAME_METHOD};
+use super::error::{AmqpError, code};
+use super::handshake::{self, HANDSHAKE_TIMEOUT};
+use super::log;
+use super::session::{End, Session};
+use super::state::BrokerState;
+use amq_protocol::protocol::{AMQPClass, connection};
+use bytes::BytesMut;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// How long we wait for close-ok after sending connection.close.
+const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Serve one accepted socket until it ends.
+pub(crate) async fn serve(broker: Arc<BrokerState>, mut stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let neg = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake::negotiate(&broker, &mut stream, peer)).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(handshake::HandshakeError::Dropped(why))) => {
+            log::info(format_args!("connection from {peer} refused: {why}"));
+            return;
+        }
+        Err(_) => {
+            log::info(format_args!("connection from {peer} closed: handshake timeout"));
+            return;
+        }
+    };
+    let id = broker.next_id();
+    log::info(format_args!(
+        "connection {id} from {peer} opened (user '{}', vhost '{}')",
+        neg.user, neg.vhost.name
+    ));
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = Arc::new(ConnShared::new(id, neg.frame_max, neg.cancel_notify, tx));
+    let writer = tokio::spawn(write_loop(wr, rx, conn.clone(), neg.heartbeat));
+    let heartbeat = Duration::from_secs(u64::from(neg.heartbeat));
+    let mut buf = neg.leftover;
+    let frame_max = neg.frame_max;
+    let mut session = Session::new(broker.clone(), conn.clone(), neg, peer);
+
+    let mut last_read = Instant::now();
+    let end = loop {
+        let dead_at = last_read + heartbeat * 2 + Duration::from_millis(500);
+        tokio::select! {
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) => break End::PeerGone("client closed the socket".into()),
+                Err(e) => break End::PeerGone(format!("read error: {e}")),
+                Ok(_) => {
+                    last_read = Instant::now();
+                    if let Err(end) = session.process(&mut buf) {
+                        break end;
+                    }
+                    if buf.capacity() - buf.len() < 16 * 1024 {
+                        buf.reserve(64 * 1024);
+                    }
+                }
+            },
+            _ = tokio::time::sleep_until(dead_at), if !heartbeat.is_zero() => {
+                break End::PeerGone(format!("missed heartbeats from client, timeout: {}s", heartbeat.as_secs()));
+            }
+            _ = shutdown.changed() => {
+                break End::Close(AmqpError::new(code::CONNECTION_FORCED, "broker forced connection closure with reason 'shutdown'"));
+            }
+        }
+    };
+    let reason = match end {
+        End::Close(err) => {
+            if err.code == code::CONNECTION_FORCED {
+                log::info(format_args!("connection {id} from {peer} closing: {}", err.text));
+            } else {
+                log::error(format_args!("connection {id} from {peer}: {}", err.text));
+            }
+            conn.send_method(
+                0,
+                AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+                    reply_code: err.code,
+                    reply_text: err.text.as_str().into(),
+                    class_id: err.class_id,
+                    method_id: err.method_id,
+                })),
+            );
+            let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, await_close_ok(&mut rd, &mut buf, frame_max, &conn)).await;
+            err.text
+        }
+        End::ClientClosed => "closed by client".to_string(),
+        End::PeerGone(why) => why,
+    };
+    session.teardown();
+    conn.shutdown();
+    let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, writer).await;
+    log::info(format_args!("connection {id} from {peer} closed: {reason}"));
+}
+
+/// After we sent connection.close, discard frames until the client's close-ok
+/// (AMQP 0-9-1 §2.2.4: the peer must ignore everything but close/close-ok).
+async fn await_close_ok(rd: &mut OwnedReadHalf, buf: &mut BytesMut, frame_max: u32, conn: &ConnShared) {
+    loop {
+        while let Ok(Some(f)) = codec::next_frame(buf, frame_max) {
+            if f.kind == FRAME_METHOD && f.channel == 0 {
+                match codec::decode_method(&f.payload) {
+                    Ok(AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => return,
+                    Ok(AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
+                        conn.send_method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if codec::next_frame(buf, frame_max).is_err() {
+            return;
+        }
+        match rd.read_buf(buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Write queued frames, gathering everything already queued into one write; send a
+/// heartbeat when nothing was written for half the heartbeat interval.
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outbound>, conn: Arc<ConnShared>, heartbeat: u16) {
+    let idle = if heartbeat == 0 {
+        Duration::from_secs(3600 * 24 * 365)
+    } else {
+        Duration::from_millis(u64::from(heartbeat) * 500)
+    };
+    let mut batch = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let first = match tokio::time::timeout(idle, rx.recv()).await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(_) => {
+                let mut hb = BytesMut::new();
+                codec::put_heartbeat(&mut hb);
+                if wr.write_all(&hb).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let mut shutdown = false;
+        let mut queued = 0usize;
+        let mut next = Some(first);
+        while let Some(m) = next {
+            match m {
+                Outbound::Data(d) => {
+                    queued += d.len();
+                    batch.extend_from_slice(&d);
+                }
+                Outbound::Shutdown => {
+                    shutdown = true;
+                    break;
+                }
+            }
+            if batch.len() >= 256 * 1024 {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if !batch.is_empty() {
+            if wr.write_all(&batch).await.is_err() {
+                break;
+            }
+            batch.clear();
+            conn.written(queued);
+        }
+        if shutdown {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,82 @@
+//! A published message as the broker keeps it: routing data, the publisher's raw content
+//! header (forwarded unchanged: re-encoding would reorder header tables), parsed properties
+//! for the broker's own decisions, and a body shared by every queue it was routed to.
+
+use amq_protocol::protocol::BasicProperties;
+use bytes::{BufMut, Bytes, BytesMut};
+use std::sync::Arc;
+
+/// An immutable published message; queues hold it behind an `Arc`.
+#[derive(Debug)]
+pub(crate) struct Message {
+    /// Exchange it was published to (reported in deliveries).
+    pub(crate) exchange: String,
+    /// Routing key it was published with.
+    pub(crate) routing_key: String,
+    /// Content header payload exactly as it goes on the wire (class, weight, size, properties).
+    pub(crate) header: Bytes,
+    /// Decoded properties: headers-exchange routing, persistence, reply-to.
+    pub(crate) properties: BasicProperties,
+    /// The body, shared, never copied per queue.
+    pub(crate) body: Bytes,
+}
+
+impl Message {
+    /// delivery_mode 2 marks a message to be kept on disk in durable queues.
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.properties.delivery_mode() == &Some(2)
+    }
+
+    /// A copy with other properties (and so a re-encoded header), e.g. a rewritten reply_to.
+    pub(crate) fn with_properties(&self, properties: BasicProperties) -> Message {
+        Message {
+            exchange: self.exchange.clone(),
+            routing_key: self.routing_key.clone(),
+            header: encode_header(self.body.len() as u64, &properties),
+            properties,
+            body: self.body.clone(),
+        }
+    }
+}
+
+/// Shared handle to a message.
+pub(crate) type MessageRef = Arc<Message>;
+
+/// Encode a basic content header payload (class 60, weight 0, body size, properties).
+pub(crate) fn encode_header(body_size: u64, properties: &BasicProperties) -> Bytes {
+    let mut out = BytesMut::with_capacity(64);
+    out.put_u16(60);
+    out.put_u16(0);
+    out.put_u64(body_size);
+    if let Ok((v, _)) = cookie_factory::gen(
+        amq_protocol::protocol::basic::gen_properties(properties),
+        Vec::with_capacity(32),
+    ) {
+        out.extend_from_slice(&v);
+    }
+    out.freeze()
+}
+
+/// Decode a content header payload into (class id, body size, properties).
+pub(crate) fn decode_header(payload: &[u8]) -> Option<(u16, u64, BasicProperties)> {
+    match amq_protocol::frame::parsing::parse_content_header(payload) {
+        Ok((rest, h)) if rest.is_empty() => Some((h.class_id, h.body_size, h.properties)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips() {
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_reply_to("amq.rabbitmq.reply-to.x".into());
+        let h = encode_header(42, &props);
+        let (class, size, back) = decode_header(&h).unwrap();
+        assert_eq!((class, size), (60, 42));
+        assert_eq!(back, props);
+    }
+}

@@ -1,0 +1,317 @@
+//! exchange.* and queue.* handlers: decode, apply, reply — with RabbitMQ's checks and texts.
+
+use super::error::{AmqpError, AmqpResult, code};
+use super::exchange::{Binding, Exchange, ExchangeKind};
+use super::queue::Queue;
+use super::session::Session;
+use amq_protocol::protocol::{AMQPClass, exchange, queue};
+use amq_protocol::types::{AMQPValue, FieldTable};
+use std::sync::Arc;
+
+/// Queue arguments of RabbitMQ extensions rmq serve does not implement yet: refused
+/// with 540 rather than silently ignored.
+const UNSUPPORTED_QUEUE_ARGS: &[&str] = &[
+    "x-message-ttl",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-overflow",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-priority",
+    "x-single-active-consumer",
+];
+
+fn refuse_unsupported(arguments: &FieldTable, names: &[&str]) -> AmqpResult {
+    for (k, _) in arguments {
+        if names.contains(&k.as_str()) {
+            return Err(AmqpError::not_implemented(format_args!(
+                "argument '{k}' is not supported by rmq serve yet"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn inequivalent(arg: &str, kind: &str, name: &str, vhost: &str, received: impl std::fmt::Display, current: impl std::fmt::Display) -> AmqpError {
+    AmqpError::precondition(format_args!(
+        "inequivalent arg '{arg}' for {kind} '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
+    ))
+}
+
+fn queue_type(arguments: &FieldTable) -> AmqpResult<Option<String>> {
+    let t = match arguments.inner().get("x-queue-type") {
+        None => return Ok(None),
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).to_string(),
+        Some(AMQPValue::ShortString(s)) => s.as_str().to_string(),
+        Some(_) => return Err(AmqpError::precondition("invalid arg 'x-queue-type' for queue")),
+    };
+    match t.as_str() {
+        "classic" | "quorum" => Ok(Some(t)),
+        other => Err(AmqpError::not_implemented(format_args!(
+            "queue type '{other}' is not supported by rmq serve"
+        ))),
+    }
+}
+
+impl Session {
+    /// An empty queue name means the channel's last declared queue (RabbitMQ extension).
+    pub(crate) fn resolve_queue_name(&mut self, ch: u16, name: &str) -> AmqpResult<String> {
+        if !name.is_empty() {
+            return Ok(name.to_string());
+        }
+        self.chan(ch)
+            .last_queue
+            .clone()
+            .ok_or_else(|| AmqpError::new(code::NOT_FOUND, "no previously declared queue"))
+    }
+
+    /// Look a queue up for use by this connection (404 missing, 405 another's exclusive).
+    pub(crate) fn usable_queue(&mut self, ch: u16, name: &str) -> AmqpResult<Arc<Queue>> {
+        let name = self.resolve_queue_name(ch, name)?;
+        let q = self.vhost.queue_or_404(&name)?;
+        self.check_exclusive(&q)?;
+        Ok(q)
+    }
+
+    fn check_exclusive(&self, q: &Queue) -> AmqpResult {
+        match q.exclusive_owner {
+            Some(owner) if owner != self.conn.id => Err(AmqpError::locked(&q.name, &q.vhost)),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn exchange_method(&mut self, ch: u16, m: exchange::AMQPMethod) -> AmqpResult {
+        match m {
+            exchange::AMQPMethod::Declare(d) => {
+                let name = d.exchange.as_str();
+                let vhost = &self.vhost.name;
+                if name.is_empty() {
+                    return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+                }
+                if d.passive {
+                    self.vhost.exchange_or_404(name)?;
+                } else {
+                    let Some(kind) = ExchangeKind::parse(d.kind.as_str()) else {
+                        return Err(AmqpError::new(
+                            code::COMMAND_INVALID,
+                            format_args!("invalid exchange type '{}'", d.kind),
+                        ));
+                    };
+                    refuse_unsupported(&d.arguments, &["alternate-exchange"])?;
+                    let existing = self.vhost.exchange(name);
+                    match existing {
+                        Some(x) => {
+                            if x.kind != kind {
+                                return Err(inequivalent("type", "exchange", name, vhost, d.kind.as_str(), x.kind.as_str()));
+                            }
+                            if x.durable != d.durable {
+                                return Err(inequivalent("durable", "exchange", name, vhost, d.durable, x.durable));
+                            }
+                            if x.auto_delete != d.auto_delete {
+                                return Err(inequivalent("auto_delete", "exchange", name, vhost, d.auto_delete, x.auto_delete));
+                            }
+                            if x.internal != d.internal {
+                                return Err(inequivalent("internal", "exchange", name, vhost, d.internal, x.internal));
+                            }
+                        }
+                        None => {
+                            if name.starts_with("amq.") {
+                                return Err(AmqpError::access_refused(format_args!(
+                                    "exchange name '{name}' contains reserved prefix 'amq.*'"
+                                )));
+                            }
+                            let x = Arc::new(Exchange::new(name, kind, d.durable, d.auto_delete, d.internal, d.arguments));
+                            self.vhost
+                                .exchanges
+                                .write()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .entry(name.to_string())
+                                .or_insert(x);
+                        }
+                    }
+                }
+                if !d.nowait {
+                    self.reply(ch, AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})));
+                }
+                Ok(())
+            }
+            exchange::AMQPMethod::Delete(d) => {
+                let name = d.exchange.as_str();
+                if name.is_empty() || name.starts_with("amq.") {
+                    return Err(AmqpError::access_refused(format_args!(
+                        "operation not permitted on {}",
+                        if name.is_empty() { "the default exchange".to_string() } else { format!("exchange '{name}'") }
+                    )));
+                }
+                if let Some(x) = self.vhost.exchange(name) {
+                    if d.if_unused && x.binding_count() > 0 {
+                        return Err(AmqpError::precondition(format_args!(
+                            "exchange '{name}' in vhost '{}' in use",
+                            self.vhost.name
+                        )));
+                    }
+                    self.vhost.delete_exchange(name);
+                }
+                if !d.nowait {
+                    self.reply(ch, AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})));
+                }
+                Ok(())
+            }
+            exchange::AMQPMethod::Bind(_) | exchange::AMQPMethod::Unbind(_) => Err(AmqpError::not_implemented(
+                "exchange-to-exchange bindings are not supported by rmq serve yet",
+            )),
+            other => Err(AmqpError::new(
+                code::COMMAND_INVALID,
+                format_args!("unexpected method {:?}", other),
+            )),
+        }
+    }
+
+    pub(crate) fn queue_method(&mut self, ch: u16, m: queue::AMQPMethod) -> AmqpResult {
+        match m {
+            queue::AMQPMethod::Declare(d) => self.queue_declare(ch, d),
+            queue::AMQPMethod::Bind(b) => {
+                let q = self.usable_queue(ch, b.queue.as_str())?;
+                let x = self.bindable_exchange(b.exchange.as_str())?;
+                x.bind(Binding {
+                    queue: q,
+                    routing_key: b.routing_key.to_string(),
+                    arguments: b.arguments,
+                });
+                if !b.nowait {
+                    self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
+                }
+                Ok(())
+            }
+            queue::AMQPMethod::Unbind(u) => {
+                let q = self.usable_queue(ch, u.queue.as_str())?;
+                let x = self.bindable_exchange(u.exchange.as_str())?;
+                // Unbinding a binding that does not exist succeeds, as in RabbitMQ 3.10.
+                x.unbind(&q, u.routing_key.as_str(), &u.arguments);
+                if x.auto_delete && x.binding_count() == 0 {
+                    self.vhost.delete_exchange(&x.name);
+                }
+                self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
+                Ok(())
+            }
+            queue::AMQPMethod::Purge(p) => {
+                let q = self.usable_queue(ch, p.queue.as_str())?;
+                let n = q.purge();
+                if !p.nowait {
+                    self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count: n })));
+                }
+                Ok(())
+            }
+            queue::AMQPMethod::Delete(d) => {
+                let name = self.resolve_queue_name(ch, d.queue.as_str())?;
+                let mut count = 0;
+                // Deleting a queue that does not exist succeeds (RabbitMQ 3.10).
+                if let Some(q) = self.vhost.queue(&name) {
+                    self.check_exclusive(&q)?;
+                    let (ready, _unacked, consumers) = q.counts();
+                    if d.if_unused && consumers > 0 {
+                        return Err(AmqpError::precondition(format_args!(
+                            "queue '{name}' in vhost '{}' in use",
+                            self.vhost.name
+                        )));
+                    }
+                    if d.if_empty && ready > 0 {
+                        return Err(AmqpError::precondition(format_args!(
+                            "queue '{name}' in vhost '{}' is not empty",
+                            self.vhost.name
+                        )));
+                    }
+                    count = self.vhost.delete_queue(&q);
+                    self.exclusive_queues.retain(|e| !Arc::ptr_eq(e, &q));
+                }
+                if !d.nowait {
+                    self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count: count })));
+                }
+                Ok(())
+            }
+            other => Err(AmqpError::new(
+                code::COMMAND_INVALID,
+                format_args!("unexpected method {:?}", other),
+            )),
+        }
+    }
+
+    fn bindable_exchange(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
+        if name.is_empty() {
+            return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+        }
+        self.vhost.exchange_or_404(name)
+    }
+
+    fn queue_declare(&mut self, ch: u16, d: queue::Declare) -> AmqpResult {
+        let vhost = self.vhost.name.clone();
+        let requested = d.queue.as_str().to_string();
+        if d.passive {
+            let name = self.resolve_queue_name(ch, &requested)?;
+            let (ready, consumers) = if name == "amq.rabbitmq.reply-to" {
+                (0, 0)
+            } else {
+                let q = self.vhost.queue_or_404(&name)?;
+                self.check_exclusive(&q)?;
+                let (ready, _, consumers) = q.counts();
+                (ready, consumers)
+            };
+            return self.declare_ok(ch, d.nowait, name, ready, consumers);
+        }
+        let name = if requested.is_empty() {
+            self.broker.random_name("amq.gen-")
+        } else if requested.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format_args!(
+                "queue name '{requested}' contains reserved prefix 'amq.*'"
+            )));
+        } else {
+            requested
+        };
+        refuse_unsupported(&d.arguments, UNSUPPORTED_QUEUE_ARGS)?;
+        // The current tutorials declare quorum queues; they are durable by definition.
+        let durable = d.durable || queue_type(&d.arguments)?.as_deref() == Some("quorum");
+        let owner = d.exclusive.then_some(self.conn.id);
+        let queue = {
+            let mut queues = self.vhost.queues.write().unwrap_or_else(|e| e.into_inner());
+            match queues.get(&name) {
+                Some(q) => q.clone(),
+                None => {
+                    let q = Arc::new(Queue::new(name.clone(), &vhost, durable, owner, d.auto_delete, d.arguments.clone()));
+                    queues.insert(name.clone(), q.clone());
+                    if owner.is_some() {
+                        self.exclusive_queues.push(q.clone());
+                    }
+                    q
+                }
+            }
+        };
+        self.check_exclusive(&queue)?;
+        if queue.exclusive_owner.is_some() != d.exclusive {
+            return Err(AmqpError::locked(&name, &vhost));
+        }
+        if queue.durable != durable {
+            return Err(inequivalent("durable", "queue", &name, &vhost, durable, queue.durable));
+        }
+        if queue.auto_delete != d.auto_delete {
+            return Err(inequivalent("auto_delete", "queue", &name, &vhost, d.auto_delete, queue.auto_delete));
+        }
+        let (ready, _, consumers) = queue.counts();
+        self.declare_ok(ch, d.nowait, name, ready, consumers)
+    }
+
+    fn declare_ok(&mut self, ch: u16, nowait: bool, name: String, ready: u32, consumers: u32) -> AmqpResult {
+        if !nowait {
+            self.reply(
+                ch,
+                AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                    queue: name.as_str().into(),
+                    message_count: ready,
+                    consumer_count: consumers,
+                })),
+            );
+        }
+        self.chan(ch).last_queue = Some(name);
+        Ok(())
+    }
+}

@@ -1,0 +1,479 @@
+//! An open connection's state machine: channel table, frame routing, content assembly,
+//! channel vs connection exceptions. Method handlers live in `methods_*.rs`.
+
+use super::channel::{ChannelShared, ConnShared};
+use super::codec::{self, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, RawFrame};
+use super::error::{AmqpError, AmqpResult, code};
+use super::handshake::Negotiated;
+use super::log;
+use super::message::decode_header;
+use super::queue::Queue;
+use super::state::BrokerState;
+use super::vhost::VHost;
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, connection};
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// How a connection ends.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// We close it with this error (connection exception or shutdown).
+    Close(AmqpError),
+    /// The client sent connection.close and we answered close-ok.
+    ClientClosed,
+    /// The socket is gone or the peer is dead.
+    PeerGone(String),
+}
+
+/// A basic.publish waiting for its content.
+#[derive(Debug)]
+pub(crate) struct PendingPublish {
+    pub(crate) exchange: String,
+    pub(crate) routing_key: String,
+    pub(crate) mandatory: bool,
+}
+
+/// Content assembly (AMQP 0-9-1 §4.2.6): method, then header, then body frames.
+#[derive(Debug, Default)]
+pub(crate) enum Content {
+    #[default]
+    Idle,
+    Header(PendingPublish),
+    Body {
+        publish: PendingPublish,
+        header: Bytes,
+        properties: BasicProperties,
+        size: u64,
+        body: BytesMut,
+    },
+}
+
+/// A channel as the connection task sees it.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    pub(crate) shared: Arc<ChannelShared>,
+    /// We sent channel.close and wait for close-ok; other frames are dropped.
+    pub(crate) closing: bool,
+    pub(crate) content: Content,
+    /// basic.qos global=false: prefetch for consumers created from now on.
+    pub(crate) consumer_prefetch: u32,
+    /// confirm.select was received.
+    pub(crate) confirm: bool,
+    /// tx.select was received.
+    pub(crate) tx: bool,
+    /// Publishes counted since confirm.select (confirm delivery tags).
+    pub(crate) publish_seq: u64,
+    /// Highest publish not yet confirmed to the client.
+    pub(crate) unconfirmed: Option<u64>,
+    /// The channel's last declared queue: an empty queue name in later methods means it.
+    pub(crate) last_queue: Option<String>,
+    /// Direct reply-to token registered for this channel.
+    pub(crate) reply_token: Option<String>,
+}
+
+/// An open connection.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) broker: Arc<BrokerState>,
+    pub(crate) conn: Arc<ConnShared>,
+    pub(crate) vhost: Arc<VHost>,
+    pub(crate) user: String,
+    pub(crate) peer: SocketAddr,
+    pub(crate) frame_max: u32,
+    pub(crate) channel_max: u16,
+    pub(crate) channels: HashMap<u16, Channel>,
+    /// Exclusive queues this connection declared: deleted when it closes.
+    pub(crate) exclusive_queues: Vec<Arc<Queue>>,
+}
+
+impl Session {
+    pub(crate) fn new(broker: Arc<BrokerState>, conn: Arc<ConnShared>, neg: Negotiated, peer: SocketAddr) -> Session {
+        Session {
+            broker,
+            conn,
+            vhost: neg.vhost,
+            user: neg.user,
+            peer,
+            frame_max: neg.frame_max,
+            channel_max: neg.channel_max,
+            channels: HashMap::new(),
+            exclusive_queues: Vec::new(),
+        }
+    }
+
+    /// Handle every complete frame in `buf`, then send the confirms they earned.
+    pub(crate) fn process(&mut self, buf: &mut BytesMut) -> Result<(), End> {
+        let result = loop {
+            match codec::next_frame(buf, self.frame_max) {
+                Ok(Some(frame)) => {
+                    if let Err(end) = self.handle_frame(frame) {
+                        break Err(end);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(End::Close(e)),
+            }
+        };
+        self.flush_confirms();
+        result
+    }
+
+    /// Publisher confirms for everything handled in this batch: one cumulative
+    /// `basic.ack multiple=true` per channel instead of one frame per message.
+    fn flush_confirms(&mut self) {
+        for (id, ch) in self.channels.iter_mut() {
+            if let Some(tag) = ch.unconfirmed.take() {
+                self.conn.send_method(
+                    *id,
+                    AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+                        delivery_tag: tag,
+                        multiple: true,
+                    })),
+                );
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, frame: RawFrame) -> Result<(), End> {
+        let ch = frame.channel;
+        match frame.kind {
+            FRAME_HEARTBEAT if ch == 0 => Ok(()),
+            FRAME_HEARTBEAT => Err(End::Close(AmqpError::new(
+                code::UNEXPECTED_FRAME,
+                format_args!("heartbeat frame on channel {ch}"),
+            ))),
+            FRAME_METHOD => {
+                let method = codec::decode_method(&frame.payload).map_err(End::Close)?;
+                if ch == 0 {
+                    self.connection_method(method)
+                } else {
+                    self.channel_method(ch, method, &frame.payload)
+                }
+            }
+            FRAME_HEADER | FRAME_BODY => self.content_frame(ch, frame.kind, frame.payload),
+            _ => Err(End::Close(AmqpError::new(code::FRAME_ERROR, "unknown frame type"))),
+        }
+    }
+
+    fn connection_method(&mut self, method: AMQPClass) -> Result<(), End> {
+        let ids = (method.get_amqp_class_id(), method.get_amqp_method_id());
+        match method {
+            AMQPClass::Connection(connection::AMQPMethod::Close(c)) => {
+                log::debug(format_args!(
+                    "connection {} closed by client: {} {}",
+                    self.conn.id, c.reply_code, c.reply_text
+                ));
+                self.conn.send_method(
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
+                );
+                Err(End::ClientClosed)
+            }
+            AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Err(End::ClientClosed),
+            AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(u)) => {
+                let ok = self
+                    .broker
+                    .users
+                    .get(&self.user)
+                    .is_some_and(|p| p.as_bytes() == u.new_secret.as_bytes());
+                if !ok {
+                    return Err(End::Close(
+                        AmqpError::new(code::NOT_ALLOWED, "New secret was refused by one of the backends")
+                            .on_method(ids.0, ids.1),
+                    ));
+                }
+                self.conn.send_method(
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {})),
+                );
+                Ok(())
+            }
+            other => Err(End::Close(
+                AmqpError::new(
+                    code::COMMAND_INVALID,
+                    format_args!("unexpected method on channel 0: {}", method_name(&other)),
+                )
+                .on_method(ids.0, ids.1),
+            )),
+        }
+    }
+
+    fn channel_method(&mut self, ch: u16, method: AMQPClass, payload: &[u8]) -> Result<(), End> {
+        let ids = (method.get_amqp_class_id(), method.get_amqp_method_id());
+        let hard = |e: AmqpError| End::Close(e.on_method(ids.0, ids.1));
+        if let AMQPClass::Channel(channel::AMQPMethod::Open(_)) = method {
+            if self.channels.contains_key(&ch) {
+                return Err(hard(AmqpError::new(code::CHANNEL_ERROR, "second 'channel.open' seen")));
+            }
+            if ch > self.channel_max {
+                return Err(hard(AmqpError::new(
+                    code::NOT_ALLOWED,
+                    format_args!("channel_max exceeded: channel {ch} > {}", self.channel_max),
+                )));
+            }
+            self.channels.insert(ch, Channel::new(ch, self.conn.clone()));
+            self.conn.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
+            return Ok(());
+        }
+        let Some(chan) = self.channels.get_mut(&ch) else {
+            return Err(hard(AmqpError::new(code::CHANNEL_ERROR, "expected 'channel.open'")));
+        };
+        if chan.closing {
+            // AMQP 0-9-1 §2.2.4: after channel.close, discard all but close and close-ok.
+            match method {
+                AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)) => {
+                    self.channels.remove(&ch);
+                }
+                AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
+                    self.conn.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
+                    self.channels.remove(&ch);
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        if !matches!(chan.content, Content::Idle) {
+            return Err(hard(AmqpError::new(
+                code::UNEXPECTED_FRAME,
+                "expected content header for class 60, got non content header frame instead",
+            )));
+        }
+        match self.dispatch(ch, method, payload) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = e.on_method(ids.0, ids.1);
+                if e.is_hard() {
+                    Err(End::Close(e))
+                } else {
+                    self.close_channel(ch, e);
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Route a channel method to its handler.
+    fn dispatch(&mut self, ch: u16, method: AMQPClass, payload: &[u8]) -> AmqpResult {
+        match method {
+            AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
+                if let Some(mut chan) = self.channels.remove(&ch) {
+                    self.release_channel(&mut chan);
+                }
+                self.conn.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
+                Ok(())
+            }
+            AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)) => Ok(()),
+            AMQPClass::Channel(channel::AMQPMethod::Flow(f)) => {
+                if !f.active {
+                    // RabbitMQ refuses client-initiated flow control the same way.
+                    return Err(AmqpError::not_implemented("active=false"));
+                }
+                self.conn.send_method(
+                    ch,
+                    AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk { active: true })),
+                );
+                Ok(())
+            }
+            AMQPClass::Exchange(m) => self.exchange_method(ch, m),
+            AMQPClass::Queue(m) => self.queue_method(ch, m),
+            AMQPClass::Basic(m) => self.basic_method(ch, m, payload),
+            AMQPClass::Confirm(m) => self.confirm_method(ch, m),
+            AMQPClass::Tx(m) => self.tx_method(ch, m),
+            AMQPClass::Access(_) => {
+                // access.request is deprecated; RabbitMQ answers request-ok.
+                self.conn.send_method(
+                    ch,
+                    AMQPClass::Access(amq_protocol::protocol::access::AMQPMethod::RequestOk(
+                        amq_protocol::protocol::access::RequestOk {},
+                    )),
+                );
+                Ok(())
+            }
+            other => Err(AmqpError::new(
+                code::COMMAND_INVALID,
+                format_args!("unexpected method {} on channel {ch}", method_name(&other)),
+            )),
+        }
+    }
+
+    fn content_frame(&mut self, ch: u16, kind: u8, payload: Bytes) -> Result<(), End> {
+        let max = self.broker.config.max_message_size;
+        let Some(chan) = self.channels.get_mut(&ch) else {
+            return Err(End::Close(AmqpError::new(code::CHANNEL_ERROR, "expected 'channel.open'")));
+        };
+        if chan.closing {
+            return Ok(());
+        }
+        let unexpected = |what: &str| {
+            End::Close(AmqpError::new(
+                code::UNEXPECTED_FRAME,
+                format_args!("expected method frame, got non method frame instead ({what})"),
+            ))
+        };
+        match std::mem::take(&mut chan.content) {
+            Content::Idle => Err(unexpected(if kind == FRAME_HEADER { "content header" } else { "content body" })),
+            Content::Header(publish) => {
+                if kind != FRAME_HEADER {
+                    return Err(End::Close(AmqpError::new(
+                        code::UNEXPECTED_FRAME,
+                        "expected content header for class 60, got non content header frame instead",
+                    )));
+                }
+                let Some((class_id, size, properties)) = decode_header(&payload) else {
+                    return Err(End::Close(AmqpError::new(code::FRAME_ERROR, "cannot decode content header")));
+                };
+                if class_id != 60 {
+                    return Err(End::Close(AmqpError::new(
+                        code::UNEXPECTED_FRAME,
+                        format_args!("expected content header for class 60, got one for class {class_id} instead"),
+                    )));
+                }
+                if size > max {
+                    self.close_channel(
+                        ch,
+                        AmqpError::precondition(format_args!(
+                            "message size {size} is larger than configured max size {max}"
+                        ))
+                        .on_method(60, 40),
+                    );
+                    return Ok(());
+                }
+                // Cap the up-front allocation: the size is only a claim until the bytes arrive.
+                let body = BytesMut::with_capacity(size.min(1 << 20) as usize);
+                chan.content = Content::Body { publish, header: payload, properties, size, body };
+                if size == 0 {
+                    return self.finish_content(ch);
+                }
+                Ok(())
+            }
+            Content::Body { publish, header, properties, size, mut body } => {
+                if kind != FRAME_BODY {
+                    return Err(End::Close(AmqpError::new(
+                        code::UNEXPECTED_FRAME,
+                        "expected content body, got non content body frame instead",
+                    )));
+                }
+                body.extend_from_slice(&payload);
+                if body.len() as u64 > size {
+                    return Err(End::Close(AmqpError::new(
+                        code::FRAME_ERROR,
+                        format_args!("content body is {} bytes, header announced {size}", body.len()),
+                    )));
+                }
+                let done = body.len() as u64 == size;
+                chan.content = Content::Body { publish, header, properties, size, body };
+                if done { self.finish_content(ch) } else { Ok(()) }
+            }
+        }
+    }
+
+    fn finish_content(&mut self, ch: u16) -> Result<(), End> {
+        let Some(chan) = self.channels.get_mut(&ch) else { return Ok(()) };
+        let Content::Body { publish, header, properties, body, .. } = std::mem::take(&mut chan.content) else {
+            return Ok(());
+        };
+        match self.publish(ch, publish, header, properties, body.freeze()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = e.on_method(60, 40);
+                if e.is_hard() {
+                    Err(End::Close(e))
+                } else {
+                    self.close_channel(ch, e);
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Channel exception: send channel.close, release what the channel held, and
+    /// drop its frames until close-ok.
+    pub(crate) fn close_channel(&mut self, ch: u16, err: AmqpError) {
+        log::debug(format_args!("connection {} channel {ch}: {}", self.conn.id, err.text));
+        let Some(mut chan) = self.channels.remove(&ch) else { return };
+        self.release_channel(&mut chan);
+        chan.closing = true;
+        chan.content = Content::Idle;
+        self.channels.insert(ch, chan);
+        self.conn.send_method(
+            ch,
+            AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+                reply_code: err.code,
+                reply_text: err.text.as_str().into(),
+                class_id: err.class_id,
+                method_id: err.method_id,
+            })),
+        );
+    }
+
+    /// Release a closing channel: stop deliveries, cancel its consumers (auto-delete
+    /// queues may go), requeue its unacked messages as redelivered.
+    pub(crate) fn release_channel(&mut self, chan: &mut Channel) {
+        let consumers = {
+            let mut st = chan.shared.lock();
+            st.open = false;
+            st.reply_consumer = None;
+            std::mem::take(&mut st.consumers)
+        };
+        for (tag, queue) in consumers {
+            if let Some(q) = queue {
+                if q.remove_consumer(&chan.shared, &tag) {
+                    self.vhost.delete_queue(&q);
+                }
+            }
+        }
+        let unacked = chan.shared.take_all_unacked();
+        chan.shared.settle(unacked, true);
+        if let Some(token) = chan.reply_token.take() {
+            self.broker.reply_to.lock().unwrap_or_else(|e| e.into_inner()).remove(&token);
+        }
+    }
+
+    /// The connection is gone: release every channel, then delete exclusive queues.
+    pub(crate) fn teardown(&mut self) {
+        let channels: Vec<_> = self.channels.drain().collect();
+        for (_, mut chan) in channels {
+            self.release_channel(&mut chan);
+        }
+        for q in std::mem::take(&mut self.exclusive_queues) {
+            self.vhost.delete_queue(&q);
+        }
+    }
+
+    pub(crate) fn chan(&mut self, ch: u16) -> &mut Channel {
+        self.channels.get_mut(&ch).expect("dispatch only runs for open channels")
+    }
+
+    pub(crate) fn reply(&self, ch: u16, method: AMQPClass) {
+        self.conn.send_method(ch, method);
+    }
+}
+
+impl Channel {
+    fn new(id: u16, conn: Arc<ConnShared>) -> Channel {
+        Channel {
+            shared: Arc::new(ChannelShared::new(id, conn)),
+            closing: false,
+            content: Content::Idle,
+            consumer_prefetch: 0,
+            confirm: false,
+            tx: false,
+            publish_seq: 0,
+            unconfirmed: None,
+            last_queue: None,
+            reply_token: None,
+        }
+    }
+}
+
+/// `class.method` for error texts.
+pub(crate) fn method_name(m: &AMQPClass) -> String {
+    let dbg = format!("{m:?}");
+    // e.g. `Basic(Deliver(Deliver { ... }))` → `basic.deliver`
+    let mut parts = dbg.split(['(', ' ', '{']).filter(|s| !s.is_empty());
+    let class = parts.next().unwrap_or("?").to_lowercase();
+    let method = parts.next().unwrap_or("?").to_lowercase();
+    format!("{class}.{method}")
+}

@@ -1,0 +1,110 @@
+//! A virtual host: its exchanges, queues and bindings, each behind its own lock so that
+//! publishing to one queue never waits for another.
+
+use super::error::{AmqpError, AmqpResult};
+use super::exchange::{Exchange, ExchangeKind};
+use super::queue::Queue;
+use amq_protocol::types::FieldTable;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// One vhost's registry.
+#[derive(Debug)]
+pub(crate) struct VHost {
+    pub(crate) name: String,
+    pub(crate) exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
+    pub(crate) queues: RwLock<HashMap<String, Arc<Queue>>>,
+}
+
+/// The exchanges every RabbitMQ vhost starts with.
+const STANDARD_EXCHANGES: &[(&str, ExchangeKind, bool)] = &[
+    ("", ExchangeKind::Direct, false),
+    ("amq.direct", ExchangeKind::Direct, false),
+    ("amq.fanout", ExchangeKind::Fanout, false),
+    ("amq.topic", ExchangeKind::Topic, false),
+    ("amq.headers", ExchangeKind::Headers, false),
+    ("amq.match", ExchangeKind::Headers, false),
+    ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
+];
+
+impl VHost {
+    pub(crate) fn new(name: &str) -> VHost {
+        let exchanges = STANDARD_EXCHANGES
+            .iter()
+            .map(|(n, kind, internal)| {
+                (
+                    n.to_string(),
+                    Arc::new(Exchange::new(n, *kind, true, false, *internal, FieldTable::default())),
+                )
+            })
+            .collect();
+        VHost {
+            name: name.to_string(),
+            exchanges: RwLock::new(exchanges),
+            queues: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+        self.exchanges.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    pub(crate) fn queue(&self, name: &str) -> Option<Arc<Queue>> {
+        self.queues.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    pub(crate) fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
+        self.exchange(name)
+            .ok_or_else(|| AmqpError::not_found("exchange", name, &self.name))
+    }
+
+    pub(crate) fn queue_or_404(&self, name: &str) -> AmqpResult<Arc<Queue>> {
+        self.queue(name)
+            .ok_or_else(|| AmqpError::not_found("queue", name, &self.name))
+    }
+
+    /// Queues a message published to `exchange` reaches. The default exchange routes to
+    /// the queue named by the routing key (AMQP 0-9-1 §3.1.3.1).
+    pub(crate) fn route(&self, exchange: &Exchange, routing_key: &str, headers: Option<&FieldTable>) -> Vec<Arc<Queue>> {
+        let mut out = Vec::new();
+        if exchange.name.is_empty() {
+            if let Some(q) = self.queue(routing_key) {
+                out.push(q);
+            }
+        } else {
+            exchange.route(routing_key, headers, &mut out);
+        }
+        out
+    }
+
+    /// Remove a queue: from the registry, from every exchange, and cancel its consumers.
+    /// Auto-delete exchanges left without bindings go too. Returns the ready count.
+    pub(crate) fn delete_queue(&self, queue: &Arc<Queue>) -> u32 {
+        {
+            let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
+            if queues.get(&queue.name).is_some_and(|q| Arc::ptr_eq(q, queue)) {
+                queues.remove(&queue.name);
+            }
+        }
+        let emptied: Vec<String> = {
+            let exchanges = self.exchanges.read().unwrap_or_else(|e| e.into_inner());
+            exchanges
+                .values()
+                .filter(|x| x.unbind_queue(queue) > 0 && x.auto_delete && x.binding_count() == 0)
+                .map(|x| x.name.clone())
+                .collect()
+        };
+        for name in emptied {
+            self.delete_exchange(&name);
+        }
+        let (count, consumers) = queue.mark_deleted();
+        for c in consumers {
+            c.channel.cancel_by_server(&c.tag);
+        }
+        count
+    }
+
+    pub(crate) fn delete_exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+        self.exchanges.write().unwrap_or_else(|e| e.into_inner()).remove(name)
+    }
+}
