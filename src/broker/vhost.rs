@@ -34,7 +34,14 @@ impl VHost {
             .map(|(n, kind, internal)| {
                 (
                     n.to_string(),
-                    Arc::new(Exchange::new(n, *kind, true, false, *internal, FieldTable::default())),
+                    Arc::new(Exchange::new(
+                        n,
+                        *kind,
+                        true,
+                        false,
+                        *internal,
+                        FieldTable::default(),
+                    )),
                 )
             })
             .collect();
@@ -46,11 +53,19 @@ impl VHost {
     }
 
     pub(crate) fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
-        self.exchanges.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.exchanges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub(crate) fn queue(&self, name: &str) -> Option<Arc<Queue>> {
-        self.queues.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub(crate) fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
@@ -65,7 +80,12 @@ impl VHost {
 
     /// Queues a message published to `exchange` reaches. The default exchange routes to
     /// the queue named by the routing key (AMQP 0-9-1 §3.1.3.1).
-    pub(crate) fn route(&self, exchange: &Exchange, routing_key: &str, headers: Option<&FieldTable>) -> Vec<Arc<Queue>> {
+    pub(crate) fn route(
+        &self,
+        exchange: &Exchange,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> Vec<Arc<Queue>> {
         let mut out = Vec::new();
         if exchange.name.is_empty() {
             if let Some(q) = self.queue(routing_key) {
@@ -82,7 +102,10 @@ impl VHost {
     pub(crate) fn delete_queue(&self, queue: &Arc<Queue>) -> u32 {
         {
             let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
-            if queues.get(&queue.name).is_some_and(|q| Arc::ptr_eq(q, queue)) {
+            if queues
+                .get(&queue.name)
+                .is_some_and(|q| Arc::ptr_eq(q, queue))
+            {
                 queues.remove(&queue.name);
             }
         }
@@ -105,6 +128,9 @@ impl VHost {
     }
 
     pub(crate) fn delete_exchange(&self, name: &str) -> Option<Arc<Exchange>> {
-        self.exchanges.write().unwrap_or_else(|e| e.into_inner()).remove(name)
+        self.exchanges
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
     }
 }
