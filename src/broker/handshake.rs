@@ -168,6 +168,20 @@ pub(crate) async fn negotiate(
     if &header != PROTOCOL_HEADER {
         // AMQP 0-9-1 §4.2.2: answer with the protocol we speak, then close.
         let _ = stream.write_all(PROTOCOL_HEADER).await;
+        // Send FIN, then read what the peer already sent: closing with unread bytes would
+        // make the kernel answer RST, and the peer could lose our header.
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut total = 0;
+            while total < 64 * 1024 {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+        })
+        .await;
         return Err(drop(format!("unsupported protocol header {header:?}")));
     }
     let our_frame_max = broker.config.frame_max;

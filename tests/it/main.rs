@@ -4,4 +4,5 @@
 //! `rmq` binary runs as a child process, and third-party clients run as scripts.
 
 mod broker_lapin;
+mod broker_wire;
 mod support;
