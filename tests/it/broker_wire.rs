@@ -65,8 +65,13 @@ fn read_method(s: &mut TcpStream) -> Option<(u16, Vec<u8>)> {
     }
 }
 
-/// Handshake as guest on vhost `/` with frame_max 4096; returns the open socket.
+/// Handshake as guest on vhost `/` with frame_max 4096 and no heartbeats.
 fn handshake(addr: SocketAddr) -> TcpStream {
+    handshake_with_heartbeat(addr, 0)
+}
+
+/// Handshake asking for `heartbeat` seconds (0: none).
+fn handshake_with_heartbeat(addr: SocketAddr, heartbeat: u16) -> TcpStream {
     let mut s = open(addr);
     s.write_all(b"AMQP\x00\x00\x09\x01").unwrap();
     let (_, start) = read_method(&mut s).expect("connection.start");
@@ -82,7 +87,7 @@ fn handshake(addr: SocketAddr) -> TcpStream {
     assert_eq!(ids(&tune), (10, 30));
     let mut args = 2047u16.to_be_bytes().to_vec();
     args.extend_from_slice(&4096u32.to_be_bytes());
-    args.extend_from_slice(&0u16.to_be_bytes());
+    args.extend_from_slice(&heartbeat.to_be_bytes());
     s.write_all(&frame(1, 0, &method(10, 31, &args))).unwrap();
     let mut args = short("/");
     args.extend(short(""));
@@ -229,4 +234,25 @@ fn serve_binary_prints_its_port_and_stops_cleanly_on_sigterm() {
     assert!(status.success());
     let out = crate::support::wait_bounded(child, WAIT);
     assert!(out.status.success(), "exit status {:?}", out.status);
+}
+
+#[test]
+fn a_silent_peer_gets_heartbeats_then_is_dropped() {
+    let broker = Broker::start();
+    let mut s = handshake_with_heartbeat(broker.addr, 1);
+    let started = std::time::Instant::now();
+    // RabbitMQ with a 1 s heartbeat: a heartbeat every 0.5 s, then the silent client is
+    // dropped after about 2 intervals. We never answer and count what arrives.
+    let mut heartbeats = 0;
+    while let Some((kind, ch, _)) = read_frame(&mut s) {
+        assert_eq!((kind, ch), (8, 0), "only heartbeats on channel 0");
+        heartbeats += 1;
+    }
+    let took = started.elapsed();
+    assert!(heartbeats >= 2, "got {heartbeats} heartbeats");
+    assert!(
+        took < WAIT,
+        "dropped after {took:?}, before the read timeout"
+    );
+    still_serving(broker.addr);
 }

@@ -92,6 +92,15 @@ class Close:
                 f"class={self.class_id}, method={self.method_id})")
 
 
+class Refused(Exception):
+    """The server closed the connection during the handshake (close is None: socket only)."""
+
+    def __init__(self, stage, close):
+        super().__init__(f"{stage}: {close!r}" if close else f"{stage}: socket closed")
+        self.stage = stage
+        self.close = close
+
+
 class RawConn:
     def __init__(self, url, timeout=TIMEOUT):
         self.host, self.port, self.user, self.password, self.vhost = parse_url(url)
@@ -180,7 +189,8 @@ class RawConn:
         self.send(method_frame(0, CONNECTION_START_OK, table(props) + shortstr("PLAIN") +
                                longstr(response) + shortstr("en_US")))
         m = self.read_method()
-        if m is None or m[1] != CONNECTION_TUNE:
+        self.raise_if_closed("start-ok", m)
+        if m[1] != CONNECTION_TUNE:
             raise AssertionError(f"expected connection.tune, got {self.describe(m)}")
         channel_max, frame_max, heartbeat = struct.unpack_from(">HIH", m[2], 4)
         self.tune = (channel_max, frame_max, heartbeat)
@@ -188,9 +198,21 @@ class RawConn:
         self.send(method_frame(0, CONNECTION_TUNE_OK, struct.pack(">HIH", channel_max, frame_max, 0)))
         self.send(method_frame(0, CONNECTION_OPEN, shortstr(self.vhost) + shortstr("") + b"\x00"))
         m = self.read_method()
-        if m is None or m[1] != CONNECTION_OPEN_OK:
+        self.raise_if_closed("open", m)
+        if m[1] != CONNECTION_OPEN_OK:
             raise AssertionError(f"expected connection.open-ok, got {self.describe(m)}")
         return self
+
+    def raise_if_closed(self, stage, m):
+        if m is None:
+            raise Refused(stage, None)
+        if m[1] == CONNECTION_CLOSE:
+            c = Close("connection", m[0], m[2])
+            try:
+                self.send(method_frame(0, CONNECTION_CLOSE_OK))
+            except OSError:
+                pass
+            raise Refused(stage, c)
 
     def describe(self, m):
         if m is None:
