@@ -4,6 +4,7 @@ use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Exchange, ExchangeKind};
 use super::queue::Queue;
 use super::session::Session;
+use super::vhost::notify_cancelled;
 use amq_protocol::protocol::{AMQPClass, exchange, queue};
 use amq_protocol::types::{AMQPValue, FieldTable};
 use std::sync::Arc;
@@ -269,6 +270,7 @@ impl Session {
             queue::AMQPMethod::Delete(d) => {
                 let name = self.resolve_queue_name(ch, d.queue.as_str())?;
                 let mut count = 0;
+                let mut cancelled = Vec::new();
                 // Deleting a queue that does not exist succeeds (RabbitMQ 3.10).
                 if let Some(q) = self.vhost.queue(&name) {
                     self.check_exclusive(&q)?;
@@ -285,7 +287,9 @@ impl Session {
                             self.vhost.name
                         )));
                     }
-                    count = self.vhost.delete_queue(&q);
+                    let (n, consumers) = self.vhost.remove_queue(&q);
+                    count = n;
+                    cancelled = consumers;
                     self.exclusive_queues.retain(|e| !Arc::ptr_eq(e, &q));
                 }
                 if !d.nowait {
@@ -296,6 +300,7 @@ impl Session {
                         })),
                     );
                 }
+                notify_cancelled(cancelled);
                 Ok(())
             }
             other => Err(AmqpError::new(

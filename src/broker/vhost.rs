@@ -3,7 +3,7 @@
 
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Exchange, ExchangeKind};
-use super::queue::Queue;
+use super::queue::{Consumer, Queue};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -100,6 +100,15 @@ impl VHost {
     /// Remove a queue: from the registry, from every exchange, and cancel its consumers.
     /// Auto-delete exchanges left without bindings go too. Returns the ready count.
     pub(crate) fn delete_queue(&self, queue: &Arc<Queue>) -> u32 {
+        let (count, consumers) = self.remove_queue(queue);
+        notify_cancelled(consumers);
+        count
+    }
+
+    /// `delete_queue` without telling the consumers yet: queue.delete answers delete-ok
+    /// first and then sends basic.cancel, in RabbitMQ's order (clients such as amqplib
+    /// resolve the delete before they see the cancel).
+    pub(crate) fn remove_queue(&self, queue: &Arc<Queue>) -> (u32, Vec<Consumer>) {
         {
             let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
             if queues
@@ -120,11 +129,7 @@ impl VHost {
         for name in emptied {
             self.delete_exchange(&name);
         }
-        let (count, consumers) = queue.mark_deleted();
-        for c in consumers {
-            c.channel.cancel_by_server(&c.tag);
-        }
-        count
+        queue.mark_deleted()
     }
 
     pub(crate) fn delete_exchange(&self, name: &str) -> Option<Arc<Exchange>> {
@@ -132,5 +137,12 @@ impl VHost {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)
+    }
+}
+
+/// Tell each consumer of a deleted queue (basic.cancel, for clients that asked).
+pub(crate) fn notify_cancelled(consumers: Vec<Consumer>) {
+    for c in consumers {
+        c.channel.cancel_by_server(&c.tag);
     }
 }
