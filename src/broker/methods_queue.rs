@@ -3,7 +3,9 @@
 use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::queue::Queue;
-use super::queue_args::{QueueArgs, assert_args_equivalent, assert_equivalent};
+use super::queue_args::{
+    QueueArgs, as_string, assert_args_equivalent, assert_equivalent, type_name,
+};
 use super::session::Session;
 use super::vhost::notify_cancelled;
 use amq_protocol::protocol::{AMQPClass, exchange, queue};
@@ -88,6 +90,14 @@ impl Session {
                             format_args!("unknown exchange type '{}'", d.kind),
                         ));
                     };
+                    if let Some(v) = d.arguments.inner().get("alternate-exchange")
+                        && as_string(v).is_none()
+                    {
+                        return Err(AmqpError::precondition(format_args!(
+                            "invalid type '{}' for arg 'alternate-exchange' in exchange '{name}' in vhost '{vhost}'",
+                            type_name(v)
+                        )));
+                    }
                     let existing = self.vhost.exchange(name);
                     match existing {
                         Some(x) => {

@@ -6,3 +6,4 @@
 mod broker_lapin;
 mod broker_wire;
 mod support;
+mod third_party;
