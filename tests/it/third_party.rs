@@ -102,6 +102,25 @@ fn pika_tutorials() {
 }
 
 #[test]
+fn pika_extensions() {
+    python_program("extensions.py");
+}
+
+/// A real Celery worker (kombu over py-amqp) runs tasks, retries with a countdown and
+/// returns results through the rpc:// backend.
+#[test]
+fn celery_worker() {
+    let mut check = python();
+    check.arg("-c").arg("import celery");
+    let ok = check.output().is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "python3 cannot import celery; run `pip install -r tests/clients/python/requirements-celery.txt`"
+    );
+    python_program("celery_test.py");
+}
+
+#[test]
 fn pika_conformance() {
     python_program("conformance.py");
 }
