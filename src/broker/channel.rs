@@ -178,6 +178,10 @@ impl ChannelShared {
         consumer: &Consumer,
         entry: &Entry,
     ) -> bool {
+        // The queue loads a paged-out head before offering it.
+        let Some(msg) = &entry.msg else {
+            return false;
+        };
         let mut st = self.lock();
         if !st.open {
             return false;
@@ -208,7 +212,7 @@ impl ChannelShared {
             );
         }
         drop(st);
-        self.send_delivery(&consumer.tag, tag, entry.redelivered, &entry.msg);
+        self.send_delivery(&consumer.tag, tag, entry.redelivered, msg);
         true
     }
 

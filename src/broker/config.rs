@@ -24,6 +24,9 @@ pub struct BrokerConfig {
     pub max_message_size: u64,
     /// Where durable state would live; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
+    /// Message body bytes a durable queue keeps in memory; further persistent messages
+    /// are paged out to its log and read back when they reach the head.
+    pub queue_resident_bytes: u64,
 }
 
 impl Default for BrokerConfig {
@@ -38,6 +41,7 @@ impl Default for BrokerConfig {
             channel_max: 2047,
             max_message_size: 128 * 1024 * 1024,
             data_dir: None,
+            queue_resident_bytes: 16 * 1024 * 1024,
         }
     }
 }

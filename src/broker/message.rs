@@ -47,6 +47,22 @@ impl Message {
     }
 }
 
+impl Message {
+    /// A message read back from a queue log.
+    pub(crate) fn from_stored(p: crate::broker::store::segment::StoredPublish) -> Option<Message> {
+        let (_, _, properties) = decode_header(&p.header)?;
+        Some(Message {
+            exchange: p.exchange,
+            routing_key: p.routing_key,
+            cc: p.cc,
+            bcc: p.bcc,
+            header: Bytes::from(p.header),
+            properties,
+            body: Bytes::from(p.body),
+        })
+    }
+}
+
 /// Shared handle to a message.
 pub(crate) type MessageRef = Arc<Message>;
 

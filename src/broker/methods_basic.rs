@@ -247,7 +247,10 @@ impl Session {
             }
             Some((entry, left)) => {
                 let tag = shared.record_get(&queue, &entry, !g.no_ack);
-                let msg = &entry.msg;
+                // Queue::get hands out loaded messages only.
+                let Some(msg) = &entry.msg else {
+                    return Err(AmqpError::new(code::INTERNAL_ERROR, "message not loaded"));
+                };
                 let mut out = BytesMut::with_capacity(96 + msg.header.len() + msg.body.len());
                 codec::put_method(
                     &mut out,

@@ -9,7 +9,7 @@
 use super::channel::{ChannelShared, ConsumerCredit};
 use super::deadletter::{self, Reason};
 use super::log;
-use super::message::MessageRef;
+use super::message::{Message, MessageRef};
 use super::queue_args::{Overflow, QueueArgs};
 use super::ready::Ready;
 use super::store::queue_log::QueueLog;
@@ -22,16 +22,21 @@ use tokio::time::Instant;
 /// A message in a queue, with what the queue knows about its past.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    /// The shared message.
-    pub(crate) msg: MessageRef,
+    /// The shared message; None while paged out to the queue's log (`stored`).
+    pub(crate) msg: Option<MessageRef>,
     /// Set once the message was delivered and came back (AMQP `redelivered`).
     pub(crate) redelivered: bool,
     /// Position in the queue's history: requeue puts a message back where it was.
     pub(crate) seq: u64,
     /// When the message expires (queue or message TTL, whichever is first); kept on requeue.
     pub(crate) expires_at: Option<Instant>,
-    /// The log segment holding it, for persistent messages of durable queues.
-    pub(crate) stored: Option<u64>,
+    /// Where the queue's log holds it, (segment, offset): persistent messages of
+    /// durable queues.
+    pub(crate) stored: Option<(u64, u64)>,
+    /// Body length: limits and accounting without loading a paged-out message.
+    pub(crate) size: u32,
+    /// The message's priority property, for priority lanes.
+    pub(crate) priority: u8,
 }
 
 /// A consumer attached to a queue.
@@ -91,7 +96,7 @@ struct QueueState {
 impl QueueState {
     /// Record that a stored message left the queue for good.
     fn settle_stored(&mut self, e: &Entry) {
-        if let (Some(log), Some(seg)) = (&mut self.log, e.stored)
+        if let (Some(log), Some((seg, _))) = (&mut self.log, e.stored)
             && let Err(err) = log.settled(e.seq, seg)
         {
             log::error(format_args!("cannot write a queue log: {err}"));
@@ -250,7 +255,7 @@ impl Queue {
                 Some(log) if msg.is_persistent() => {
                     let expires = ttl.map_or(0, |ms| unix_ms().saturating_add(ms));
                     match log.publish(seq, &msg, expires) {
-                        Ok(segment) => Some(segment),
+                        Ok(at) => Some(at),
                         Err(e) => {
                             // Not on disk, so not accepted: the publisher gets a nack.
                             log::error(format_args!("cannot write queue '{}' log: {e}", q.name));
@@ -260,12 +265,25 @@ impl Queue {
                 }
                 _ => None,
             };
+            // Past the resident limit a stored message lives on disk only, so a deep
+            // durable queue costs memory per message, not per byte.
+            let (size, priority) = (
+                msg.body.len() as u32,
+                msg.properties.priority().unwrap_or(0),
+            );
+            let paged = stored.is_some()
+                && st
+                    .log
+                    .as_ref()
+                    .is_some_and(|l| st.ready.resident() >= l.resident_limit);
             st.ready.push_back(Entry {
-                msg,
+                msg: (!paged).then_some(msg),
                 redelivered: false,
                 seq,
                 expires_at: ttl.map(|ms| now + Duration::from_millis(ms)),
                 stored,
+                size,
+                priority,
             });
             q.dispatch(st, now);
             q.enforce_limits(st);
@@ -278,11 +296,19 @@ impl Queue {
         })
     }
 
-    /// Load messages recovered from the log (at start-up, before clients connect).
+    /// Load messages recovered from the log (at start-up, before clients connect): the
+    /// first ones into memory, the rest stay paged out.
     pub(crate) fn restore(self: &Arc<Self>, entries: Vec<Entry>) {
         self.with(|q, st| {
-            for e in entries {
+            for mut e in entries {
                 st.next_seq = st.next_seq.max(e.seq + 1);
+                if st
+                    .log
+                    .as_ref()
+                    .is_some_and(|l| st.ready.resident() < l.resident_limit)
+                {
+                    e.msg = q.load(st, &e);
+                }
                 st.ready.push_back(e);
             }
             q.expire_head(st, Instant::now());
@@ -322,10 +348,8 @@ impl Queue {
             st.unacked = st.unacked.saturating_sub(entries.len());
             if !st.deleted {
                 for e in &entries {
-                    st.settle_stored(e);
+                    q.drop_entry(st, e, Reason::Rejected);
                 }
-                st.dead
-                    .extend(entries.into_iter().map(|e| (e.msg, Reason::Rejected)));
             }
             q.dispatch(st, Instant::now());
         })
@@ -395,7 +419,15 @@ impl Queue {
         self.with(|q, st| {
             st.last_used = Instant::now();
             q.expire_head(st, Instant::now());
-            let e = st.ready.pop_front()?;
+            let mut e = st.ready.pop_front()?;
+            if e.msg.is_none() {
+                e.msg = q.load(st, &e);
+                if e.msg.is_none() {
+                    // Unreadable from the log (reported by load): it cannot be delivered.
+                    st.settle_stored(&e);
+                    return None;
+                }
+            }
             if ack {
                 st.unacked += 1;
                 st.mark_delivered(&e);
@@ -439,6 +471,43 @@ impl Queue {
         })
     }
 
+    /// The message of `e`, read back from the log when paged out.
+    fn load(&self, st: &mut QueueState, e: &Entry) -> Option<MessageRef> {
+        if let Some(m) = &e.msg {
+            return Some(m.clone());
+        }
+        let (segment, offset) = e.stored?;
+        let read = st.log.as_mut()?.read(segment, offset);
+        match read.map(Message::from_stored) {
+            Ok(Some(m)) => Some(Arc::new(m)),
+            Ok(None) => {
+                log::error(format_args!(
+                    "queue '{}': unreadable content header in its log",
+                    self.name
+                ));
+                None
+            }
+            Err(err) => {
+                log::error(format_args!(
+                    "queue '{}': cannot read its log: {err}",
+                    self.name
+                ));
+                None
+            }
+        }
+    }
+
+    /// A message leaves the queue without delivery: settle it in the log and dead-letter
+    /// it when the queue has a dead-letter exchange.
+    fn drop_entry(&self, st: &mut QueueState, e: &Entry, reason: Reason) {
+        st.settle_stored(e);
+        if self.args.dead_letter_exchange.is_some()
+            && let Some(m) = self.load(st, e)
+        {
+            st.dead.push((m, reason));
+        }
+    }
+
     /// Drop expired messages at the head (RabbitMQ expires only at the head).
     fn expire_head(&self, st: &mut QueueState, now: Instant) {
         while st
@@ -447,8 +516,7 @@ impl Queue {
             .is_some_and(|e| e.expires_at.is_some_and(|t| t < now))
         {
             if let Some(e) = st.ready.pop_front() {
-                st.settle_stored(&e);
-                st.dead.push((e.msg, Reason::Expired));
+                self.drop_entry(st, &e, Reason::Expired);
             }
         }
     }
@@ -469,10 +537,7 @@ impl Queue {
         };
         while over(st) {
             match st.ready.pop_front() {
-                Some(e) => {
-                    st.settle_stored(&e);
-                    st.dead.push((e.msg, Reason::Maxlen));
-                }
+                Some(e) => self.drop_entry(st, &e, Reason::Maxlen),
                 None => break,
             }
         }
@@ -483,6 +548,20 @@ impl Queue {
     fn dispatch(self: &Arc<Self>, st: &mut QueueState, now: Instant) {
         loop {
             self.expire_head(st, now);
+            if st.consumers.is_empty() {
+                return;
+            }
+            if let Some(e) = st.ready.front().filter(|e| e.msg.is_none()).cloned() {
+                match self.load(st, &e) {
+                    Some(m) => st.ready.set_front_msg(m),
+                    None => {
+                        // Unreadable (reported by load): skip it rather than wedge the queue.
+                        st.ready.pop_front();
+                        st.settle_stored(&e);
+                        continue;
+                    }
+                }
+            }
             let Some(head) = st.ready.front().cloned() else {
                 return;
             };

@@ -2,6 +2,7 @@
 //! `x-max-priority` queues (highest first, FIFO within a priority). Requeued messages go
 //! back to their original position by sequence number.
 
+use super::message::MessageRef;
 use super::queue::Entry;
 use std::collections::VecDeque;
 
@@ -14,6 +15,8 @@ pub(crate) struct Ready {
     len: usize,
     /// Body bytes in all lanes (x-max-length-bytes).
     bytes: u64,
+    /// Body bytes held in memory (the rest is paged out to the queue's log).
+    resident: u64,
 }
 
 impl Ready {
@@ -24,6 +27,7 @@ impl Ready {
             lanes: (0..n).map(|_| VecDeque::new()).collect(),
             len: 0,
             bytes: 0,
+            resident: 0,
         }
     }
 
@@ -32,7 +36,7 @@ impl Ready {
             return 0;
         }
         // A priority above the maximum counts as the maximum (RabbitMQ).
-        usize::from(e.msg.properties.priority().unwrap_or(0)).min(self.lanes.len() - 1)
+        usize::from(e.priority).min(self.lanes.len() - 1)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -43,18 +47,47 @@ impl Ready {
         self.bytes
     }
 
+    pub(crate) fn resident(&self) -> u64 {
+        self.resident
+    }
+
+    fn count_in(&mut self, e: &Entry) {
+        self.len += 1;
+        self.bytes += u64::from(e.size);
+        if e.msg.is_some() {
+            self.resident += u64::from(e.size);
+        }
+    }
+
+    fn count_out(&mut self, e: &Entry) {
+        self.len -= 1;
+        self.bytes -= u64::from(e.size);
+        if e.msg.is_some() {
+            self.resident -= u64::from(e.size);
+        }
+    }
+
+    /// The head was loaded from disk: keep it in memory until it is delivered.
+    pub(crate) fn set_front_msg(&mut self, msg: MessageRef) {
+        let lane = self.lanes.iter_mut().rev().find(|l| !l.is_empty());
+        if let Some(e) = lane.and_then(|l| l.front_mut())
+            && e.msg.is_none()
+        {
+            self.resident += u64::from(e.size);
+            e.msg = Some(msg);
+        }
+    }
+
     pub(crate) fn push_back(&mut self, e: Entry) {
         let lane = self.lane_of(&e);
-        self.len += 1;
-        self.bytes += e.msg.body.len() as u64;
+        self.count_in(&e);
         self.lanes[lane].push_back(e);
     }
 
     /// Put a requeued entry back where its sequence number says.
     pub(crate) fn insert_requeued(&mut self, e: Entry) {
         let lane = self.lane_of(&e);
-        self.len += 1;
-        self.bytes += e.msg.body.len() as u64;
+        self.count_in(&e);
         let l = &mut self.lanes[lane];
         let pos = l.partition_point(|r| r.seq < e.seq);
         l.insert(pos, e);
@@ -67,8 +100,7 @@ impl Ready {
 
     pub(crate) fn pop_front(&mut self) -> Option<Entry> {
         let e = self.lanes.iter_mut().rev().find_map(|l| l.pop_front())?;
-        self.len -= 1;
-        self.bytes -= e.msg.body.len() as u64;
+        self.count_out(&e);
         Some(e)
     }
 
@@ -76,6 +108,7 @@ impl Ready {
     pub(crate) fn drain(&mut self) -> Vec<Entry> {
         self.len = 0;
         self.bytes = 0;
+        self.resident = 0;
         self.lanes.iter_mut().flat_map(|l| l.drain(..)).collect()
     }
 }

@@ -3,13 +3,11 @@
 
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::log;
-use super::message::{Message, decode_header};
 use super::queue::{Entry, Queue, QueueSpec, unix_ms};
 use super::queue_args::QueueArgs;
 use super::store::definitions::{Def, decode_args};
 use super::store::{RecoveredQueue, Recovery, Store};
 use super::vhost::VHost;
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,26 +102,16 @@ fn restore_queue(vhost: &Arc<VHost>, rq: RecoveredQueue) -> Arc<Queue> {
     let entries: Vec<Entry> = rq
         .messages
         .into_iter()
-        .filter_map(|m| {
-            let p = m.publish;
-            let (_, _, properties) = decode_header(&p.header)?;
-            let expires_at = (p.expires_unix_ms != 0)
-                .then(|| now + Duration::from_millis(p.expires_unix_ms.saturating_sub(now_unix)));
-            Some(Entry {
-                msg: Arc::new(Message {
-                    exchange: p.exchange,
-                    routing_key: p.routing_key,
-                    cc: p.cc,
-                    bcc: p.bcc,
-                    header: Bytes::from(p.header),
-                    properties,
-                    body: Bytes::from(p.body),
-                }),
-                redelivered: m.delivered,
-                seq: p.seq,
-                expires_at,
-                stored: Some(m.segment),
-            })
+        .map(|m| Entry {
+            // Loaded by Queue::restore up to its resident limit; the rest stay on disk.
+            msg: None,
+            redelivered: m.delivered,
+            seq: m.seq,
+            expires_at: (m.expires_unix_ms != 0)
+                .then(|| now + Duration::from_millis(m.expires_unix_ms.saturating_sub(now_unix))),
+            stored: Some((m.segment, m.offset)),
+            size: m.size,
+            priority: m.priority,
         })
         .collect();
     let spec = QueueSpec {

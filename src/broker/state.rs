@@ -29,7 +29,7 @@ impl BrokerState {
         let mut vhosts = HashMap::new();
         let store = match &config.data_dir {
             Some(dir) => {
-                let (store, recovery) = Store::open(dir)?;
+                let (store, recovery) = Store::open(dir, config.queue_resident_bytes)?;
                 recover::restore(&mut vhosts, &store, recovery);
                 Some(store)
             }

@@ -15,7 +15,7 @@ pub(crate) mod sync;
 
 use definitions::{Def, DefinitionsLog, Topology};
 use queue_log::QueueLog;
-use segment::{Record, StoredPublish};
+use segment::Record;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -34,15 +34,35 @@ pub(crate) struct Store {
     pub(crate) syncer: Arc<Syncer>,
     /// Next queue directory id.
     next_id: AtomicU64,
+    /// Passed to every queue log (BrokerConfig::queue_resident_bytes).
+    resident_limit: u64,
 }
 
-/// A message found in a queue's log.
+/// A message found in a queue's log (its body stays on disk until the queue loads it).
 #[derive(Debug)]
 pub(crate) struct RecoveredMessage {
-    pub(crate) publish: StoredPublish,
+    pub(crate) seq: u64,
     pub(crate) segment: u64,
+    /// Offset of its record in the segment.
+    pub(crate) offset: u64,
+    /// Body length.
+    pub(crate) size: u32,
+    /// The `priority` property (0 when absent).
+    pub(crate) priority: u8,
+    /// Absolute expiry in Unix ms, 0 for none.
+    pub(crate) expires_unix_ms: u64,
     /// Delivered before the restart: it comes back with `redelivered=true`.
     pub(crate) delivered: bool,
+}
+
+/// What recovery keeps of a publish record: enough to queue it, not its body.
+#[derive(Debug)]
+struct PublishMeta {
+    segment: u64,
+    offset: u64,
+    size: u32,
+    priority: u8,
+    expires_unix_ms: u64,
 }
 
 /// A durable queue with its log and the messages it still held.
@@ -70,7 +90,7 @@ pub(crate) struct Recovery {
 
 impl Store {
     /// Lock `dir`, replay the definitions and every durable queue's log.
-    pub(crate) fn open(dir: &Path) -> io::Result<(Arc<Store>, Recovery)> {
+    pub(crate) fn open(dir: &Path, resident_limit: u64) -> io::Result<(Arc<Store>, Recovery)> {
         fs::create_dir_all(dir.join("queues")).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -115,7 +135,7 @@ impl Store {
             next_id = next_id.max(id + 1);
             let qdir = dir.join("queues").join(id.to_string());
             let (messages, next_segment, live) = read_queue(&qdir, &mut problems)?;
-            let log = QueueLog::open(qdir, syncer.clone(), next_segment, live)?;
+            let log = QueueLog::open(qdir, syncer.clone(), next_segment, live, resident_limit)?;
             recovered.push(RecoveredQueue {
                 vhost,
                 name,
@@ -145,6 +165,7 @@ impl Store {
             defs: Mutex::new(defs),
             syncer,
             next_id: AtomicU64::new(next_id),
+            resident_limit,
         });
         Ok((
             store,
@@ -175,7 +196,13 @@ impl Store {
         let dir = self.dir.join("queues").join(id.to_string());
         // A stale directory with this id cannot hold anything of the new queue.
         let _ = fs::remove_dir_all(&dir);
-        let log = QueueLog::open(dir, self.syncer.clone(), 1, BTreeMap::new())?;
+        let log = QueueLog::open(
+            dir,
+            self.syncer.clone(),
+            1,
+            BTreeMap::new(),
+            self.resident_limit,
+        )?;
         Ok((id, log))
     }
 }
@@ -213,7 +240,7 @@ fn read_queue(
     problems: &mut Vec<String>,
 ) -> io::Result<(Vec<RecoveredMessage>, u64, BTreeMap<u64, u64>)> {
     let segs = segments(dir)?;
-    let mut published: BTreeMap<u64, (StoredPublish, u64)> = BTreeMap::new();
+    let mut published: BTreeMap<u64, PublishMeta> = BTreeMap::new();
     let mut delivered = HashSet::new();
     let mut settled = HashSet::new();
     for (i, &no) in segs.iter().enumerate() {
@@ -245,10 +272,22 @@ fn read_queue(
                 ));
             }
         }
-        for r in outcome.records {
+        for (offset, r) in outcome.records {
             match r {
                 Record::Publish(p) => {
-                    published.insert(p.seq, (p, no));
+                    let priority = crate::broker::message::decode_header(&p.header)
+                        .and_then(|(_, _, props)| *props.priority())
+                        .unwrap_or(0);
+                    published.insert(
+                        p.seq,
+                        PublishMeta {
+                            segment: no,
+                            offset,
+                            size: p.body.len() as u32,
+                            priority,
+                            expires_unix_ms: p.expires_unix_ms,
+                        },
+                    );
                 }
                 Record::Delivered(seq) => {
                     delivered.insert(seq);
@@ -261,15 +300,19 @@ fn read_queue(
     }
     let mut live: BTreeMap<u64, u64> = segs.iter().map(|&no| (no, 0)).collect();
     let mut messages = Vec::new();
-    for (seq, (publish, seg)) in published {
+    for (seq, m) in published {
         if settled.contains(&seq) {
             continue;
         }
-        *live.entry(seg).or_insert(0) += 1;
+        *live.entry(m.segment).or_insert(0) += 1;
         messages.push(RecoveredMessage {
+            seq,
+            segment: m.segment,
+            offset: m.offset,
+            size: m.size,
+            priority: m.priority,
+            expires_unix_ms: m.expires_unix_ms,
             delivered: delivered.contains(&seq),
-            publish,
-            segment: seg,
         });
     }
     let next = segs.last().map_or(1, |n| n + 1);

@@ -3,11 +3,11 @@
 //! live message: deleting from the front only means a settle record is never lost while
 //! the message it settles still exists on disk.
 
-use super::segment::{self, Segment};
+use super::segment::{self, Segment, StoredPublish};
 use super::sync::Syncer;
 use crate::broker::message::Message;
-use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +28,10 @@ pub(crate) struct QueueLog {
     live: BTreeMap<u64, u64>,
     /// Encoding scratch, reused.
     buf: Vec<u8>,
+    /// Read handles of segments, for paged-out messages.
+    readers: HashMap<u64, File>,
+    /// Body bytes the queue keeps in memory before paging out (BrokerConfig).
+    pub(crate) resident_limit: u64,
 }
 
 pub(crate) fn segment_path(dir: &Path, no: u64) -> PathBuf {
@@ -51,6 +55,7 @@ impl QueueLog {
         syncer: Arc<Syncer>,
         next_segment: u64,
         live: BTreeMap<u64, u64>,
+        resident_limit: u64,
     ) -> io::Result<QueueLog> {
         fs::create_dir_all(&dir)?;
         let current = open_segment(&dir, next_segment)?;
@@ -63,6 +68,8 @@ impl QueueLog {
             size: 0,
             live,
             buf: Vec::with_capacity(4096),
+            readers: HashMap::new(),
+            resident_limit,
         };
         log.drop_settled_segments();
         Ok(log)
@@ -84,13 +91,13 @@ impl QueueLog {
         Ok(())
     }
 
-    /// Persist a message; returns the segment it went to.
+    /// Persist a message; returns (segment, offset) of its record.
     pub(crate) fn publish(
         &mut self,
         seq: u64,
         msg: &Message,
         expires_unix_ms: u64,
-    ) -> io::Result<u64> {
+    ) -> io::Result<(u64, u64)> {
         segment::encode_publish(
             &mut self.buf,
             seq,
@@ -102,11 +109,12 @@ impl QueueLog {
             &msg.header,
             &msg.body,
         );
+        let len = self.buf.len() as u64;
         self.write()?;
         // After write(): the record may have opened a new segment.
         let no = self.current.no;
         *self.live.entry(no).or_insert(0) += 1;
-        Ok(no)
+        Ok((no, self.size - len))
     }
 
     /// The message was delivered (recovery marks it redelivered).
@@ -133,9 +141,21 @@ impl QueueLog {
                 break;
             }
             self.live.remove(&no);
+            self.readers.remove(&no);
             // A failed delete only costs disk space; recovery skips settled records.
             let _ = fs::remove_file(segment_path(&self.dir, no));
         }
+    }
+
+    /// Read back a message written by `publish`.
+    pub(crate) fn read(&mut self, segment_no: u64, offset: u64) -> io::Result<StoredPublish> {
+        let file = match self.readers.entry(segment_no) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(File::open(segment_path(&self.dir, segment_no))?)
+            }
+        };
+        segment::read_publish_at(file, offset)
     }
 
     /// The queue was deleted: remove its files.

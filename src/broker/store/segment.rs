@@ -180,7 +180,8 @@ fn decode_body(body: &[u8]) -> Option<Record> {
 /// What reading a segment found.
 #[derive(Debug, Default)]
 pub(crate) struct ReadOutcome {
-    pub(crate) records: Vec<Record>,
+    /// Records with the offset each starts at.
+    pub(crate) records: Vec<(u64, Record)>,
     /// Length of the valid prefix: a torn tail starts here.
     pub(crate) valid_len: u64,
     /// An incomplete record at the very end (a write cut short by a crash).
@@ -212,7 +213,7 @@ pub(crate) fn read_records(data: &[u8]) -> ReadOutcome {
             .then(|| decode_body(body))
             .flatten()
         {
-            Some(r) => out.records.push(r),
+            Some(r) => out.records.push((at as u64, r)),
             None => out.corrupt.push((at as u64, (HEAD + len) as u64)),
         }
         at += HEAD + len;
@@ -224,6 +225,30 @@ pub(crate) fn read_records(data: &[u8]) -> ReadOutcome {
         out.valid_len = data.len() as u64;
     }
     out
+}
+
+/// Read the publish record at `offset` of `file` (a paged-out message).
+pub(crate) fn read_publish_at(file: &std::fs::File, offset: u64) -> io::Result<StoredPublish> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; HEAD];
+    file.read_exact_at(&mut head, offset)?;
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    let mut body = vec![0u8; len];
+    file.read_exact_at(&mut body, offset + HEAD as u64)?;
+    if crc32fast::hash(&body) != crc {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("checksum mismatch at offset {offset}"),
+        ));
+    }
+    match decode_body(&body) {
+        Some(Record::Publish(p)) => Ok(p),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no publish record at offset {offset}"),
+        )),
+    }
 }
 
 /// Append bytes to a segment file (no sync: the sync thread does that).
@@ -258,7 +283,7 @@ mod tests {
         let r = read_records(&sample());
         assert_eq!(r.records.len(), 3);
         assert!(!r.torn_tail && r.corrupt.is_empty());
-        match &r.records[0] {
+        match &r.records[0].1 {
             Record::Publish(p) => {
                 assert_eq!(
                     (p.seq, p.routing_key.as_str(), &p.body[..]),
@@ -268,7 +293,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(r.records[2], Record::Settled(7));
+        assert_eq!(r.records[2].1, Record::Settled(7));
     }
 
     #[test]
@@ -287,6 +312,7 @@ mod tests {
         data[HEAD + 3] ^= 0xff; // inside the first record's body
         let r = read_records(&data);
         assert_eq!(r.corrupt.len(), 1);
-        assert_eq!(r.records, vec![Record::Delivered(7), Record::Settled(7)]);
+        let records: Vec<Record> = r.records.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(records, vec![Record::Delivered(7), Record::Settled(7)]);
     }
 }
