@@ -543,7 +543,7 @@ async fn deep_durable_queues_page_messages_out_and_back_in_order() {
                     q.as_str().into(),
                     BasicPublishOptions::default(),
                     body(i).as_bytes(),
-                    prio,
+                    props,
                 )
                 .await
                 .unwrap(),
