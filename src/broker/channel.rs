@@ -42,7 +42,12 @@ pub(crate) struct ConnShared {
 }
 
 impl ConnShared {
-    pub(crate) fn new(id: u64, frame_max: u32, cancel_notify: bool, out: mpsc::UnboundedSender<Outbound>) -> ConnShared {
+    pub(crate) fn new(
+        id: u64,
+        frame_max: u32,
+        cancel_notify: bool,
+        out: mpsc::UnboundedSender<Outbound>,
+    ) -> ConnShared {
         ConnShared {
             id,
             frame_max,
@@ -75,7 +80,8 @@ impl ConnShared {
     pub(crate) fn written(&self, n: usize) {
         let before = self.pending.fetch_sub(n, Ordering::Relaxed);
         if before - n < OUTBOUND_HIGH_WATER / 2 {
-            let stalled = std::mem::take(&mut *self.stalled.lock().unwrap_or_else(|e| e.into_inner()));
+            let stalled =
+                std::mem::take(&mut *self.stalled.lock().unwrap_or_else(|e| e.into_inner()));
             for q in stalled.iter().filter_map(Weak::upgrade) {
                 q.kick();
             }
@@ -155,7 +161,12 @@ impl ChannelShared {
 
     /// Called by a queue (holding its own lock): deliver `entry` to `consumer` if the
     /// channel is open, the consumer and channel have credit and the socket keeps up.
-    pub(crate) fn try_deliver(&self, queue: &Arc<Queue>, consumer: &Consumer, entry: &Entry) -> bool {
+    pub(crate) fn try_deliver(
+        &self,
+        queue: &Arc<Queue>,
+        consumer: &Consumer,
+        entry: &Entry,
+    ) -> bool {
         let mut st = self.lock();
         if !st.open {
             return false;
@@ -191,7 +202,13 @@ impl ChannelShared {
     }
 
     /// Encode basic.deliver plus content and queue it.
-    pub(crate) fn send_delivery(&self, consumer_tag: &str, tag: u64, redelivered: bool, msg: &MessageRef) {
+    pub(crate) fn send_delivery(
+        &self,
+        consumer_tag: &str,
+        tag: u64,
+        redelivered: bool,
+        msg: &MessageRef,
+    ) {
         let mut out = BytesMut::with_capacity(64 + msg.header.len() + msg.body.len() + 16);
         codec::put_deliver(
             &mut out,
@@ -202,7 +219,13 @@ impl ChannelShared {
             &msg.exchange,
             &msg.routing_key,
         );
-        codec::put_content(&mut out, self.id, &msg.header, &msg.body, self.conn.frame_max);
+        codec::put_content(
+            &mut out,
+            self.id,
+            &msg.header,
+            &msg.body,
+            self.conn.frame_max,
+        );
         self.conn.send(out.freeze());
     }
 
@@ -247,7 +270,9 @@ impl ChannelShared {
             return None;
         } else if multiple {
             let rest = st.unacked.split_off(&(tag + 1));
-            std::mem::replace(&mut st.unacked, rest).into_values().collect()
+            std::mem::replace(&mut st.unacked, rest)
+                .into_values()
+                .collect()
         } else {
             st.unacked.remove(&tag).into_iter().collect()
         };
@@ -256,7 +281,9 @@ impl ChannelShared {
 
     /// Take every unacked delivery (channel closing, basic.recover).
     pub(crate) fn take_all_unacked(&self) -> Vec<Unacked> {
-        std::mem::take(&mut self.lock().unacked).into_values().collect()
+        std::mem::take(&mut self.lock().unacked)
+            .into_values()
+            .collect()
     }
 
     /// Settle taken deliveries: requeue them, or drop them (ack / reject without requeue).

@@ -32,14 +32,20 @@ pub(crate) struct RawFrame {
 
 /// Take the next complete frame off `buf`, or `None` if more bytes are needed.
 /// A frame larger than `frame_max`, a bad end octet or an unknown type is a 501.
-pub(crate) fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<RawFrame>, AmqpError> {
+pub(crate) fn next_frame(
+    buf: &mut BytesMut,
+    frame_max: u32,
+) -> Result<Option<RawFrame>, AmqpError> {
     if buf.len() < 7 {
         return Ok(None);
     }
     let kind = buf[0];
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
-    if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
+    if !matches!(
+        kind,
+        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
+    ) {
         return Err(AmqpError::new(
             code::FRAME_ERROR,
             format_args!("unknown frame type {kind}"),
@@ -77,7 +83,7 @@ pub(crate) fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Ra
 /// Decode a method frame's payload.
 pub(crate) fn decode_method(payload: &[u8]) -> Result<AMQPClass, AmqpError> {
     match amq_protocol::protocol::parse_class(payload) {
-        Ok((rest, class)) if rest.is_empty() => Ok(class),
+        Ok(([], class)) => Ok(class),
         _ => {
             let ids = if payload.len() >= 4 {
                 format!(
@@ -115,9 +121,10 @@ pub(crate) fn put_method(out: &mut BytesMut, channel: u16, method: AMQPClass) {
     let frame = AMQPFrame::Method(channel, method);
     let mut v = Vec::with_capacity(64);
     // Encoding into a Vec cannot fail: it only grows.
-    if let Ok((v2, _)) =
-        cookie_factory::gen(amq_protocol::frame::gen_frame(&frame), std::mem::take(&mut v))
-    {
+    if let Ok((v2, _)) = cookie_factory::r#gen(
+        amq_protocol::frame::gen_frame(&frame),
+        std::mem::take(&mut v),
+    ) {
         out.extend_from_slice(&v2);
     }
 }
@@ -152,7 +159,13 @@ pub(crate) fn put_deliver(
 
 /// Append a content header (raw payload as the publisher sent it) and the body frames,
 /// each body frame no larger than `frame_max` (AMQP 0-9-1 §4.2.6.2).
-pub(crate) fn put_content(out: &mut BytesMut, channel: u16, header: &[u8], body: &[u8], frame_max: u32) {
+pub(crate) fn put_content(
+    out: &mut BytesMut,
+    channel: u16,
+    header: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) {
     let at = begin_frame(out, FRAME_HEADER, channel);
     out.put_slice(header);
     end_frame(out, at);
@@ -178,7 +191,13 @@ mod tests {
     fn splits_frames_and_waits_for_more() {
         let mut out = BytesMut::new();
         put_heartbeat(&mut out);
-        put_content(&mut out, 3, &[0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0], b"hello", 4096);
+        put_content(
+            &mut out,
+            3,
+            &[0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0],
+            b"hello",
+            4096,
+        );
         let mut buf = BytesMut::from(&out[..out.len() - 1]);
         let f = next_frame(&mut buf, 4096).unwrap().unwrap();
         assert_eq!((f.kind, f.channel), (FRAME_HEARTBEAT, 0));

@@ -26,16 +26,28 @@ use tokio::time::Instant;
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Serve one accepted socket until it ends.
-pub(crate) async fn serve(broker: Arc<BrokerState>, mut stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    broker: Arc<BrokerState>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
-    let neg = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake::negotiate(&broker, &mut stream, peer)).await {
+    let mut neg = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake::negotiate(&broker, &mut stream, peer),
+    )
+    .await
+    {
         Ok(Ok(n)) => n,
         Ok(Err(handshake::HandshakeError::Dropped(why))) => {
             log::info(format_args!("connection from {peer} refused: {why}"));
             return;
         }
         Err(_) => {
-            log::info(format_args!("connection from {peer} closed: handshake timeout"));
+            log::info(format_args!(
+                "connection from {peer} closed: handshake timeout"
+            ));
             return;
         }
     };
@@ -49,7 +61,7 @@ pub(crate) async fn serve(broker: Arc<BrokerState>, mut stream: TcpStream, peer:
     let conn = Arc::new(ConnShared::new(id, neg.frame_max, neg.cancel_notify, tx));
     let writer = tokio::spawn(write_loop(wr, rx, conn.clone(), neg.heartbeat));
     let heartbeat = Duration::from_secs(u64::from(neg.heartbeat));
-    let mut buf = neg.leftover;
+    let mut buf = std::mem::take(&mut neg.leftover);
     let frame_max = neg.frame_max;
     let mut session = Session::new(broker.clone(), conn.clone(), neg, peer);
 
@@ -81,7 +93,10 @@ pub(crate) async fn serve(broker: Arc<BrokerState>, mut stream: TcpStream, peer:
     let reason = match end {
         End::Close(err) => {
             if err.code == code::CONNECTION_FORCED {
-                log::info(format_args!("connection {id} from {peer} closing: {}", err.text));
+                log::info(format_args!(
+                    "connection {id} from {peer} closing: {}",
+                    err.text
+                ));
             } else {
                 log::error(format_args!("connection {id} from {peer}: {}", err.text));
             }
@@ -94,7 +109,11 @@ pub(crate) async fn serve(broker: Arc<BrokerState>, mut stream: TcpStream, peer:
                     method_id: err.method_id,
                 })),
             );
-            let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, await_close_ok(&mut rd, &mut buf, frame_max, &conn)).await;
+            let _ = tokio::time::timeout(
+                CLOSE_OK_TIMEOUT,
+                await_close_ok(&mut rd, &mut buf, frame_max, &conn),
+            )
+            .await;
             err.text
         }
         End::ClientClosed => "closed by client".to_string(),
@@ -108,14 +127,24 @@ pub(crate) async fn serve(broker: Arc<BrokerState>, mut stream: TcpStream, peer:
 
 /// After we sent connection.close, discard frames until the client's close-ok
 /// (AMQP 0-9-1 §2.2.4: the peer must ignore everything but close/close-ok).
-async fn await_close_ok(rd: &mut OwnedReadHalf, buf: &mut BytesMut, frame_max: u32, conn: &ConnShared) {
+async fn await_close_ok(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    frame_max: u32,
+    conn: &ConnShared,
+) {
     loop {
         while let Ok(Some(f)) = codec::next_frame(buf, frame_max) {
             if f.kind == FRAME_METHOD && f.channel == 0 {
                 match codec::decode_method(&f.payload) {
                     Ok(AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => return,
                     Ok(AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
-                        conn.send_method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
+                        conn.send_method(
+                            0,
+                            AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                                connection::CloseOk {},
+                            )),
+                        );
                         return;
                     }
                     _ => {}
@@ -134,7 +163,12 @@ async fn await_close_ok(rd: &mut OwnedReadHalf, buf: &mut BytesMut, frame_max: u
 
 /// Write queued frames, gathering everything already queued into one write; send a
 /// heartbeat when nothing was written for half the heartbeat interval.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outbound>, conn: Arc<ConnShared>, heartbeat: u16) {
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    conn: Arc<ConnShared>,
+    heartbeat: u16,
+) {
     let idle = if heartbeat == 0 {
         Duration::from_secs(3600 * 24 * 365)
     } else {

@@ -52,6 +52,7 @@ fn code_name(code: u16) -> &'static str {
         code::UNEXPECTED_FRAME => "UNEXPECTED_FRAME",
         code::NOT_ALLOWED => "NOT_ALLOWED",
         code::NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
+        code::INTERNAL_ERROR => "INTERNAL_ERROR",
         _ => "INTERNAL_ERROR",
     }
 }

@@ -53,6 +53,7 @@ pub(crate) struct Exchange {
     pub(crate) durable: bool,
     pub(crate) auto_delete: bool,
     pub(crate) internal: bool,
+    #[allow(dead_code, reason = "listed by the management API")]
     pub(crate) arguments: FieldTable,
     /// Read on every publish, written on bind/unbind: a read-mostly lock.
     pub(crate) bindings: RwLock<Vec<Binding>>,
@@ -79,7 +80,12 @@ impl Exchange {
     }
 
     /// Append every queue this message routes to, each once, to `out`.
-    pub(crate) fn route(&self, routing_key: &str, headers: Option<&FieldTable>, out: &mut Vec<Arc<Queue>>) {
+    pub(crate) fn route(
+        &self,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        out: &mut Vec<Arc<Queue>>,
+    ) {
         let bindings = self.bindings.read().unwrap_or_else(|e| e.into_inner());
         for b in bindings.iter() {
             let hit = match self.kind {
@@ -108,11 +114,18 @@ impl Exchange {
     }
 
     /// Remove one binding; returns whether it existed.
-    pub(crate) fn unbind(&self, queue: &Arc<Queue>, routing_key: &str, arguments: &FieldTable) -> bool {
+    pub(crate) fn unbind(
+        &self,
+        queue: &Arc<Queue>,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> bool {
         let mut bindings = self.bindings.write().unwrap_or_else(|e| e.into_inner());
         let before = bindings.len();
         bindings.retain(|b| {
-            !(Arc::ptr_eq(&b.queue, queue) && b.routing_key == routing_key && &b.arguments == arguments)
+            !(Arc::ptr_eq(&b.queue, queue)
+                && b.routing_key == routing_key
+                && &b.arguments == arguments)
         });
         before != bindings.len()
     }
@@ -126,7 +139,10 @@ impl Exchange {
     }
 
     pub(crate) fn binding_count(&self) -> usize {
-        self.bindings.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.bindings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 }
 
@@ -134,8 +150,16 @@ impl Exchange {
 /// exactly one word, `#` zero or more. Dynamic programming keeps it O(pattern × key)
 /// even for hostile patterns like `#.#.#.#`.
 pub(crate) fn topic_matches(pattern: &str, key: &str) -> bool {
-    let p: Vec<&str> = if pattern.is_empty() { Vec::new() } else { pattern.split('.').collect() };
-    let k: Vec<&str> = if key.is_empty() { Vec::new() } else { key.split('.').collect() };
+    let p: Vec<&str> = if pattern.is_empty() {
+        Vec::new()
+    } else {
+        pattern.split('.').collect()
+    };
+    let k: Vec<&str> = if key.is_empty() {
+        Vec::new()
+    } else {
+        key.split('.').collect()
+    };
     // row[j]: does p[..i] match k[..j]
     let mut row = vec![false; k.len() + 1];
     row[0] = true;
@@ -193,7 +217,11 @@ pub(crate) fn headers_match(binding: &FieldTable, headers: Option<&FieldTable>) 
             return false;
         }
     }
-    if any { matched > 0 } else { considered == matched }
+    if any {
+        matched > 0
+    } else {
+        considered == matched
+    }
 }
 
 /// Equality across AMQP encodings of the same value (a short and a long string, or
@@ -251,7 +279,10 @@ mod tests {
         assert!(topic_matches("", ""));
         assert!(!topic_matches("a", "a.b"));
         assert!(topic_matches("#.b.#", "a.b.c"));
-        assert!(topic_matches("#.#.#.#.#.#.#.#.#.#.z", "a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.z"));
+        assert!(topic_matches(
+            "#.#.#.#.#.#.#.#.#.#.z",
+            "a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.z"
+        ));
     }
 
     #[test]

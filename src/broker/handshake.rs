@@ -27,6 +27,7 @@ pub(crate) struct Negotiated {
     pub(crate) frame_max: u32,
     pub(crate) channel_max: u16,
     pub(crate) heartbeat: u16,
+    #[allow(dead_code, reason = "listed by the management API")]
     pub(crate) client_properties: FieldTable,
     pub(crate) cancel_notify: bool,
     /// Bytes read past the handshake (a pipelining client may already have sent more).
@@ -42,7 +43,11 @@ pub(crate) enum HandshakeError {
 
 fn capability(props: &FieldTable, name: &str) -> bool {
     matches!(
-        props.inner().get("capabilities").and_then(|c| c.as_field_table()).and_then(|t| t.inner().get(name)),
+        props
+            .inner()
+            .get("capabilities")
+            .and_then(|c| c.as_field_table())
+            .and_then(|t| t.inner().get(name)),
         Some(AMQPValue::Boolean(true))
     )
 }
@@ -70,7 +75,10 @@ fn server_properties() -> FieldTable {
     props.insert("platform".into(), s("Rust"));
     props.insert("cluster_name".into(), s("rmq"));
     props.insert("copyright".into(), s("the rmq authors"));
-    props.insert("information".into(), s("rmq serve: an AMQP 0-9-1 broker compatible with RabbitMQ"));
+    props.insert(
+        "information".into(),
+        s("rmq serve: an AMQP 0-9-1 broker compatible with RabbitMQ"),
+    );
     props
 }
 
@@ -81,7 +89,11 @@ async fn write_method(stream: &mut TcpStream, method: AMQPClass) -> std::io::Res
 }
 
 /// Read the next method frame on channel 0, skipping heartbeats.
-async fn read_method(stream: &mut TcpStream, buf: &mut BytesMut, frame_max: u32) -> Result<AMQPClass, String> {
+async fn read_method(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    frame_max: u32,
+) -> Result<AMQPClass, String> {
     loop {
         match codec::next_frame(buf, frame_max) {
             Err(e) => return Err(e.text),
@@ -89,7 +101,9 @@ async fn read_method(stream: &mut TcpStream, buf: &mut BytesMut, frame_max: u32)
             Ok(Some(f)) if f.kind == FRAME_METHOD && f.channel == 0 => {
                 return codec::decode_method(&f.payload).map_err(|e| e.text);
             }
-            Ok(Some(f)) => return Err(format!("unexpected frame type {} during handshake", f.kind)),
+            Ok(Some(f)) => {
+                return Err(format!("unexpected frame type {} during handshake", f.kind));
+            }
             Ok(None) => {}
         }
         match stream.read_buf(buf).await {
@@ -109,7 +123,8 @@ async fn refuse(stream: &mut TcpStream, buf: &mut BytesMut, err: &AmqpError, fra
         method_id: err.method_id,
     }));
     if write_method(stream, close).await.is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), read_method(stream, buf, frame_max)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), read_method(stream, buf, frame_max)).await;
     }
 }
 
@@ -126,7 +141,8 @@ fn credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
         "AMQPLAIN" => {
             let mut framed = (response.len() as u32).to_be_bytes().to_vec();
             framed.extend_from_slice(response);
-            let (_, table) = amq_protocol::types::parsing::parse_field_table(framed.as_slice()).ok()?;
+            let (_, table) =
+                amq_protocol::types::parsing::parse_field_table(framed.as_slice()).ok()?;
             let get = |k: &str| match table.inner().get(k)? {
                 AMQPValue::LongString(s) => String::from_utf8(s.as_bytes().to_vec()).ok(),
                 AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
@@ -152,6 +168,20 @@ pub(crate) async fn negotiate(
     if &header != PROTOCOL_HEADER {
         // AMQP 0-9-1 §4.2.2: answer with the protocol we speak, then close.
         let _ = stream.write_all(PROTOCOL_HEADER).await;
+        // Send FIN, then read what the peer already sent: closing with unread bytes would
+        // make the kernel answer RST, and the peer could lose our header.
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut total = 0;
+            while total < 64 * 1024 {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+        })
+        .await;
         return Err(drop(format!("unsupported protocol header {header:?}")));
     }
     let our_frame_max = broker.config.frame_max;
@@ -169,7 +199,10 @@ pub(crate) async fn negotiate(
     .map_err(|e| drop(e.to_string()))?;
 
     let mut buf = BytesMut::with_capacity(4096);
-    let start_ok = match read_method(stream, &mut buf, our_frame_max).await.map_err(drop)? {
+    let start_ok = match read_method(stream, &mut buf, our_frame_max)
+        .await
+        .map_err(drop)?
+    {
         AMQPClass::Connection(connection::AMQPMethod::StartOk(s)) => s,
         other => return Err(drop(format!("expected connection.start-ok, got {other:?}"))),
     };
@@ -213,7 +246,10 @@ pub(crate) async fn negotiate(
     )
     .await
     .map_err(|e| drop(e.to_string()))?;
-    let tune_ok = match read_method(stream, &mut buf, our_frame_max).await.map_err(drop)? {
+    let tune_ok = match read_method(stream, &mut buf, our_frame_max)
+        .await
+        .map_err(drop)?
+    {
         AMQPClass::Connection(connection::AMQPMethod::TuneOk(t)) => t,
         other => return Err(drop(format!("expected connection.tune-ok, got {other:?}"))),
     };
@@ -234,14 +270,20 @@ pub(crate) async fn negotiate(
         n => n.min(broker.config.channel_max),
     };
 
-    let open = match read_method(stream, &mut buf, frame_max).await.map_err(drop)? {
+    let open = match read_method(stream, &mut buf, frame_max)
+        .await
+        .map_err(drop)?
+    {
         AMQPClass::Connection(connection::AMQPMethod::Open(o)) => o,
         other => return Err(drop(format!("expected connection.open, got {other:?}"))),
     };
     let vhost_name = open.virtual_host.as_str().to_string();
     let Some(vhost) = broker.vhost(&vhost_name) else {
-        let err = AmqpError::new(code::NOT_ALLOWED, format_args!("vhost {vhost_name} not found"))
-            .on_method(10, 40);
+        let err = AmqpError::new(
+            code::NOT_ALLOWED,
+            format_args!("vhost {vhost_name} not found"),
+        )
+        .on_method(10, 40);
         refuse(stream, &mut buf, &err, frame_max).await;
         return Err(drop(err.text));
     };
@@ -277,8 +319,15 @@ mod tests {
         let mut t = FieldTable::default();
         t.insert("LOGIN".into(), AMQPValue::LongString("bob".into()));
         t.insert("PASSWORD".into(), AMQPValue::LongString("pw".into()));
-        let (v, _) = cookie_factory::gen(amq_protocol::types::generation::gen_field_table(&t), Vec::new()).unwrap();
-        assert_eq!(credentials("AMQPLAIN", &v[4..]), Some(("bob".into(), "pw".into())));
+        let (v, _) = cookie_factory::r#gen(
+            amq_protocol::types::generation::gen_field_table(&t),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            credentials("AMQPLAIN", &v[4..]),
+            Some(("bob".into(), "pw".into()))
+        );
         assert_eq!(credentials("EXTERNAL", b""), None);
         assert_eq!(credentials("PLAIN", b"junk"), None);
     }

@@ -23,6 +23,7 @@ pub(crate) struct Message {
 
 impl Message {
     /// delivery_mode 2 marks a message to be kept on disk in durable queues.
+    #[allow(dead_code, reason = "used by persistence")]
     pub(crate) fn is_persistent(&self) -> bool {
         self.properties.delivery_mode() == &Some(2)
     }
@@ -48,7 +49,7 @@ pub(crate) fn encode_header(body_size: u64, properties: &BasicProperties) -> Byt
     out.put_u16(60);
     out.put_u16(0);
     out.put_u64(body_size);
-    if let Ok((v, _)) = cookie_factory::gen(
+    if let Ok((v, _)) = cookie_factory::r#gen(
         amq_protocol::protocol::basic::gen_properties(properties),
         Vec::with_capacity(32),
     ) {
@@ -60,7 +61,7 @@ pub(crate) fn encode_header(body_size: u64, properties: &BasicProperties) -> Byt
 /// Decode a content header payload into (class id, body size, properties).
 pub(crate) fn decode_header(payload: &[u8]) -> Option<(u16, u64, BasicProperties)> {
     match amq_protocol::frame::parsing::parse_content_header(payload) {
-        Ok((rest, h)) if rest.is_empty() => Some((h.class_id, h.body_size, h.properties)),
+        Ok(([], h)) => Some((h.class_id, h.body_size, h.properties)),
         _ => None,
     }
 }

@@ -4,6 +4,7 @@ use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Exchange, ExchangeKind};
 use super::queue::Queue;
 use super::session::Session;
+use super::vhost::notify_cancelled;
 use amq_protocol::protocol::{AMQPClass, exchange, queue};
 use amq_protocol::types::{AMQPValue, FieldTable};
 use std::sync::Arc;
@@ -33,7 +34,14 @@ fn refuse_unsupported(arguments: &FieldTable, names: &[&str]) -> AmqpResult {
     Ok(())
 }
 
-fn inequivalent(arg: &str, kind: &str, name: &str, vhost: &str, received: impl std::fmt::Display, current: impl std::fmt::Display) -> AmqpError {
+fn inequivalent(
+    arg: &str,
+    kind: &str,
+    name: &str,
+    vhost: &str,
+    received: impl std::fmt::Display,
+    current: impl std::fmt::Display,
+) -> AmqpError {
     AmqpError::precondition(format_args!(
         "inequivalent arg '{arg}' for {kind} '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
     ))
@@ -44,7 +52,11 @@ fn queue_type(arguments: &FieldTable) -> AmqpResult<Option<String>> {
         None => return Ok(None),
         Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).to_string(),
         Some(AMQPValue::ShortString(s)) => s.as_str().to_string(),
-        Some(_) => return Err(AmqpError::precondition("invalid arg 'x-queue-type' for queue")),
+        Some(_) => {
+            return Err(AmqpError::precondition(
+                "invalid arg 'x-queue-type' for queue",
+            ));
+        }
     };
     match t.as_str() {
         "classic" | "quorum" => Ok(Some(t)),
@@ -87,7 +99,9 @@ impl Session {
                 let name = d.exchange.as_str();
                 let vhost = &self.vhost.name;
                 if name.is_empty() {
-                    return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+                    return Err(AmqpError::access_refused(
+                        "operation not permitted on the default exchange",
+                    ));
                 }
                 if d.passive {
                     self.vhost.exchange_or_404(name)?;
@@ -103,16 +117,34 @@ impl Session {
                     match existing {
                         Some(x) => {
                             if x.kind != kind {
-                                return Err(inequivalent("type", "exchange", name, vhost, d.kind.as_str(), x.kind.as_str()));
+                                return Err(inequivalent(
+                                    "type",
+                                    "exchange",
+                                    name,
+                                    vhost,
+                                    d.kind.as_str(),
+                                    x.kind.as_str(),
+                                ));
                             }
                             if x.durable != d.durable {
-                                return Err(inequivalent("durable", "exchange", name, vhost, d.durable, x.durable));
+                                return Err(inequivalent(
+                                    "durable", "exchange", name, vhost, d.durable, x.durable,
+                                ));
                             }
                             if x.auto_delete != d.auto_delete {
-                                return Err(inequivalent("auto_delete", "exchange", name, vhost, d.auto_delete, x.auto_delete));
+                                return Err(inequivalent(
+                                    "auto_delete",
+                                    "exchange",
+                                    name,
+                                    vhost,
+                                    d.auto_delete,
+                                    x.auto_delete,
+                                ));
                             }
                             if x.internal != d.internal {
-                                return Err(inequivalent("internal", "exchange", name, vhost, d.internal, x.internal));
+                                return Err(inequivalent(
+                                    "internal", "exchange", name, vhost, d.internal, x.internal,
+                                ));
                             }
                         }
                         None => {
@@ -121,7 +153,14 @@ impl Session {
                                     "exchange name '{name}' contains reserved prefix 'amq.*'"
                                 )));
                             }
-                            let x = Arc::new(Exchange::new(name, kind, d.durable, d.auto_delete, d.internal, d.arguments));
+                            let x = Arc::new(Exchange::new(
+                                name,
+                                kind,
+                                d.durable,
+                                d.auto_delete,
+                                d.internal,
+                                d.arguments,
+                            ));
                             self.vhost
                                 .exchanges
                                 .write()
@@ -132,7 +171,12 @@ impl Session {
                     }
                 }
                 if !d.nowait {
-                    self.reply(ch, AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})));
+                    self.reply(
+                        ch,
+                        AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(
+                            exchange::DeclareOk {},
+                        )),
+                    );
                 }
                 Ok(())
             }
@@ -141,7 +185,11 @@ impl Session {
                 if name.is_empty() || name.starts_with("amq.") {
                     return Err(AmqpError::access_refused(format_args!(
                         "operation not permitted on {}",
-                        if name.is_empty() { "the default exchange".to_string() } else { format!("exchange '{name}'") }
+                        if name.is_empty() {
+                            "the default exchange".to_string()
+                        } else {
+                            format!("exchange '{name}'")
+                        }
                     )));
                 }
                 if let Some(x) = self.vhost.exchange(name) {
@@ -154,13 +202,18 @@ impl Session {
                     self.vhost.delete_exchange(name);
                 }
                 if !d.nowait {
-                    self.reply(ch, AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})));
+                    self.reply(
+                        ch,
+                        AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})),
+                    );
                 }
                 Ok(())
             }
-            exchange::AMQPMethod::Bind(_) | exchange::AMQPMethod::Unbind(_) => Err(AmqpError::not_implemented(
-                "exchange-to-exchange bindings are not supported by rmq serve yet",
-            )),
+            exchange::AMQPMethod::Bind(_) | exchange::AMQPMethod::Unbind(_) => {
+                Err(AmqpError::not_implemented(
+                    "exchange-to-exchange bindings are not supported by rmq serve yet",
+                ))
+            }
             other => Err(AmqpError::new(
                 code::COMMAND_INVALID,
                 format_args!("unexpected method {:?}", other),
@@ -180,7 +233,10 @@ impl Session {
                     arguments: b.arguments,
                 });
                 if !b.nowait {
-                    self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
+                    self.reply(
+                        ch,
+                        AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
+                    );
                 }
                 Ok(())
             }
@@ -192,20 +248,29 @@ impl Session {
                 if x.auto_delete && x.binding_count() == 0 {
                     self.vhost.delete_exchange(&x.name);
                 }
-                self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
+                self.reply(
+                    ch,
+                    AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})),
+                );
                 Ok(())
             }
             queue::AMQPMethod::Purge(p) => {
                 let q = self.usable_queue(ch, p.queue.as_str())?;
                 let n = q.purge();
                 if !p.nowait {
-                    self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count: n })));
+                    self.reply(
+                        ch,
+                        AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk {
+                            message_count: n,
+                        })),
+                    );
                 }
                 Ok(())
             }
             queue::AMQPMethod::Delete(d) => {
                 let name = self.resolve_queue_name(ch, d.queue.as_str())?;
                 let mut count = 0;
+                let mut cancelled = Vec::new();
                 // Deleting a queue that does not exist succeeds (RabbitMQ 3.10).
                 if let Some(q) = self.vhost.queue(&name) {
                     self.check_exclusive(&q)?;
@@ -222,12 +287,20 @@ impl Session {
                             self.vhost.name
                         )));
                     }
-                    count = self.vhost.delete_queue(&q);
+                    let (n, consumers) = self.vhost.remove_queue(&q);
+                    count = n;
+                    cancelled = consumers;
                     self.exclusive_queues.retain(|e| !Arc::ptr_eq(e, &q));
                 }
                 if !d.nowait {
-                    self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count: count })));
+                    self.reply(
+                        ch,
+                        AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
+                            message_count: count,
+                        })),
+                    );
                 }
+                notify_cancelled(cancelled);
                 Ok(())
             }
             other => Err(AmqpError::new(
@@ -239,7 +312,9 @@ impl Session {
 
     fn bindable_exchange(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
         if name.is_empty() {
-            return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
         }
         self.vhost.exchange_or_404(name)
     }
@@ -277,7 +352,14 @@ impl Session {
             match queues.get(&name) {
                 Some(q) => q.clone(),
                 None => {
-                    let q = Arc::new(Queue::new(name.clone(), &vhost, durable, owner, d.auto_delete, d.arguments.clone()));
+                    let q = Arc::new(Queue::new(
+                        name.clone(),
+                        &vhost,
+                        durable,
+                        owner,
+                        d.auto_delete,
+                        d.arguments.clone(),
+                    ));
                     queues.insert(name.clone(), q.clone());
                     if owner.is_some() {
                         self.exclusive_queues.push(q.clone());
@@ -291,16 +373,51 @@ impl Session {
             return Err(AmqpError::locked(&name, &vhost));
         }
         if queue.durable != durable {
-            return Err(inequivalent("durable", "queue", &name, &vhost, durable, queue.durable));
+            return Err(inequivalent(
+                "durable",
+                "queue",
+                &name,
+                &vhost,
+                durable,
+                queue.durable,
+            ));
         }
         if queue.auto_delete != d.auto_delete {
-            return Err(inequivalent("auto_delete", "queue", &name, &vhost, d.auto_delete, queue.auto_delete));
+            return Err(inequivalent(
+                "auto_delete",
+                "queue",
+                &name,
+                &vhost,
+                d.auto_delete,
+                queue.auto_delete,
+            ));
+        }
+        let (received, current) = (
+            queue_type(&d.arguments)?.unwrap_or_else(|| "classic".into()),
+            queue_type(&queue.arguments)?.unwrap_or_else(|| "classic".into()),
+        );
+        // A missing x-queue-type means the default type, as in RabbitMQ 3.10; only a real
+        // difference is an inequivalent redeclare.
+        if received != current
+            && !(current == "quorum" && d.arguments.inner().get("x-queue-type").is_none())
+        {
+            return Err(AmqpError::precondition(format_args!(
+                "inequivalent arg 'x-queue-type' for queue '{name}' in vhost '{vhost}': \
+                 received the value '{received}' of type 'longstr' but current is the value '{current}' of type 'longstr'"
+            )));
         }
         let (ready, _, consumers) = queue.counts();
         self.declare_ok(ch, d.nowait, name, ready, consumers)
     }
 
-    fn declare_ok(&mut self, ch: u16, nowait: bool, name: String, ready: u32, consumers: u32) -> AmqpResult {
+    fn declare_ok(
+        &mut self,
+        ch: u16,
+        nowait: bool,
+        name: String,
+        ready: u32,
+        consumers: u32,
+    ) -> AmqpResult {
         if !nowait {
             self.reply(
                 ch,

@@ -1,8 +1,38 @@
-//! The embedded AMQP 0-9-1 broker behind `rmq serve` (being written on the broker branch).
+//! The embedded AMQP 0-9-1 broker behind `rmq serve`.
+//!
+//! - `server`         accept loop and graceful shutdown
+//! - `connection`     one socket: read batches, writer task, heartbeats, teardown
+//! - `handshake`      protocol header, Start/Tune/Open, authentication
+//! - `codec`          frames on the wire around amq-protocol
+//! - `session`        an open connection's channels, content assembly, exceptions
+//! - `methods_queue`  exchange.* and queue.* handlers
+//! - `methods_basic`  basic.*, confirm.*, tx.* handlers
+//! - `publish`        routing a complete message, returns, confirms
+//! - `channel`        what queues share with a channel: unacked, credit, outbound
+//! - `queue`          ready messages, consumers, round-robin dispatch
+//! - `exchange`       direct / fanout / topic / headers routing
+//! - `vhost`          registry of exchanges and queues
+//! - `state`          broker-wide state: vhosts, users, direct reply-to
+//! - `message`        a published message and its content header
+//! - `error`          typed AMQP errors with RabbitMQ's codes and texts
 
+mod channel;
+mod codec;
 pub mod config;
+mod connection;
+mod error;
+mod exchange;
+mod handshake;
 pub mod log;
+mod message;
+mod methods_basic;
+mod methods_queue;
+mod publish;
+mod queue;
 mod server;
+mod session;
+mod state;
+mod vhost;
 
 pub use config::BrokerConfig;
 pub use server::Server;

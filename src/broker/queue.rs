@@ -148,17 +148,25 @@ impl Queue {
         self.dispatch(&mut st);
     }
 
-    /// Attach a consumer; deliveries start at once.
-    pub(crate) fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> Result<(), ConsumeRefused> {
+    /// Attach a consumer; `on_added` runs (under the queue's lock) before the first
+    /// delivery, so basic.consume-ok precedes every basic.deliver. Deliveries start at once.
+    pub(crate) fn add_consumer(
+        self: &Arc<Self>,
+        consumer: Consumer,
+        on_added: impl FnOnce(),
+    ) -> Result<(), ConsumeRefused> {
         let mut st = self.lock();
         if st.deleted {
             return Err(ConsumeRefused::Deleted);
         }
-        if (consumer.exclusive && !st.consumers.is_empty()) || st.consumers.iter().any(|c| c.exclusive) {
+        if (consumer.exclusive && !st.consumers.is_empty())
+            || st.consumers.iter().any(|c| c.exclusive)
+        {
             return Err(ConsumeRefused::ExclusiveUse);
         }
         st.consumers.push(consumer);
         st.had_consumer = true;
+        on_added();
         self.dispatch(&mut st);
         Ok(())
     }
@@ -207,7 +215,11 @@ impl Queue {
     /// (ready, unacked, consumers) right now.
     pub(crate) fn counts(&self) -> (u32, u32, u32) {
         let st = self.lock();
-        (st.ready.len() as u32, st.unacked as u32, st.consumers.len() as u32)
+        (
+            st.ready.len() as u32,
+            st.unacked as u32,
+            st.consumers.len() as u32,
+        )
     }
 
     /// Deliver ready messages to consumers with credit, round-robin, until either runs out.

@@ -1,24 +1,76 @@
-//! Placeholder server of the skeleton commit; the broker branch replaces it.
-use crate::broker::BrokerConfig;
+//! The accept loop (mini-redis shape): one task per connection, every loop watching the
+//! shutdown signal; on shutdown every connection is closed with 320 CONNECTION_FORCED
+//! and given a bounded time to finish.
+
+use super::config::BrokerConfig;
+use super::connection;
+use super::log;
+use super::state::BrokerState;
 use std::net::SocketAddr;
-/// A bound broker.
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How long connections get to close cleanly after shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bound broker, ready to run.
 #[derive(Debug)]
 pub struct Server {
-    listener: tokio::net::TcpListener,
+    /// The AMQP listener (bound in `bind` so `--port 0` can be reported before serving).
+    listener: TcpListener,
+    /// Everything connections share.
+    state: Arc<BrokerState>,
 }
+
 impl Server {
-    /// Bind the listener.
+    /// Bind the AMQP listener.
     pub async fn bind(config: BrokerConfig) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(config.amqp_addr).await?;
         Ok(Server {
-            listener: tokio::net::TcpListener::bind(config.amqp_addr).await?,
+            listener,
+            state: Arc::new(BrokerState::new(config)),
         })
     }
-    /// The bound address.
+
+    /// The bound address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound")
+        // A bound listener always has a local address; fall back to the configured one.
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.amqp_addr)
     }
-    /// Run until shutdown.
+
+    /// Serve until `shutdown` resolves, then close every connection.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        shutdown.await
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        connections.spawn(connection::serve(self.state.clone(), stream, peer, stop_rx.clone()));
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: log, back off briefly, keep serving the others.
+                        log::error(format_args!("accept failed: {e}"));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                () = &mut shutdown => break,
+            }
+        }
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            connections.abort_all();
+        }
     }
 }

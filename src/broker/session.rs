@@ -44,7 +44,8 @@ pub(crate) enum Content {
     Body {
         publish: PendingPublish,
         header: Bytes,
-        properties: BasicProperties,
+        /// Boxed: the variant would otherwise dwarf `Idle` in every channel.
+        properties: Box<BasicProperties>,
         size: u64,
         body: BytesMut,
     },
@@ -80,6 +81,7 @@ pub(crate) struct Session {
     pub(crate) conn: Arc<ConnShared>,
     pub(crate) vhost: Arc<VHost>,
     pub(crate) user: String,
+    #[allow(dead_code, reason = "listed by the management API")]
     pub(crate) peer: SocketAddr,
     pub(crate) frame_max: u32,
     pub(crate) channel_max: u16,
@@ -89,7 +91,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(broker: Arc<BrokerState>, conn: Arc<ConnShared>, neg: Negotiated, peer: SocketAddr) -> Session {
+    pub(crate) fn new(
+        broker: Arc<BrokerState>,
+        conn: Arc<ConnShared>,
+        neg: Negotiated,
+        peer: SocketAddr,
+    ) -> Session {
         Session {
             broker,
             conn,
@@ -153,7 +160,10 @@ impl Session {
                 }
             }
             FRAME_HEADER | FRAME_BODY => self.content_frame(ch, frame.kind, frame.payload),
-            _ => Err(End::Close(AmqpError::new(code::FRAME_ERROR, "unknown frame type"))),
+            _ => Err(End::Close(AmqpError::new(
+                code::FRAME_ERROR,
+                "unknown frame type",
+            ))),
         }
     }
 
@@ -180,13 +190,18 @@ impl Session {
                     .is_some_and(|p| p.as_bytes() == u.new_secret.as_bytes());
                 if !ok {
                     return Err(End::Close(
-                        AmqpError::new(code::NOT_ALLOWED, "New secret was refused by one of the backends")
-                            .on_method(ids.0, ids.1),
+                        AmqpError::new(
+                            code::NOT_ALLOWED,
+                            "New secret was refused by one of the backends",
+                        )
+                        .on_method(ids.0, ids.1),
                     ));
                 }
                 self.conn.send_method(
                     0,
-                    AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {})),
+                    AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(
+                        connection::UpdateSecretOk {},
+                    )),
                 );
                 Ok(())
             }
@@ -205,7 +220,10 @@ impl Session {
         let hard = |e: AmqpError| End::Close(e.on_method(ids.0, ids.1));
         if let AMQPClass::Channel(channel::AMQPMethod::Open(_)) = method {
             if self.channels.contains_key(&ch) {
-                return Err(hard(AmqpError::new(code::CHANNEL_ERROR, "second 'channel.open' seen")));
+                return Err(hard(AmqpError::new(
+                    code::CHANNEL_ERROR,
+                    "second 'channel.open' seen",
+                )));
             }
             if ch > self.channel_max {
                 return Err(hard(AmqpError::new(
@@ -213,12 +231,19 @@ impl Session {
                     format_args!("channel_max exceeded: channel {ch} > {}", self.channel_max),
                 )));
             }
-            self.channels.insert(ch, Channel::new(ch, self.conn.clone()));
-            self.conn.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
+            self.channels
+                .insert(ch, Channel::new(ch, self.conn.clone()));
+            self.conn.send_method(
+                ch,
+                AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
+            );
             return Ok(());
         }
         let Some(chan) = self.channels.get_mut(&ch) else {
-            return Err(hard(AmqpError::new(code::CHANNEL_ERROR, "expected 'channel.open'")));
+            return Err(hard(AmqpError::new(
+                code::CHANNEL_ERROR,
+                "expected 'channel.open'",
+            )));
         };
         if chan.closing {
             // AMQP 0-9-1 §2.2.4: after channel.close, discard all but close and close-ok.
@@ -227,7 +252,10 @@ impl Session {
                     self.channels.remove(&ch);
                 }
                 AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
-                    self.conn.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
+                    self.conn.send_method(
+                        ch,
+                        AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+                    );
                     self.channels.remove(&ch);
                 }
                 _ => {}
@@ -261,7 +289,10 @@ impl Session {
                 if let Some(mut chan) = self.channels.remove(&ch) {
                     self.release_channel(&mut chan);
                 }
-                self.conn.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
+                self.conn.send_method(
+                    ch,
+                    AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+                );
                 Ok(())
             }
             AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)) => Ok(()),
@@ -272,7 +303,9 @@ impl Session {
                 }
                 self.conn.send_method(
                     ch,
-                    AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk { active: true })),
+                    AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk {
+                        active: true,
+                    })),
                 );
                 Ok(())
             }
@@ -301,7 +334,10 @@ impl Session {
     fn content_frame(&mut self, ch: u16, kind: u8, payload: Bytes) -> Result<(), End> {
         let max = self.broker.config.max_message_size;
         let Some(chan) = self.channels.get_mut(&ch) else {
-            return Err(End::Close(AmqpError::new(code::CHANNEL_ERROR, "expected 'channel.open'")));
+            return Err(End::Close(AmqpError::new(
+                code::CHANNEL_ERROR,
+                "expected 'channel.open'",
+            )));
         };
         if chan.closing {
             return Ok(());
@@ -313,7 +349,11 @@ impl Session {
             ))
         };
         match std::mem::take(&mut chan.content) {
-            Content::Idle => Err(unexpected(if kind == FRAME_HEADER { "content header" } else { "content body" })),
+            Content::Idle => Err(unexpected(if kind == FRAME_HEADER {
+                "content header"
+            } else {
+                "content body"
+            })),
             Content::Header(publish) => {
                 if kind != FRAME_HEADER {
                     return Err(End::Close(AmqpError::new(
@@ -322,12 +362,17 @@ impl Session {
                     )));
                 }
                 let Some((class_id, size, properties)) = decode_header(&payload) else {
-                    return Err(End::Close(AmqpError::new(code::FRAME_ERROR, "cannot decode content header")));
+                    return Err(End::Close(AmqpError::new(
+                        code::FRAME_ERROR,
+                        "cannot decode content header",
+                    )));
                 };
                 if class_id != 60 {
                     return Err(End::Close(AmqpError::new(
                         code::UNEXPECTED_FRAME,
-                        format_args!("expected content header for class 60, got one for class {class_id} instead"),
+                        format_args!(
+                            "expected content header for class 60, got one for class {class_id} instead"
+                        ),
                     )));
                 }
                 if size > max {
@@ -342,13 +387,25 @@ impl Session {
                 }
                 // Cap the up-front allocation: the size is only a claim until the bytes arrive.
                 let body = BytesMut::with_capacity(size.min(1 << 20) as usize);
-                chan.content = Content::Body { publish, header: payload, properties, size, body };
+                chan.content = Content::Body {
+                    publish,
+                    header: payload,
+                    properties: Box::new(properties),
+                    size,
+                    body,
+                };
                 if size == 0 {
                     return self.finish_content(ch);
                 }
                 Ok(())
             }
-            Content::Body { publish, header, properties, size, mut body } => {
+            Content::Body {
+                publish,
+                header,
+                properties,
+                size,
+                mut body,
+            } => {
                 if kind != FRAME_BODY {
                     return Err(End::Close(AmqpError::new(
                         code::UNEXPECTED_FRAME,
@@ -359,22 +416,44 @@ impl Session {
                 if body.len() as u64 > size {
                     return Err(End::Close(AmqpError::new(
                         code::FRAME_ERROR,
-                        format_args!("content body is {} bytes, header announced {size}", body.len()),
+                        format_args!(
+                            "content body is {} bytes, header announced {size}",
+                            body.len()
+                        ),
                     )));
                 }
                 let done = body.len() as u64 == size;
-                chan.content = Content::Body { publish, header, properties, size, body };
-                if done { self.finish_content(ch) } else { Ok(()) }
+                chan.content = Content::Body {
+                    publish,
+                    header,
+                    properties,
+                    size,
+                    body,
+                };
+                if done {
+                    self.finish_content(ch)
+                } else {
+                    Ok(())
+                }
             }
         }
     }
 
     fn finish_content(&mut self, ch: u16) -> Result<(), End> {
-        let Some(chan) = self.channels.get_mut(&ch) else { return Ok(()) };
-        let Content::Body { publish, header, properties, body, .. } = std::mem::take(&mut chan.content) else {
+        let Some(chan) = self.channels.get_mut(&ch) else {
             return Ok(());
         };
-        match self.publish(ch, publish, header, properties, body.freeze()) {
+        let Content::Body {
+            publish,
+            header,
+            properties,
+            body,
+            ..
+        } = std::mem::take(&mut chan.content)
+        else {
+            return Ok(());
+        };
+        match self.publish(ch, publish, header, *properties, body.freeze()) {
             Ok(()) => Ok(()),
             Err(e) => {
                 let e = e.on_method(60, 40);
@@ -391,8 +470,13 @@ impl Session {
     /// Channel exception: send channel.close, release what the channel held, and
     /// drop its frames until close-ok.
     pub(crate) fn close_channel(&mut self, ch: u16, err: AmqpError) {
-        log::debug(format_args!("connection {} channel {ch}: {}", self.conn.id, err.text));
-        let Some(mut chan) = self.channels.remove(&ch) else { return };
+        log::debug(format_args!(
+            "connection {} channel {ch}: {}",
+            self.conn.id, err.text
+        ));
+        let Some(mut chan) = self.channels.remove(&ch) else {
+            return;
+        };
         self.release_channel(&mut chan);
         chan.closing = true;
         chan.content = Content::Idle;
@@ -418,16 +502,20 @@ impl Session {
             std::mem::take(&mut st.consumers)
         };
         for (tag, queue) in consumers {
-            if let Some(q) = queue {
-                if q.remove_consumer(&chan.shared, &tag) {
-                    self.vhost.delete_queue(&q);
-                }
+            if let Some(q) = queue
+                && q.remove_consumer(&chan.shared, &tag)
+            {
+                self.vhost.delete_queue(&q);
             }
         }
         let unacked = chan.shared.take_all_unacked();
         chan.shared.settle(unacked, true);
         if let Some(token) = chan.reply_token.take() {
-            self.broker.reply_to.lock().unwrap_or_else(|e| e.into_inner()).remove(&token);
+            self.broker
+                .reply_to
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&token);
         }
     }
 
@@ -443,7 +531,9 @@ impl Session {
     }
 
     pub(crate) fn chan(&mut self, ch: u16) -> &mut Channel {
-        self.channels.get_mut(&ch).expect("dispatch only runs for open channels")
+        self.channels
+            .get_mut(&ch)
+            .expect("dispatch only runs for open channels")
     }
 
     pub(crate) fn reply(&self, ch: u16, method: AMQPClass) {

@@ -42,7 +42,11 @@ impl BrokerState {
     }
 
     pub(crate) fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
-        self.vhosts.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -52,7 +56,8 @@ impl BrokerState {
     /// `prefix` + 22 URL-safe base64 characters, as RabbitMQ names `amq.gen-` queues and
     /// `amq.ctag-` consumer tags: unguessable (keyed SipHash of a counter) and unique.
     pub(crate) fn random_name(&self, prefix: &str) -> String {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let n = self.next_id();
         let mut words = [0u64; 2];
         for (i, w) in words.iter_mut().enumerate() {

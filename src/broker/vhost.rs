@@ -3,7 +3,7 @@
 
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Exchange, ExchangeKind};
-use super::queue::Queue;
+use super::queue::{Consumer, Queue};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -34,7 +34,14 @@ impl VHost {
             .map(|(n, kind, internal)| {
                 (
                     n.to_string(),
-                    Arc::new(Exchange::new(n, *kind, true, false, *internal, FieldTable::default())),
+                    Arc::new(Exchange::new(
+                        n,
+                        *kind,
+                        true,
+                        false,
+                        *internal,
+                        FieldTable::default(),
+                    )),
                 )
             })
             .collect();
@@ -46,11 +53,19 @@ impl VHost {
     }
 
     pub(crate) fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
-        self.exchanges.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.exchanges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub(crate) fn queue(&self, name: &str) -> Option<Arc<Queue>> {
-        self.queues.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub(crate) fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
@@ -65,7 +80,12 @@ impl VHost {
 
     /// Queues a message published to `exchange` reaches. The default exchange routes to
     /// the queue named by the routing key (AMQP 0-9-1 §3.1.3.1).
-    pub(crate) fn route(&self, exchange: &Exchange, routing_key: &str, headers: Option<&FieldTable>) -> Vec<Arc<Queue>> {
+    pub(crate) fn route(
+        &self,
+        exchange: &Exchange,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> Vec<Arc<Queue>> {
         let mut out = Vec::new();
         if exchange.name.is_empty() {
             if let Some(q) = self.queue(routing_key) {
@@ -80,9 +100,21 @@ impl VHost {
     /// Remove a queue: from the registry, from every exchange, and cancel its consumers.
     /// Auto-delete exchanges left without bindings go too. Returns the ready count.
     pub(crate) fn delete_queue(&self, queue: &Arc<Queue>) -> u32 {
+        let (count, consumers) = self.remove_queue(queue);
+        notify_cancelled(consumers);
+        count
+    }
+
+    /// `delete_queue` without telling the consumers yet: queue.delete answers delete-ok
+    /// first and then sends basic.cancel, in RabbitMQ's order (clients such as amqplib
+    /// resolve the delete before they see the cancel).
+    pub(crate) fn remove_queue(&self, queue: &Arc<Queue>) -> (u32, Vec<Consumer>) {
         {
             let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
-            if queues.get(&queue.name).is_some_and(|q| Arc::ptr_eq(q, queue)) {
+            if queues
+                .get(&queue.name)
+                .is_some_and(|q| Arc::ptr_eq(q, queue))
+            {
                 queues.remove(&queue.name);
             }
         }
@@ -97,14 +129,20 @@ impl VHost {
         for name in emptied {
             self.delete_exchange(&name);
         }
-        let (count, consumers) = queue.mark_deleted();
-        for c in consumers {
-            c.channel.cancel_by_server(&c.tag);
-        }
-        count
+        queue.mark_deleted()
     }
 
     pub(crate) fn delete_exchange(&self, name: &str) -> Option<Arc<Exchange>> {
-        self.exchanges.write().unwrap_or_else(|e| e.into_inner()).remove(name)
+        self.exchanges
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+    }
+}
+
+/// Tell each consumer of a deleted queue (basic.cancel, for clients that asked).
+pub(crate) fn notify_cancelled(consumers: Vec<Consumer>) {
+    for c in consumers {
+        c.channel.cancel_by_server(&c.tag);
     }
 }

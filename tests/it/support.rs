@@ -26,9 +26,11 @@ impl Broker {
 
     /// Start a broker after letting the test adjust its configuration.
     pub fn start_with(adjust: impl FnOnce(&mut rmq::broker::BrokerConfig)) -> Broker {
-        let mut config = rmq::broker::BrokerConfig::default();
-        config.amqp_addr = "127.0.0.1:0".parse().unwrap();
-        config.mgmt_port = 0;
+        let mut config = rmq::broker::BrokerConfig {
+            amqp_addr: "127.0.0.1:0".parse().unwrap(),
+            mgmt_port: 0,
+            ..Default::default()
+        };
         adjust(&mut config);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -80,10 +82,10 @@ impl Drop for Broker {
 pub fn targets() -> Vec<(String, Option<Broker>)> {
     let broker = Broker::start();
     let mut out = vec![(broker.url(), Some(broker))];
-    if let Ok(url) = std::env::var("RMQ_TEST_RABBITMQ_URL") {
-        if !url.is_empty() {
-            out.push((url, None));
-        }
+    if let Ok(url) = std::env::var("RMQ_TEST_RABBITMQ_URL")
+        && !url.is_empty()
+    {
+        out.push((url, None));
     }
     out
 }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run every test: installs the third-party clients the suite drives (pika from PyPI,
+# amqplib from npm) if missing, then `cargo test`. Set RMQ_TEST_RABBITMQ_URL to also
+# run the client scenarios against a real RabbitMQ (.ci/run does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q --disable-pip-version-check -r tests/clients/python/requirements.txt
+if [ ! -d tests/clients/node/node_modules ]; then
+  npm ci --silent --no-audit --no-fund --prefix tests/clients/node
+fi
+cargo test "$@"
