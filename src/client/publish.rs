@@ -94,12 +94,13 @@ impl Publisher {
             mandatory: self.opts.mandatory,
             immediate: false,
         };
+        // Counted before the attempt so that a failure reports "N of M" including this one.
+        self.report.published += 1;
         let confirm = self
             .chan
             .basic_publish(exchange.into(), routing_key.into(), opts, body, props)
             .await
             .map_err(|e| self.failed(e))?;
-        self.report.published += 1;
         if self.opts.confirm {
             self.pending.push_back(confirm);
         } else {

@@ -5,4 +5,8 @@
 
 mod broker_lapin;
 mod broker_wire;
+mod cli_errors;
+mod cli_formats;
+mod cli_support;
+mod cli_tutorials;
 mod support;
