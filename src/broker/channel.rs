@@ -100,6 +100,17 @@ impl ConnShared {
     }
 }
 
+/// How deliveries are settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settle {
+    /// basic.ack: done with.
+    Ack,
+    /// nack/reject with requeue, recover, channel close: back to the queue, redelivered.
+    Requeue,
+    /// nack/reject without requeue: dropped or dead-lettered.
+    Reject,
+}
+
 /// Per-consumer prefetch accounting (basic.qos global=false).
 #[derive(Debug, Default)]
 pub(crate) struct ConsumerCredit {
@@ -262,21 +273,26 @@ impl ChannelShared {
 
     /// Take the deliveries an ack/nack/reject names. `None` when the tag is unknown
     /// (RabbitMQ: 406 "unknown delivery tag N"); tag 0 with `multiple` means all.
-    pub(crate) fn take_unacked(&self, tag: u64, multiple: bool) -> Option<Vec<Unacked>> {
+    pub(crate) fn take_unacked(&self, tag: u64, multiple: bool) -> Option<Vec<(u64, Unacked)>> {
         let mut st = self.lock();
-        let taken: Vec<Unacked> = if multiple && tag == 0 {
-            std::mem::take(&mut st.unacked).into_values().collect()
+        let taken: Vec<(u64, Unacked)> = if multiple && tag == 0 {
+            std::mem::take(&mut st.unacked).into_iter().collect()
         } else if !st.unacked.contains_key(&tag) {
             return None;
         } else if multiple {
             let rest = st.unacked.split_off(&(tag + 1));
             std::mem::replace(&mut st.unacked, rest)
-                .into_values()
+                .into_iter()
                 .collect()
         } else {
-            st.unacked.remove(&tag).into_iter().collect()
+            st.unacked.remove_entry(&tag).into_iter().collect()
         };
         Some(taken)
+    }
+
+    /// Put deliveries taken by an ack inside a transaction back (tx.rollback).
+    pub(crate) fn restore_unacked(&self, taken: Vec<(u64, Unacked)>) {
+        self.lock().unacked.extend(taken);
     }
 
     /// Take every unacked delivery (channel closing, basic.recover).
@@ -286,9 +302,8 @@ impl ChannelShared {
             .collect()
     }
 
-    /// Settle taken deliveries: requeue them, or drop them (ack / reject without requeue).
-    /// Must be called without holding any lock.
-    pub(crate) fn settle(&self, taken: Vec<Unacked>, requeue: bool) {
+    /// Settle taken deliveries. Must be called without holding any lock.
+    pub(crate) fn settle(&self, taken: Vec<Unacked>, how: Settle) {
         if taken.is_empty() {
             return;
         }
@@ -303,10 +318,10 @@ impl ChannelShared {
             }
         }
         for (q, entries) in &mut by_queue {
-            if requeue {
-                q.requeue(std::mem::take(entries));
-            } else {
-                q.settle(entries.len());
+            match how {
+                Settle::Ack => q.settle(entries.len()),
+                Settle::Requeue => q.requeue(std::mem::take(entries)),
+                Settle::Reject => q.reject(std::mem::take(entries)),
             }
         }
         // With a channel-wide prefetch, freed credit may let *other* queues deliver here.

@@ -34,11 +34,30 @@ impl ExchangeKind {
     }
 }
 
-/// A queue binding on an exchange.
+/// Where a binding leads.
+#[derive(Debug, Clone)]
+pub(crate) enum Dest {
+    /// A queue, held directly so routing needs no lookup.
+    Queue(Arc<Queue>),
+    /// Another exchange (exchange.bind), by name: looked up while routing.
+    Exchange(String),
+}
+
+impl Dest {
+    fn same(&self, other: &Dest) -> bool {
+        match (self, other) {
+            (Dest::Queue(a), Dest::Queue(b)) => Arc::ptr_eq(a, b),
+            (Dest::Exchange(a), Dest::Exchange(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A binding on an exchange.
 #[derive(Debug, Clone)]
 pub(crate) struct Binding {
-    /// The bound queue (held directly so routing needs no lookup).
-    pub(crate) queue: Arc<Queue>,
+    /// The bound queue or exchange.
+    pub(crate) dest: Dest,
     /// Binding key (pattern for topic exchanges).
     pub(crate) routing_key: String,
     /// Binding arguments (the match table for headers exchanges).
@@ -53,8 +72,9 @@ pub(crate) struct Exchange {
     pub(crate) durable: bool,
     pub(crate) auto_delete: bool,
     pub(crate) internal: bool,
-    #[allow(dead_code, reason = "listed by the management API")]
     pub(crate) arguments: FieldTable,
+    /// `alternate-exchange`: where messages go that this exchange routes nowhere.
+    pub(crate) alternate: Option<String>,
     /// Read on every publish, written on bind/unbind: a read-mostly lock.
     pub(crate) bindings: RwLock<Vec<Binding>>,
 }
@@ -68,6 +88,13 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Exchange {
+        let alternate = match arguments.inner().get("alternate-exchange") {
+            Some(AMQPValue::LongString(s)) => {
+                Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+            }
+            Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_string()),
+            _ => None,
+        };
         Exchange {
             name: name.to_string(),
             kind,
@@ -75,18 +102,23 @@ impl Exchange {
             auto_delete,
             internal,
             arguments,
+            alternate,
             bindings: RwLock::new(Vec::new()),
         }
     }
 
-    /// Append every queue this message routes to, each once, to `out`.
+    /// Append the queues this message routes to (each once) to `queues`, and the
+    /// exchanges it continues to (exchange-to-exchange bindings) to `exchanges`.
+    /// Returns whether any binding matched.
     pub(crate) fn route(
         &self,
         routing_key: &str,
         headers: Option<&FieldTable>,
-        out: &mut Vec<Arc<Queue>>,
-    ) {
+        queues: &mut Vec<Arc<Queue>>,
+        exchanges: &mut Vec<String>,
+    ) -> bool {
         let bindings = self.bindings.read().unwrap_or_else(|e| e.into_inner());
+        let mut any = false;
         for b in bindings.iter() {
             let hit = match self.kind {
                 ExchangeKind::Fanout => true,
@@ -94,18 +126,27 @@ impl Exchange {
                 ExchangeKind::Topic => topic_matches(&b.routing_key, routing_key),
                 ExchangeKind::Headers => headers_match(&b.arguments, headers),
             };
+            if !hit {
+                continue;
+            }
+            any = true;
             // A queue matched by several bindings gets one copy (RabbitMQ dedups destinations).
-            if hit && !out.iter().any(|q| Arc::ptr_eq(q, &b.queue)) {
-                out.push(b.queue.clone());
+            match &b.dest {
+                Dest::Queue(q) if !queues.iter().any(|x| Arc::ptr_eq(x, q)) => {
+                    queues.push(q.clone())
+                }
+                Dest::Exchange(x) if !exchanges.contains(x) => exchanges.push(x.clone()),
+                _ => {}
             }
         }
+        any
     }
 
     /// Add a binding; binding twice with the same key and arguments is a no-op.
     pub(crate) fn bind(&self, binding: Binding) {
         let mut bindings = self.bindings.write().unwrap_or_else(|e| e.into_inner());
         if !bindings.iter().any(|b| {
-            Arc::ptr_eq(&b.queue, &binding.queue)
+            b.dest.same(&binding.dest)
                 && b.routing_key == binding.routing_key
                 && b.arguments == binding.arguments
         }) {
@@ -114,27 +155,20 @@ impl Exchange {
     }
 
     /// Remove one binding; returns whether it existed.
-    pub(crate) fn unbind(
-        &self,
-        queue: &Arc<Queue>,
-        routing_key: &str,
-        arguments: &FieldTable,
-    ) -> bool {
+    pub(crate) fn unbind(&self, dest: &Dest, routing_key: &str, arguments: &FieldTable) -> bool {
         let mut bindings = self.bindings.write().unwrap_or_else(|e| e.into_inner());
         let before = bindings.len();
         bindings.retain(|b| {
-            !(Arc::ptr_eq(&b.queue, queue)
-                && b.routing_key == routing_key
-                && &b.arguments == arguments)
+            !(b.dest.same(dest) && b.routing_key == routing_key && &b.arguments == arguments)
         });
         before != bindings.len()
     }
 
-    /// Remove every binding to `queue` (the queue is being deleted); returns how many went.
-    pub(crate) fn unbind_queue(&self, queue: &Arc<Queue>) -> usize {
+    /// Remove every binding to `dest` (it is being deleted); returns how many went.
+    pub(crate) fn unbind_all(&self, dest: &Dest) -> usize {
         let mut bindings = self.bindings.write().unwrap_or_else(|e| e.into_inner());
         let before = bindings.len();
-        bindings.retain(|b| !Arc::ptr_eq(&b.queue, queue));
+        bindings.retain(|b| !b.dest.same(dest));
         before - bindings.len()
     }
 

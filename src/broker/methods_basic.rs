@@ -1,10 +1,11 @@
 //! basic.*, confirm.* and tx.* handlers: decode, apply, reply — with RabbitMQ's checks
 //! and texts (rabbit_channel is the reference for every error below).
 
-use super::channel::ConsumerCredit;
+use super::channel::{ConsumerCredit, Settle};
 use super::codec;
 use super::error::{AmqpError, AmqpResult, code};
 use super::queue::{ConsumeRefused, Consumer};
+use super::queue_args::{as_int, type_name};
 use super::session::{Content, PendingPublish, Session};
 use amq_protocol::protocol::{AMQPClass, basic, confirm, tx};
 use bytes::BytesMut;
@@ -141,16 +142,23 @@ impl Session {
             return self.consume_reply_to(ch, c, tag);
         }
         let queue = self.usable_queue(ch, c.queue.as_str())?;
-        if c.arguments.inner().contains_key("x-priority") {
-            return Err(AmqpError::not_implemented(
-                "consumer argument 'x-priority' is not supported by rmq serve yet",
-            ));
-        }
+        let priority = match c.arguments.inner().get("x-priority") {
+            None => 0,
+            Some(v) => as_int(v).ok_or_else(|| {
+                AmqpError::precondition(format_args!(
+                    "invalid arg 'x-priority' for queue '{}' in vhost '{}': {{unacceptable_type,{}}}",
+                    queue.name,
+                    queue.vhost,
+                    type_name(v)
+                ))
+            })?,
+        };
         let consumer = Consumer {
             tag: tag.clone(),
             channel: shared.clone(),
             no_ack: c.no_ack,
             exclusive: c.exclusive,
+            priority,
             credit: Arc::new(ConsumerCredit {
                 prefetch: self.chan(ch).consumer_prefetch,
                 ..ConsumerCredit::default()
@@ -260,6 +268,7 @@ impl Session {
     }
 
     /// ack (`requeue` None), nack and reject. Unknown tags close the channel with 406.
+    /// Inside a transaction the settlement waits for tx.commit.
     fn settle_tags(
         &mut self,
         ch: u16,
@@ -273,7 +282,17 @@ impl Session {
                 "unknown delivery tag {tag}"
             )));
         };
-        shared.settle(taken, requeue.unwrap_or(false));
+        let how = match requeue {
+            None => Settle::Ack,
+            Some(true) => Settle::Requeue,
+            Some(false) => Settle::Reject,
+        };
+        let chan = self.chan(ch);
+        if chan.tx {
+            chan.tx_acks.push((taken, how));
+        } else {
+            shared.settle(taken.into_iter().map(|(_, u)| u).collect(), how);
+        }
         Ok(())
     }
 
@@ -284,7 +303,7 @@ impl Session {
         }
         let shared = self.chan(ch).shared.clone();
         let unacked = shared.take_all_unacked();
-        shared.settle(unacked, true);
+        shared.settle(unacked, Settle::Requeue);
         Ok(())
     }
 
@@ -312,11 +331,57 @@ impl Session {
         }
     }
 
-    pub(crate) fn tx_method(&mut self, _ch: u16, _m: tx::AMQPMethod) -> AmqpResult {
-        // Transactions are a RabbitMQ extension still to come; refusing is better than
-        // pretending to commit atomically.
-        Err(AmqpError::not_implemented(
-            "transactions (tx.*) are not supported by rmq serve yet",
-        ))
+    pub(crate) fn tx_method(&mut self, ch: u16, m: tx::AMQPMethod) -> AmqpResult {
+        match m {
+            tx::AMQPMethod::Select(_) => {
+                if self.chan(ch).confirm {
+                    return Err(AmqpError::precondition(
+                        "cannot switch from confirm to tx mode",
+                    ));
+                }
+                self.chan(ch).tx = true;
+                self.reply(ch, AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
+            }
+            tx::AMQPMethod::Commit(_) => {
+                if !self.chan(ch).tx {
+                    return Err(AmqpError::precondition("channel is not transactional"));
+                }
+                // Publishes first, then acks, as RabbitMQ applies a transaction.
+                for p in std::mem::take(&mut self.chan(ch).tx_publishes) {
+                    self.route_published(ch, p.msg, p.ttl, p.mandatory);
+                }
+                let shared = self.chan(ch).shared.clone();
+                for (taken, how) in std::mem::take(&mut self.chan(ch).tx_acks) {
+                    shared.settle(taken.into_iter().map(|(_, u)| u).collect(), how);
+                }
+                self.reply(ch, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
+            }
+            tx::AMQPMethod::Rollback(_) => {
+                if !self.chan(ch).tx {
+                    return Err(AmqpError::precondition("channel is not transactional"));
+                }
+                let chan = self.chan(ch);
+                chan.tx_publishes.clear();
+                // Acks inside the rolled-back transaction never happened: still unacked.
+                let acks = std::mem::take(&mut chan.tx_acks);
+                for (taken, _) in acks {
+                    chan.shared.restore_unacked(taken);
+                }
+                self.reply(
+                    ch,
+                    AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
+                );
+            }
+            other => {
+                return Err(AmqpError::new(
+                    code::COMMAND_INVALID,
+                    format_args!(
+                        "unexpected method {}",
+                        super::session::method_name(&AMQPClass::Tx(other))
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -1,38 +1,14 @@
 //! exchange.* and queue.* handlers: decode, apply, reply — with RabbitMQ's checks and texts.
 
 use super::error::{AmqpError, AmqpResult, code};
-use super::exchange::{Binding, Exchange, ExchangeKind};
+use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::queue::Queue;
+use super::queue_args::{QueueArgs, assert_args_equivalent, assert_equivalent};
 use super::session::Session;
 use super::vhost::notify_cancelled;
 use amq_protocol::protocol::{AMQPClass, exchange, queue};
 use amq_protocol::types::{AMQPValue, FieldTable};
 use std::sync::Arc;
-
-/// Queue arguments of RabbitMQ extensions rmq serve does not implement yet: refused
-/// with 540 rather than silently ignored.
-const UNSUPPORTED_QUEUE_ARGS: &[&str] = &[
-    "x-message-ttl",
-    "x-expires",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-overflow",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-priority",
-    "x-single-active-consumer",
-];
-
-fn refuse_unsupported(arguments: &FieldTable, names: &[&str]) -> AmqpResult {
-    for (k, _) in arguments {
-        if names.contains(&k.as_str()) {
-            return Err(AmqpError::not_implemented(format_args!(
-                "argument '{k}' is not supported by rmq serve yet"
-            )));
-        }
-    }
-    Ok(())
-}
 
 fn inequivalent(
     arg: &str,
@@ -112,7 +88,6 @@ impl Session {
                             format_args!("invalid exchange type '{}'", d.kind),
                         ));
                     };
-                    refuse_unsupported(&d.arguments, &["alternate-exchange"])?;
                     let existing = self.vhost.exchange(name);
                     match existing {
                         Some(x) => {
@@ -146,6 +121,14 @@ impl Session {
                                     "internal", "exchange", name, vhost, d.internal, x.internal,
                                 ));
                             }
+                            assert_args_equivalent(
+                                &d.arguments,
+                                &x.arguments,
+                                &["alternate-exchange"],
+                                "exchange",
+                                name,
+                                vhost,
+                            )?;
                         }
                         None => {
                             if name.starts_with("amq.") {
@@ -209,10 +192,39 @@ impl Session {
                 }
                 Ok(())
             }
-            exchange::AMQPMethod::Bind(_) | exchange::AMQPMethod::Unbind(_) => {
-                Err(AmqpError::not_implemented(
-                    "exchange-to-exchange bindings are not supported by rmq serve yet",
-                ))
+            exchange::AMQPMethod::Bind(b) => {
+                let source = self.bindable_exchange(b.source.as_str())?;
+                self.bindable_exchange(b.destination.as_str())?;
+                source.bind(Binding {
+                    dest: Dest::Exchange(b.destination.to_string()),
+                    routing_key: b.routing_key.to_string(),
+                    arguments: b.arguments,
+                });
+                if !b.nowait {
+                    self.reply(
+                        ch,
+                        AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
+                    );
+                }
+                Ok(())
+            }
+            exchange::AMQPMethod::Unbind(u) => {
+                let source = self.bindable_exchange(u.source.as_str())?;
+                self.bindable_exchange(u.destination.as_str())?;
+                let dest = Dest::Exchange(u.destination.to_string());
+                if source.unbind(&dest, u.routing_key.as_str(), &u.arguments)
+                    && source.auto_delete
+                    && source.binding_count() == 0
+                {
+                    self.vhost.delete_exchange(&source.name);
+                }
+                if !u.nowait {
+                    self.reply(
+                        ch,
+                        AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})),
+                    );
+                }
+                Ok(())
             }
             other => Err(AmqpError::new(
                 code::COMMAND_INVALID,
@@ -228,7 +240,7 @@ impl Session {
                 let q = self.usable_queue(ch, b.queue.as_str())?;
                 let x = self.bindable_exchange(b.exchange.as_str())?;
                 x.bind(Binding {
-                    queue: q,
+                    dest: Dest::Queue(q),
                     routing_key: b.routing_key.to_string(),
                     arguments: b.arguments,
                 });
@@ -244,8 +256,10 @@ impl Session {
                 let q = self.usable_queue(ch, u.queue.as_str())?;
                 let x = self.bindable_exchange(u.exchange.as_str())?;
                 // Unbinding a binding that does not exist succeeds, as in RabbitMQ 3.10.
-                x.unbind(&q, u.routing_key.as_str(), &u.arguments);
-                if x.auto_delete && x.binding_count() == 0 {
+                if x.unbind(&Dest::Queue(q), u.routing_key.as_str(), &u.arguments)
+                    && x.auto_delete
+                    && x.binding_count() == 0
+                {
                     self.vhost.delete_exchange(&x.name);
                 }
                 self.reply(
@@ -329,6 +343,8 @@ impl Session {
             } else {
                 let q = self.vhost.queue_or_404(&name)?;
                 self.check_exclusive(&q)?;
+                // A passive declare counts as use for x-expires, as in RabbitMQ.
+                q.touch();
                 let (ready, _, consumers) = q.counts();
                 (ready, consumers)
             };
@@ -343,7 +359,7 @@ impl Session {
         } else {
             requested
         };
-        refuse_unsupported(&d.arguments, UNSUPPORTED_QUEUE_ARGS)?;
+        let args = QueueArgs::parse(&d.arguments, &name, &vhost)?;
         // The current tutorials declare quorum queues; they are durable by definition.
         let durable = d.durable || queue_type(&d.arguments)?.as_deref() == Some("quorum");
         let owner = d.exclusive.then_some(self.conn.id);
@@ -352,14 +368,15 @@ impl Session {
             match queues.get(&name) {
                 Some(q) => q.clone(),
                 None => {
-                    let q = Arc::new(Queue::new(
+                    let q = Queue::create(
                         name.clone(),
-                        &vhost,
+                        &self.vhost,
                         durable,
                         owner,
                         d.auto_delete,
                         d.arguments.clone(),
-                    ));
+                        args,
+                    );
                     queues.insert(name.clone(), q.clone());
                     if owner.is_some() {
                         self.exclusive_queues.push(q.clone());
@@ -406,6 +423,8 @@ impl Session {
                  received the value '{received}' of type 'longstr' but current is the value '{current}' of type 'longstr'"
             )));
         }
+        assert_equivalent(&d.arguments, &queue.arguments, &name, &vhost)?;
+        queue.touch();
         let (ready, _, consumers) = queue.counts();
         self.declare_ok(ch, d.nowait, name, ready, consumers)
     }

@@ -4,14 +4,17 @@
 //! - `connection`     one socket: read batches, writer task, heartbeats, teardown
 //! - `handshake`      protocol header, Start/Tune/Open, authentication
 //! - `codec`          frames on the wire around amq-protocol
-//! - `session`        an open connection's channels, content assembly, exceptions
+//! - `session`        an open connection's channels, content assembly, confirms, exceptions
 //! - `methods_queue`  exchange.* and queue.* handlers
 //! - `methods_basic`  basic.*, confirm.*, tx.* handlers
-//! - `publish`        routing a complete message, returns, confirms
+//! - `publish`        a complete message: checks, routing, returns, transactions
 //! - `channel`        what queues share with a channel: unacked, credit, outbound
-//! - `queue`          ready messages, consumers, round-robin dispatch
-//! - `exchange`       direct / fanout / topic / headers routing
-//! - `vhost`          registry of exchanges and queues
+//! - `queue`          ready messages, consumers, dispatch, TTL, length limits
+//! - `queue_args`     the `x-` queue arguments, validated, and redeclare equivalence
+//! - `ready`          ready messages in FIFO or priority order
+//! - `deadletter`     dead-lettered copies with `x-death`, cycle detection
+//! - `exchange`       direct / fanout / topic / headers routing, exchange bindings
+//! - `vhost`          registry of exchanges and queues, routing across exchanges
 //! - `state`          broker-wide state: vhosts, users, direct reply-to
 //! - `message`        a published message and its content header
 //! - `error`          typed AMQP errors with RabbitMQ's codes and texts
@@ -20,6 +23,7 @@ mod channel;
 mod codec;
 pub mod config;
 mod connection;
+mod deadletter;
 mod error;
 mod exchange;
 mod handshake;
@@ -29,6 +33,8 @@ mod methods_basic;
 mod methods_queue;
 mod publish;
 mod queue;
+mod queue_args;
+mod ready;
 mod server;
 mod session;
 mod state;

@@ -1,14 +1,40 @@
 //! A complete basic.publish (method, header, body): checks, direct reply-to, routing,
-//! mandatory returns and the publisher-confirm count.
+//! mandatory returns, transactions and the publisher-confirm count.
 
 use super::codec;
 use super::error::{AmqpError, AmqpResult, code};
-use super::message::Message;
+use super::message::{Message, MessageRef};
 use super::methods_basic::REPLY_TO;
-use super::session::{PendingPublish, Session};
+use super::queue::Enqueued;
+use super::session::{PendingPublish, Session, TxPublish};
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
+
+/// The per-message TTL in an `expiration` property, with RabbitMQ's 406 texts
+/// (rabbit_basic:parse_expiration).
+fn parse_expiration(s: &str) -> AmqpResult<u64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let end = digits.bytes().take_while(u8::is_ascii_digit).count();
+    if end == 0 {
+        return Err(AmqpError::precondition(format_args!(
+            "invalid expiration '{s}': no_integer"
+        )));
+    }
+    if end < digits.len() {
+        return Err(AmqpError::precondition(format_args!(
+            "invalid expiration '{s}': {{leftover_string,\"{}\"}}",
+            &digits[end..]
+        )));
+    }
+    if s.starts_with('-') {
+        return Err(AmqpError::precondition(format_args!(
+            "invalid expiration '{s}': {{value_negative,{s}}}"
+        )));
+    }
+    // Larger than any real TTL: treat as "never" rather than overflow.
+    Ok(digits.parse().unwrap_or(u64::MAX / 4))
+}
 
 impl Session {
     pub(crate) fn publish(
@@ -35,6 +61,10 @@ impl Session {
                 self.user
             )));
         }
+        let ttl = match properties.expiration() {
+            Some(e) => Some(parse_expiration(e.as_str())?),
+            None => None,
+        };
         let mut msg = Message {
             exchange: publish.exchange,
             routing_key: publish.routing_key,
@@ -62,6 +92,29 @@ impl Session {
             msg = msg.with_properties(props);
         }
         let msg = Arc::new(msg);
+        let chan = self.chan(ch);
+        if chan.tx {
+            chan.tx_publishes.push(TxPublish {
+                msg,
+                ttl,
+                mandatory: publish.mandatory,
+            });
+            return Ok(());
+        }
+        self.route_published(ch, msg, ttl, publish.mandatory);
+        Ok(())
+    }
+
+    /// Route a checked message into its queues; return it if mandatory and unroutable;
+    /// count it for publisher confirms (nacked when a queue refused it).
+    pub(crate) fn route_published(
+        &mut self,
+        ch: u16,
+        msg: MessageRef,
+        ttl: Option<u64>,
+        mandatory: bool,
+    ) {
+        let mut refused = false;
         let routed = match msg
             .routing_key
             .strip_prefix(REPLY_TO)
@@ -77,7 +130,8 @@ impl Session {
                     .and_then(|w| w.upgrade());
                 target.is_some_and(|c| c.deliver_reply(&msg))
             }
-            _ => {
+            // The exchange can be gone by tx.commit: then the message is unroutable.
+            _ => self.vhost.exchange(&msg.exchange).is_some_and(|exchange| {
                 let queues = self.vhost.route(
                     &exchange,
                     &msg.routing_key,
@@ -85,12 +139,19 @@ impl Session {
                 );
                 let mut any = false;
                 for q in &queues {
-                    any |= q.publish(msg.clone());
+                    match q.publish(msg.clone(), ttl) {
+                        Enqueued::Accepted => any = true,
+                        Enqueued::Rejected => {
+                            any = true;
+                            refused = true;
+                        }
+                        Enqueued::Gone => {}
+                    }
                 }
                 any
-            }
+            }),
         };
-        if !routed && publish.mandatory {
+        if !routed && mandatory {
             // basic.return goes out before the confirm (sent at the end of the read batch).
             let mut out = BytesMut::with_capacity(96 + msg.header.len() + msg.body.len());
             codec::put_method(
@@ -110,7 +171,36 @@ impl Session {
         if chan.confirm {
             chan.publish_seq += 1;
             chan.unconfirmed = Some(chan.publish_seq);
+            if refused {
+                chan.nacks.push(chan.publish_seq);
+            }
         }
-        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_expiration;
+
+    #[test]
+    fn expiration_parses_like_rabbitmq() {
+        assert_eq!(parse_expiration("100").unwrap(), 100);
+        assert_eq!(parse_expiration("0").unwrap(), 0);
+        assert_eq!(
+            parse_expiration("abc").unwrap_err().text,
+            "PRECONDITION_FAILED - invalid expiration 'abc': no_integer"
+        );
+        assert!(
+            parse_expiration("-5")
+                .unwrap_err()
+                .text
+                .ends_with("{value_negative,-5}")
+        );
+        assert!(
+            parse_expiration("10s")
+                .unwrap_err()
+                .text
+                .contains("leftover_string")
+        );
     }
 }

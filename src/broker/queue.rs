@@ -1,14 +1,21 @@
-//! A queue: ready messages in order, consumers served round-robin while they have credit,
-//! requeued messages back at their original position (by sequence number).
+//! A queue: ready messages in order (by priority for `x-max-priority` queues), consumers
+//! served round-robin by consumer priority while they have credit, requeued messages back
+//! at their original position, TTL expiry at the head, length limits, dead-lettering.
 //!
 //! Lock order: a queue's state, then a channel's delivery state (see `channel.rs`);
-//! never the other way round, and no lock is held across an `.await`.
+//! never the other way round, and no lock is held across an `.await`. Dead-lettering
+//! publishes into other queues, so it always runs after the queue's own lock is released.
 
 use super::channel::{ChannelShared, ConsumerCredit};
+use super::deadletter::{self, Reason};
 use super::message::MessageRef;
+use super::queue_args::{Overflow, QueueArgs};
+use super::ready::Ready;
+use super::vhost::VHost;
 use amq_protocol::types::FieldTable;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// A message in a queue, with what the queue knows about its past.
 #[derive(Debug, Clone)]
@@ -19,6 +26,8 @@ pub(crate) struct Entry {
     pub(crate) redelivered: bool,
     /// Position in the queue's history: requeue puts a message back where it was.
     pub(crate) seq: u64,
+    /// When the message expires (queue or message TTL, whichever is first); kept on requeue.
+    pub(crate) expires_at: Option<Instant>,
 }
 
 /// A consumer attached to a queue.
@@ -32,24 +41,43 @@ pub(crate) struct Consumer {
     pub(crate) no_ack: bool,
     /// An exclusive consumer is the queue's only consumer.
     pub(crate) exclusive: bool,
+    /// `x-priority`: higher-priority consumers with credit are served first.
+    pub(crate) priority: i64,
     /// Per-consumer prefetch (basic.qos global=false at consume time).
     pub(crate) credit: Arc<ConsumerCredit>,
 }
 
+/// What became of a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    /// Accepted (queued or delivered).
+    Accepted,
+    /// Refused by `x-overflow: reject-publish[-dlx]`: confirming publishers get a nack.
+    Rejected,
+    /// The queue was deleted meanwhile.
+    Gone,
+}
+
 /// Mutable queue state, behind the queue's own lock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct QueueState {
-    ready: VecDeque<Entry>,
-    ready_bytes: u64,
+    ready: Ready,
     next_seq: u64,
+    /// Sorted by priority, highest first (registration order within a priority).
     consumers: Vec<Consumer>,
-    /// Index of the consumer to try first: fair round-robin among consumers with credit.
+    /// Round-robin position among consumers of the same priority.
     next_consumer: usize,
     /// Delivered, not yet acked or requeued.
     unacked: usize,
     /// An auto-delete queue is deleted when its last consumer goes, only if it ever had one.
     had_consumer: bool,
     deleted: bool,
+    /// The earliest armed TTL timer, so one is not spawned per message.
+    timer_at: Option<Instant>,
+    /// Last use (declare, get, consumer gone) for `x-expires`.
+    last_used: Instant,
+    /// Messages to dead-letter once the lock is released.
+    dead: Vec<(MessageRef, Reason)>,
 }
 
 /// A queue in a vhost.
@@ -57,11 +85,16 @@ struct QueueState {
 pub(crate) struct Queue {
     pub(crate) name: String,
     pub(crate) vhost: String,
+    /// For dead-lettering and `x-expires` self-deletion.
+    vhost_ref: Weak<VHost>,
     pub(crate) durable: bool,
     /// Id of the owning connection for exclusive queues.
     pub(crate) exclusive_owner: Option<u64>,
     pub(crate) auto_delete: bool,
+    /// The declare arguments as received (redeclare equivalence, listing).
     pub(crate) arguments: FieldTable,
+    /// The arguments rmq acts on, validated.
+    pub(crate) args: QueueArgs,
     state: Mutex<QueueState>,
 }
 
@@ -75,23 +108,42 @@ pub(crate) enum ConsumeRefused {
 }
 
 impl Queue {
-    pub(crate) fn new(
+    /// A new queue; starts its `x-expires` watch when it has one.
+    pub(crate) fn create(
         name: String,
-        vhost: &str,
+        vhost: &Arc<VHost>,
         durable: bool,
         exclusive_owner: Option<u64>,
         auto_delete: bool,
         arguments: FieldTable,
-    ) -> Queue {
-        Queue {
+        args: QueueArgs,
+    ) -> Arc<Queue> {
+        let q = Arc::new(Queue {
             name,
-            vhost: vhost.to_string(),
+            vhost: vhost.name.clone(),
+            vhost_ref: Arc::downgrade(vhost),
             durable,
             exclusive_owner,
             auto_delete,
             arguments,
-            state: Mutex::new(QueueState::default()),
+            state: Mutex::new(QueueState {
+                ready: Ready::new(args.max_priority),
+                next_seq: 0,
+                consumers: Vec::new(),
+                next_consumer: 0,
+                unacked: 0,
+                had_consumer: false,
+                deleted: false,
+                timer_at: None,
+                last_used: Instant::now(),
+                dead: Vec::new(),
+            }),
+            args,
+        });
+        if let Some(ms) = q.args.expires {
+            watch_expires(Arc::downgrade(&q), Duration::from_millis(ms));
         }
+        q
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
@@ -99,53 +151,101 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Enqueue a published message and hand it to a consumer if one has credit.
-    /// Returns false if the queue was deleted meanwhile.
-    pub(crate) fn publish(self: &Arc<Self>, msg: MessageRef) -> bool {
-        let mut st = self.lock();
-        if st.deleted {
-            return false;
-        }
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        st.ready_bytes += msg.body.len() as u64;
-        st.ready.push_back(Entry {
-            msg,
-            redelivered: false,
-            seq,
-        });
-        self.dispatch(&mut st);
-        true
+    /// Run `f` under the lock, then re-arm the TTL timer and dead-letter what `f` dropped.
+    fn with<T>(self: &Arc<Self>, f: impl FnOnce(&Arc<Self>, &mut QueueState) -> T) -> T {
+        let (out, dead) = {
+            let mut st = self.lock();
+            let out = f(self, &mut st);
+            self.arm_ttl_timer(&mut st);
+            (out, std::mem::take(&mut st.dead))
+        };
+        self.dead_letter(dead);
+        out
+    }
+
+    /// Enqueue a published message (`ttl_ms`: its own `expiration`) and hand it to a
+    /// consumer if one has credit.
+    pub(crate) fn publish(self: &Arc<Self>, msg: MessageRef, ttl_ms: Option<u64>) -> Enqueued {
+        self.with(|q, st| {
+            if st.deleted {
+                return Enqueued::Gone;
+            }
+            let args = &q.args;
+            if args.overflow != Overflow::DropHead
+                && (args.max_length.is_some_and(|m| st.ready.len() as u64 >= m)
+                    || args.max_length_bytes.is_some_and(|m| st.ready.bytes() >= m))
+            {
+                if args.overflow == Overflow::RejectPublishDlx {
+                    st.dead.push((msg, Reason::Maxlen));
+                }
+                return Enqueued::Rejected;
+            }
+            // TTL 0 still reaches a waiting consumer: expiry is judged against `now`,
+            // taken before the message was queued.
+            let now = Instant::now();
+            let ttl = match (args.message_ttl, ttl_ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.ready.push_back(Entry {
+                msg,
+                redelivered: false,
+                seq,
+                expires_at: ttl.map(|ms| now + Duration::from_millis(ms)),
+            });
+            q.dispatch(st, now);
+            q.enforce_limits(st);
+            q.expire_head(st, Instant::now());
+            Enqueued::Accepted
+        })
     }
 
     /// Put unacked messages back at their original positions, marked redelivered.
     pub(crate) fn requeue(self: &Arc<Self>, entries: Vec<Entry>) {
-        let mut st = self.lock();
-        st.unacked = st.unacked.saturating_sub(entries.len());
-        if st.deleted {
-            return;
-        }
-        for mut e in entries {
-            e.redelivered = true;
-            st.ready_bytes += e.msg.body.len() as u64;
-            // Requeued messages are usually older than everything ready: search from the front.
-            let pos = st.ready.partition_point(|r| r.seq < e.seq);
-            st.ready.insert(pos, e);
-        }
-        self.dispatch(&mut st);
+        self.with(|q, st| {
+            st.unacked = st.unacked.saturating_sub(entries.len());
+            if st.deleted {
+                return;
+            }
+            for mut e in entries {
+                e.redelivered = true;
+                st.ready.insert_requeued(e);
+            }
+            q.dispatch(st, Instant::now());
+            q.enforce_limits(st);
+        })
     }
 
-    /// `n` deliveries were acked (or dropped): free their slots and deliver more.
+    /// `n` deliveries were acked: free their slots and deliver more.
     pub(crate) fn settle(self: &Arc<Self>, n: usize) {
-        let mut st = self.lock();
-        st.unacked = st.unacked.saturating_sub(n);
-        self.dispatch(&mut st);
+        self.with(|q, st| {
+            st.unacked = st.unacked.saturating_sub(n);
+            q.dispatch(st, Instant::now());
+        })
+    }
+
+    /// Deliveries rejected without requeue: dead-letter them (reason `rejected`).
+    pub(crate) fn reject(self: &Arc<Self>, entries: Vec<Entry>) {
+        self.with(|q, st| {
+            st.unacked = st.unacked.saturating_sub(entries.len());
+            if !st.deleted {
+                st.dead
+                    .extend(entries.into_iter().map(|e| (e.msg, Reason::Rejected)));
+            }
+            q.dispatch(st, Instant::now());
+        })
     }
 
     /// Credit may have appeared (a channel acked, a writer drained): try to deliver.
     pub(crate) fn kick(self: &Arc<Self>) {
-        let mut st = self.lock();
-        self.dispatch(&mut st);
+        self.with(|q, st| q.dispatch(st, Instant::now()))
+    }
+
+    /// Mark the queue used now (declare, basic.get): postpones `x-expires`.
+    pub(crate) fn touch(&self) {
+        self.lock().last_used = Instant::now();
     }
 
     /// Attach a consumer; `on_added` runs (under the queue's lock) before the first
@@ -155,95 +255,258 @@ impl Queue {
         consumer: Consumer,
         on_added: impl FnOnce(),
     ) -> Result<(), ConsumeRefused> {
-        let mut st = self.lock();
-        if st.deleted {
-            return Err(ConsumeRefused::Deleted);
-        }
-        if (consumer.exclusive && !st.consumers.is_empty())
-            || st.consumers.iter().any(|c| c.exclusive)
-        {
-            return Err(ConsumeRefused::ExclusiveUse);
-        }
-        st.consumers.push(consumer);
-        st.had_consumer = true;
-        on_added();
-        self.dispatch(&mut st);
-        Ok(())
+        self.with(|q, st| {
+            if st.deleted {
+                return Err(ConsumeRefused::Deleted);
+            }
+            if (consumer.exclusive && !st.consumers.is_empty())
+                || st.consumers.iter().any(|c| c.exclusive)
+            {
+                return Err(ConsumeRefused::ExclusiveUse);
+            }
+            // Single active consumer: registration order decides, priorities don't.
+            let at = if q.args.single_active_consumer {
+                st.consumers.len()
+            } else {
+                st.consumers
+                    .partition_point(|c| c.priority >= consumer.priority)
+            };
+            st.consumers.insert(at, consumer);
+            st.had_consumer = true;
+            on_added();
+            q.dispatch(st, Instant::now());
+            Ok(())
+        })
     }
 
     /// Detach a consumer. Returns true when an auto-delete queue just lost its last consumer.
-    pub(crate) fn remove_consumer(&self, channel: &Arc<ChannelShared>, tag: &str) -> bool {
-        let mut st = self.lock();
-        st.consumers
-            .retain(|c| !(Arc::ptr_eq(&c.channel, channel) && &*c.tag == tag));
-        if st.next_consumer >= st.consumers.len() {
-            st.next_consumer = 0;
-        }
-        self.auto_delete && st.had_consumer && st.consumers.is_empty() && !st.deleted
+    pub(crate) fn remove_consumer(
+        self: &Arc<Self>,
+        channel: &Arc<ChannelShared>,
+        tag: &str,
+    ) -> bool {
+        self.with(|q, st| {
+            st.consumers
+                .retain(|c| !(Arc::ptr_eq(&c.channel, channel) && &*c.tag == tag));
+            if st.consumers.is_empty() {
+                st.last_used = Instant::now();
+            }
+            // With a single active consumer, the next one may take over now.
+            q.dispatch(st, Instant::now());
+            q.auto_delete && st.had_consumer && st.consumers.is_empty() && !st.deleted
+        })
     }
 
     /// Take the head message for basic.get: (entry, messages left).
-    pub(crate) fn get(&self, ack: bool) -> Option<(Entry, u32)> {
-        let mut st = self.lock();
-        let e = st.ready.pop_front()?;
-        st.ready_bytes -= e.msg.body.len() as u64;
-        if ack {
-            st.unacked += 1;
-        }
-        Some((e, st.ready.len() as u32))
+    pub(crate) fn get(self: &Arc<Self>, ack: bool) -> Option<(Entry, u32)> {
+        self.with(|q, st| {
+            st.last_used = Instant::now();
+            q.expire_head(st, Instant::now());
+            let e = st.ready.pop_front()?;
+            if ack {
+                st.unacked += 1;
+            }
+            Some((e, st.ready.len() as u32))
+        })
     }
 
     /// Drop every ready message; returns how many.
     pub(crate) fn purge(&self) -> u32 {
-        let mut st = self.lock();
-        let n = st.ready.len();
-        st.ready.clear();
-        st.ready_bytes = 0;
-        n as u32
+        self.lock().ready.drain().len() as u32
     }
 
     /// Mark deleted and return (ready count, consumers to notify).
     pub(crate) fn mark_deleted(&self) -> (u32, Vec<Consumer>) {
         let mut st = self.lock();
         st.deleted = true;
-        let n = st.ready.len() as u32;
-        st.ready.clear();
-        st.ready_bytes = 0;
+        let n = st.ready.drain().len() as u32;
         (n, std::mem::take(&mut st.consumers))
     }
 
-    /// (ready, unacked, consumers) right now.
-    pub(crate) fn counts(&self) -> (u32, u32, u32) {
-        let st = self.lock();
-        (
-            st.ready.len() as u32,
-            st.unacked as u32,
-            st.consumers.len() as u32,
-        )
+    /// (ready, unacked, consumers) right now, expired messages excluded.
+    pub(crate) fn counts(self: &Arc<Self>) -> (u32, u32, u32) {
+        self.with(|q, st| {
+            q.expire_head(st, Instant::now());
+            (
+                st.ready.len() as u32,
+                st.unacked as u32,
+                st.consumers.len() as u32,
+            )
+        })
     }
 
-    /// Deliver ready messages to consumers with credit, round-robin, until either runs out.
-    fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
-        'outer: while let Some(head) = st.ready.front() {
-            let n = st.consumers.len();
-            if n == 0 {
-                return;
+    /// Drop expired messages at the head (RabbitMQ expires only at the head).
+    fn expire_head(&self, st: &mut QueueState, now: Instant) {
+        while st
+            .ready
+            .front()
+            .is_some_and(|e| e.expires_at.is_some_and(|t| t < now))
+        {
+            if let Some(e) = st.ready.pop_front() {
+                st.dead.push((e.msg, Reason::Expired));
             }
-            let head = head.clone();
-            for i in 0..n {
-                let idx = (st.next_consumer + i) % n;
-                let consumer = &st.consumers[idx];
-                if consumer.channel.try_deliver(self, consumer, &head) {
-                    st.ready.pop_front();
-                    st.ready_bytes -= head.msg.body.len() as u64;
-                    if !consumer.no_ack {
-                        st.unacked += 1;
-                    }
-                    st.next_consumer = (idx + 1) % n;
-                    continue 'outer;
-                }
-            }
-            return;
         }
     }
+
+    /// drop-head overflow: remove the oldest ready messages beyond the limits.
+    fn enforce_limits(&self, st: &mut QueueState) {
+        if self.args.overflow != Overflow::DropHead {
+            return;
+        }
+        let over = |st: &QueueState| {
+            self.args
+                .max_length
+                .is_some_and(|m| st.ready.len() as u64 > m)
+                || self
+                    .args
+                    .max_length_bytes
+                    .is_some_and(|m| st.ready.bytes() > m)
+        };
+        while over(st) {
+            match st.ready.pop_front() {
+                Some(e) => st.dead.push((e.msg, Reason::Maxlen)),
+                None => break,
+            }
+        }
+    }
+
+    /// Deliver ready messages to consumers with credit until either runs out: the
+    /// highest consumer priority first, round-robin within a priority.
+    fn dispatch(self: &Arc<Self>, st: &mut QueueState, now: Instant) {
+        loop {
+            self.expire_head(st, now);
+            let Some(head) = st.ready.front().cloned() else {
+                return;
+            };
+            let end = if self.args.single_active_consumer {
+                st.consumers.len().min(1)
+            } else {
+                st.consumers.len()
+            };
+            let mut start = 0;
+            let mut delivered = false;
+            'levels: while start < end {
+                let priority = st.consumers[start].priority;
+                let stop = start
+                    + st.consumers[start..end]
+                        .iter()
+                        .take_while(|c| c.priority == priority)
+                        .count();
+                let len = stop - start;
+                for i in 0..len {
+                    let idx = start + (st.next_consumer + i) % len;
+                    let consumer = &st.consumers[idx];
+                    let no_ack = consumer.no_ack;
+                    if consumer.channel.try_deliver(self, consumer, &head) {
+                        if !no_ack {
+                            st.unacked += 1;
+                        }
+                        st.next_consumer = idx - start + 1;
+                        delivered = true;
+                        break 'levels;
+                    }
+                }
+                start = stop;
+            }
+            if !delivered {
+                return;
+            }
+            st.ready.pop_front();
+        }
+    }
+
+    /// Make sure a timer fires when the head message expires, so expired messages are
+    /// removed (and dead-lettered) even when nobody touches the queue.
+    fn arm_ttl_timer(self: &Arc<Self>, st: &mut QueueState) {
+        let Some(at) = st.ready.front().and_then(|e| e.expires_at) else {
+            return;
+        };
+        if st.deleted || st.timer_at.is_some_and(|t| t <= at) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        st.timer_at = Some(at);
+        let weak = Arc::downgrade(self);
+        rt.spawn(async move {
+            // Just past the deadline: expiry is `expires_at < now`.
+            tokio::time::sleep_until(at + Duration::from_millis(1)).await;
+            if let Some(q) = weak.upgrade() {
+                q.with(|q, st| {
+                    if st.timer_at == Some(at) {
+                        st.timer_at = None;
+                    }
+                    q.expire_head(st, Instant::now());
+                });
+            }
+        });
+    }
+
+    /// Republish dropped messages to the dead-letter exchange, if the queue has one.
+    fn dead_letter(&self, dead: Vec<(MessageRef, Reason)>) {
+        if dead.is_empty() {
+            return;
+        }
+        let Some(dlx) = &self.args.dead_letter_exchange else {
+            return;
+        };
+        let Some(vhost) = self.vhost_ref.upgrade() else {
+            return;
+        };
+        // A missing dead-letter exchange drops the messages, as in RabbitMQ.
+        let Some(exchange) = vhost.exchange(dlx) else {
+            return;
+        };
+        for (msg, reason) in dead {
+            let key = self
+                .args
+                .dead_letter_routing_key
+                .as_deref()
+                .unwrap_or(&msg.routing_key);
+            let out = Arc::new(deadletter::dead_lettered(
+                &msg, &self.name, reason, dlx, key,
+            ));
+            for q in vhost.route(
+                &exchange,
+                &out.routing_key,
+                out.properties.headers().as_ref(),
+            ) {
+                if !deadletter::is_cycle(&out, &q.name, reason) {
+                    q.publish(out.clone(), None);
+                }
+            }
+        }
+    }
+}
+
+/// `x-expires`: delete the queue once it has had no consumers and no use for `after`.
+fn watch_expires(queue: Weak<Queue>, after: Duration) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    rt.spawn(async move {
+        loop {
+            let deadline = {
+                let Some(q) = queue.upgrade() else { return };
+                let st = q.lock();
+                if st.deleted {
+                    return;
+                }
+                st.last_used + after
+            };
+            tokio::time::sleep_until(deadline).await;
+            let Some(q) = queue.upgrade() else { return };
+            let expired = {
+                let st = q.lock();
+                !st.deleted && st.consumers.is_empty() && st.last_used + after <= Instant::now()
+            };
+            if expired {
+                if let Some(vhost) = q.vhost_ref.upgrade() {
+                    vhost.delete_queue(&q);
+                }
+                return;
+            }
+        }
+    });
 }

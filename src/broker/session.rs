@@ -1,12 +1,12 @@
 //! An open connection's state machine: channel table, frame routing, content assembly,
 //! channel vs connection exceptions. Method handlers live in `methods_*.rs`.
 
-use super::channel::{ChannelShared, ConnShared};
+use super::channel::{ChannelShared, ConnShared, Settle, Unacked};
 use super::codec::{self, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, RawFrame};
 use super::error::{AmqpError, AmqpResult, code};
 use super::handshake::Negotiated;
 use super::log;
-use super::message::decode_header;
+use super::message::{MessageRef, decode_header};
 use super::queue::Queue;
 use super::state::BrokerState;
 use super::vhost::VHost;
@@ -51,6 +51,15 @@ pub(crate) enum Content {
     },
 }
 
+/// A checked publish waiting for tx.commit.
+#[derive(Debug)]
+pub(crate) struct TxPublish {
+    pub(crate) msg: MessageRef,
+    /// The message's own TTL (`expiration`), in milliseconds.
+    pub(crate) ttl: Option<u64>,
+    pub(crate) mandatory: bool,
+}
+
 /// A channel as the connection task sees it.
 #[derive(Debug)]
 pub(crate) struct Channel {
@@ -68,6 +77,14 @@ pub(crate) struct Channel {
     pub(crate) publish_seq: u64,
     /// Highest publish not yet confirmed to the client.
     pub(crate) unconfirmed: Option<u64>,
+    /// Publishes of this batch refused by a queue (reject-publish): nacked, not acked.
+    pub(crate) nacks: Vec<u64>,
+    /// Highest publish already confirmed (acked or nacked).
+    pub(crate) confirmed_upto: u64,
+    /// Publishes held until tx.commit.
+    pub(crate) tx_publishes: Vec<TxPublish>,
+    /// Settlements held until tx.commit (tx.rollback puts them back as unacked).
+    pub(crate) tx_acks: Vec<(Vec<(u64, Unacked)>, Settle)>,
     /// The channel's last declared queue: an empty queue name in later methods means it.
     pub(crate) last_queue: Option<String>,
     /// Direct reply-to token registered for this channel.
@@ -130,16 +147,36 @@ impl Session {
     /// Publisher confirms for everything handled in this batch: one cumulative
     /// `basic.ack multiple=true` per channel instead of one frame per message.
     fn flush_confirms(&mut self) {
+        let ack = |tag: u64, multiple: bool| {
+            AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+                delivery_tag: tag,
+                multiple,
+            }))
+        };
         for (id, ch) in self.channels.iter_mut() {
-            if let Some(tag) = ch.unconfirmed.take() {
+            let Some(upto) = ch.unconfirmed.take() else {
+                continue;
+            };
+            let mut done = ch.confirmed_upto;
+            ch.nacks.sort_unstable();
+            for n in ch.nacks.drain(..) {
+                if n > done + 1 {
+                    self.conn.send_method(*id, ack(n - 1, true));
+                }
                 self.conn.send_method(
                     *id,
-                    AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
-                        delivery_tag: tag,
-                        multiple: true,
+                    AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
+                        delivery_tag: n,
+                        multiple: false,
+                        requeue: false,
                     })),
                 );
+                done = n;
             }
+            if upto > done {
+                self.conn.send_method(*id, ack(upto, true));
+            }
+            ch.confirmed_upto = upto;
         }
     }
 
@@ -508,8 +545,12 @@ impl Session {
                 self.vhost.delete_queue(&q);
             }
         }
+        // Held transactional acks never happened: their deliveries are requeued too.
+        for (taken, _) in std::mem::take(&mut chan.tx_acks) {
+            chan.shared.restore_unacked(taken);
+        }
         let unacked = chan.shared.take_all_unacked();
-        chan.shared.settle(unacked, true);
+        chan.shared.settle(unacked, Settle::Requeue);
         if let Some(token) = chan.reply_token.take() {
             self.broker
                 .reply_to
@@ -552,6 +593,10 @@ impl Channel {
             tx: false,
             publish_seq: 0,
             unconfirmed: None,
+            nacks: Vec::new(),
+            confirmed_upto: 0,
+            tx_publishes: Vec::new(),
+            tx_acks: Vec::new(),
             last_queue: None,
             reply_token: None,
         }

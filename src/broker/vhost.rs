@@ -2,7 +2,7 @@
 //! publishing to one queue never waits for another.
 
 use super::error::{AmqpError, AmqpResult};
-use super::exchange::{Exchange, ExchangeKind};
+use super::exchange::{Dest, Exchange, ExchangeKind};
 use super::queue::{Consumer, Queue};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
@@ -78,23 +78,57 @@ impl VHost {
             .ok_or_else(|| AmqpError::not_found("queue", name, &self.name))
     }
 
-    /// Queues a message published to `exchange` reaches. The default exchange routes to
-    /// the queue named by the routing key (AMQP 0-9-1 §3.1.3.1).
+    /// Queues a message published to `exchange` reaches, each once: through
+    /// exchange-to-exchange bindings (every exchange visited at most once, so binding
+    /// cycles end), and to an exchange's `alternate-exchange` when none of its bindings
+    /// match (rabbit_exchange:route). The default exchange routes to the queue named by
+    /// the routing key (AMQP 0-9-1 §3.1.3.1).
     pub(crate) fn route(
         &self,
         exchange: &Exchange,
         routing_key: &str,
         headers: Option<&FieldTable>,
     ) -> Vec<Arc<Queue>> {
-        let mut out = Vec::new();
-        if exchange.name.is_empty() {
-            if let Some(q) = self.queue(routing_key) {
-                out.push(q);
+        let mut queues = Vec::new();
+        let mut visited = vec![exchange.name.clone()];
+        self.route_from(exchange, routing_key, headers, &mut queues, &mut visited);
+        queues
+    }
+
+    fn route_from(
+        &self,
+        exchange: &Exchange,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        queues: &mut Vec<Arc<Queue>>,
+        visited: &mut Vec<String>,
+    ) {
+        let mut next = Vec::new();
+        let hit = if exchange.name.is_empty() {
+            match self.queue(routing_key) {
+                Some(q) => {
+                    if !queues.iter().any(|x| Arc::ptr_eq(x, &q)) {
+                        queues.push(q);
+                    }
+                    true
+                }
+                None => false,
             }
         } else {
-            exchange.route(routing_key, headers, &mut out);
+            exchange.route(routing_key, headers, queues, &mut next)
+        };
+        if !hit && let Some(ae) = &exchange.alternate {
+            next.push(ae.clone());
         }
-        out
+        for name in next {
+            if visited.contains(&name) {
+                continue;
+            }
+            visited.push(name.clone());
+            if let Some(x) = self.exchange(&name) {
+                self.route_from(&x, routing_key, headers, queues, visited);
+            }
+        }
     }
 
     /// Remove a queue: from the registry, from every exchange, and cancel its consumers.
@@ -122,7 +156,11 @@ impl VHost {
             let exchanges = self.exchanges.read().unwrap_or_else(|e| e.into_inner());
             exchanges
                 .values()
-                .filter(|x| x.unbind_queue(queue) > 0 && x.auto_delete && x.binding_count() == 0)
+                .filter(|x| {
+                    x.unbind_all(&Dest::Queue(queue.clone())) > 0
+                        && x.auto_delete
+                        && x.binding_count() == 0
+                })
                 .map(|x| x.name.clone())
                 .collect()
         };
@@ -132,11 +170,27 @@ impl VHost {
         queue.mark_deleted()
     }
 
+    /// Remove an exchange and every binding that leads to it; auto-delete exchanges
+    /// that lose their last binding that way go too.
     pub(crate) fn delete_exchange(&self, name: &str) -> Option<Arc<Exchange>> {
-        self.exchanges
+        let removed = self
+            .exchanges
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(name)
+            .remove(name)?;
+        let dest = Dest::Exchange(name.to_string());
+        let emptied: Vec<String> = {
+            let exchanges = self.exchanges.read().unwrap_or_else(|e| e.into_inner());
+            exchanges
+                .values()
+                .filter(|x| x.unbind_all(&dest) > 0 && x.auto_delete && x.binding_count() == 0)
+                .map(|x| x.name.clone())
+                .collect()
+        };
+        for n in emptied {
+            self.delete_exchange(&n);
+        }
+        Some(removed)
     }
 }
 

@@ -504,6 +504,9 @@ async fn channel_errors_carry_rabbitmqs_codes_and_spare_the_connection() {
     );
 
     let ch = channel(&conn).await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
     let err = ch
         .basic_publish(
             s("no-such-x"),
@@ -513,20 +516,11 @@ async fn channel_errors_carry_rabbitmqs_codes_and_spare_the_connection() {
             BasicProperties::default(),
         )
         .await;
-    // The close may surface on the publish or on the next synchronous call.
+    // With confirms on, the channel close reaches the pending confirm: no race with a
+    // follow-up method that lapin would refuse on a closing channel.
     let err = match err {
         Err(e) => e,
-        Ok(_) => ch
-            .queue_declare(
-                s(&q),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap_err(),
+        Ok(confirm) => bounded("confirm", confirm).await.unwrap_err(),
     };
     assert_eq!(reply_code(&err), 404);
 

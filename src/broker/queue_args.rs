@@ -1,0 +1,328 @@
+//! Queue arguments (RabbitMQ's `x-` extensions): validated once at declare time into a
+//! typed `QueueArgs`, with RabbitMQ's 406 texts for bad values and for inequivalent
+//! redeclares (rabbit_amqqueue:declare_args and rabbit_misc:assert_args_equivalence).
+
+use super::error::{AmqpError, AmqpResult};
+use amq_protocol::types::{AMQPValue, FieldTable};
+
+/// What `x-overflow` does when a length limit is hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Overflow {
+    /// Drop (and dead-letter) the oldest ready message.
+    #[default]
+    DropHead,
+    /// Refuse the new message: nack to confirming publishers.
+    RejectPublish,
+    /// Refuse and dead-letter the new message.
+    RejectPublishDlx,
+}
+
+/// The queue arguments rmq acts on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct QueueArgs {
+    /// `x-message-ttl`, milliseconds.
+    pub(crate) message_ttl: Option<u64>,
+    /// `x-expires`, milliseconds of disuse before the queue is deleted.
+    pub(crate) expires: Option<u64>,
+    /// `x-max-length`: ready messages.
+    pub(crate) max_length: Option<u64>,
+    /// `x-max-length-bytes`: ready message bodies.
+    pub(crate) max_length_bytes: Option<u64>,
+    /// `x-overflow`.
+    pub(crate) overflow: Overflow,
+    /// `x-dead-letter-exchange`.
+    pub(crate) dead_letter_exchange: Option<String>,
+    /// `x-dead-letter-routing-key`.
+    pub(crate) dead_letter_routing_key: Option<String>,
+    /// `x-max-priority` (1..=255).
+    pub(crate) max_priority: Option<u8>,
+    /// `x-single-active-consumer`.
+    pub(crate) single_active_consumer: bool,
+}
+
+/// Arguments RabbitMQ compares on redeclare (others are ignored, as there).
+const EQUIVALENCE_CHECKED: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-message-ttl",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+];
+
+/// RabbitMQ's name of an AMQP field type, as it appears in its error texts.
+pub(crate) fn type_name(v: &AMQPValue) -> &'static str {
+    match v {
+        AMQPValue::Boolean(_) => "bool",
+        AMQPValue::ShortShortInt(_) => "byte",
+        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
+        AMQPValue::ShortInt(_) => "short",
+        AMQPValue::ShortUInt(_) => "unsignedshort",
+        AMQPValue::LongInt(_) => "signedint",
+        AMQPValue::LongUInt(_) => "unsignedint",
+        AMQPValue::LongLongInt(_) => "long",
+        AMQPValue::Float(_) => "float",
+        AMQPValue::Double(_) => "double",
+        AMQPValue::DecimalValue(_) => "decimal",
+        AMQPValue::ShortString(_) => "shortstr",
+        AMQPValue::LongString(_) => "longstr",
+        AMQPValue::FieldArray(_) => "array",
+        AMQPValue::Timestamp(_) => "timestamp",
+        AMQPValue::FieldTable(_) => "table",
+        AMQPValue::ByteArray(_) => "binary",
+        AMQPValue::Void => "void",
+    }
+}
+
+/// An integer argument's value, whatever width the client encoded it in.
+pub(crate) fn as_int(v: &AMQPValue) -> Option<i64> {
+    Some(match v {
+        AMQPValue::ShortShortInt(x) => i64::from(*x),
+        AMQPValue::ShortShortUInt(x) => i64::from(*x),
+        AMQPValue::ShortInt(x) => i64::from(*x),
+        AMQPValue::ShortUInt(x) => i64::from(*x),
+        AMQPValue::LongInt(x) => i64::from(*x),
+        AMQPValue::LongUInt(x) => i64::from(*x),
+        AMQPValue::LongLongInt(x) => *x,
+        _ => return None,
+    })
+}
+
+/// A string argument's value (long or short string).
+pub(crate) fn as_string(v: &AMQPValue) -> Option<String> {
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// How RabbitMQ prints a value in `inequivalent arg` texts.
+fn display(v: &AMQPValue) -> String {
+    if let Some(i) = as_int(v) {
+        return i.to_string();
+    }
+    if let Some(s) = as_string(v) {
+        return s;
+    }
+    match v {
+        AMQPValue::Boolean(b) => b.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn invalid(arg: &str, queue: &str, vhost: &str, why: impl std::fmt::Display) -> AmqpError {
+    AmqpError::precondition(format_args!(
+        "invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {why}"
+    ))
+}
+
+impl QueueArgs {
+    /// Validate the declare arguments as RabbitMQ does.
+    pub(crate) fn parse(args: &FieldTable, queue: &str, vhost: &str) -> AmqpResult<QueueArgs> {
+        let mut out = QueueArgs::default();
+        let int = |name: &str, v: &AMQPValue, min: i64| -> AmqpResult<u64> {
+            let Some(i) = as_int(v) else {
+                return Err(invalid(
+                    name,
+                    queue,
+                    vhost,
+                    format_args!("{{unacceptable_type,{}}}", type_name(v)),
+                ));
+            };
+            if i < min {
+                let why = if i < 0 {
+                    "value_negative"
+                } else {
+                    "value_zero"
+                };
+                return Err(invalid(name, queue, vhost, format_args!("{{{why},{i}}}")));
+            }
+            Ok(i as u64)
+        };
+        let string = |name: &str, v: &AMQPValue| -> AmqpResult<String> {
+            as_string(v).ok_or_else(|| {
+                invalid(
+                    name,
+                    queue,
+                    vhost,
+                    format_args!("{{unacceptable_type,{}}}", type_name(v)),
+                )
+            })
+        };
+        for (k, v) in args {
+            match k.as_str() {
+                "x-message-ttl" => out.message_ttl = Some(int(k.as_str(), v, 0)?),
+                "x-expires" => out.expires = Some(int(k.as_str(), v, 1)?),
+                "x-max-length" => out.max_length = Some(int(k.as_str(), v, 0)?),
+                "x-max-length-bytes" => out.max_length_bytes = Some(int(k.as_str(), v, 0)?),
+                "x-max-priority" => {
+                    let p = int(k.as_str(), v, 0)?;
+                    if p > 255 {
+                        return Err(invalid(
+                            k.as_str(),
+                            queue,
+                            vhost,
+                            format_args!("{{value_too_big,{p}}}"),
+                        ));
+                    }
+                    // 0 means "no priorities" in RabbitMQ.
+                    out.max_priority = (p > 0).then_some(p as u8);
+                }
+                "x-overflow" => {
+                    out.overflow = match string(k.as_str(), v)?.as_str() {
+                        "drop-head" => Overflow::DropHead,
+                        "reject-publish" => Overflow::RejectPublish,
+                        "reject-publish-dlx" => Overflow::RejectPublishDlx,
+                        other => {
+                            return Err(invalid(
+                                k.as_str(),
+                                queue,
+                                vhost,
+                                format_args!("{{invalid_value,<<\"{other}\">>}}"),
+                            ));
+                        }
+                    }
+                }
+                "x-dead-letter-exchange" => out.dead_letter_exchange = Some(string(k.as_str(), v)?),
+                "x-dead-letter-routing-key" => {
+                    out.dead_letter_routing_key = Some(string(k.as_str(), v)?)
+                }
+                "x-single-active-consumer" => match v {
+                    AMQPValue::Boolean(b) => out.single_active_consumer = *b,
+                    other => {
+                        return Err(invalid(
+                            k.as_str(),
+                            queue,
+                            vhost,
+                            format_args!("{{unacceptable_type,{}}}", type_name(other)),
+                        ));
+                    }
+                },
+                _ => {}
+            }
+        }
+        if out.dead_letter_routing_key.is_some() && out.dead_letter_exchange.is_none() {
+            return Err(invalid(
+                "x-dead-letter-routing-key",
+                queue,
+                vhost,
+                "Key x-dead-letter-exchange should be present",
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// 406 when a queue redeclare's arguments differ from the queue's, in RabbitMQ's words.
+pub(crate) fn assert_equivalent(
+    received: &FieldTable,
+    current: &FieldTable,
+    queue: &str,
+    vhost: &str,
+) -> AmqpResult {
+    assert_args_equivalent(
+        received,
+        current,
+        EQUIVALENCE_CHECKED,
+        "queue",
+        queue,
+        vhost,
+    )
+}
+
+/// 406 when any of `names` differs between a redeclare and the current object.
+pub(crate) fn assert_args_equivalent(
+    received: &FieldTable,
+    current: &FieldTable,
+    names: &[&str],
+    kind: &str,
+    object: &str,
+    vhost: &str,
+) -> AmqpResult {
+    for name in names {
+        let r = received.inner().get(*name);
+        let c = current.inner().get(*name);
+        let same = match (r, c) {
+            (None, None) => true,
+            (Some(a), Some(b)) => match (as_int(a), as_int(b)) {
+                (Some(x), Some(y)) => x == y,
+                _ => as_string(a)
+                    .zip(as_string(b))
+                    .map_or(a == b, |(x, y)| x == y),
+            },
+            _ => false,
+        };
+        if !same {
+            let describe = |v: Option<&AMQPValue>| match v {
+                None => "none".to_string(),
+                Some(v) => format!("the value '{}' of type '{}'", display(v), type_name(v)),
+            };
+            return Err(AmqpError::precondition(format_args!(
+                "inequivalent arg '{name}' for {kind} '{object}' in vhost '{vhost}': received {} but current is {}",
+                describe(r),
+                describe(c)
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+        let mut t = FieldTable::default();
+        for (k, v) in pairs {
+            t.insert((*k).into(), v.clone());
+        }
+        t
+    }
+
+    #[test]
+    fn parses_and_refuses_like_rabbitmq() {
+        let args = table(&[
+            ("x-message-ttl", AMQPValue::LongInt(100)),
+            ("x-max-priority", AMQPValue::ShortShortUInt(10)),
+            ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+            (
+                "x-dead-letter-exchange",
+                AMQPValue::LongString("dlx".into()),
+            ),
+        ]);
+        let a = QueueArgs::parse(&args, "q", "/").unwrap();
+        assert_eq!(a.message_ttl, Some(100));
+        assert_eq!(a.max_priority, Some(10));
+        assert_eq!(a.overflow, Overflow::RejectPublish);
+        let bad = table(&[("x-message-ttl", AMQPValue::LongString("abc".into()))]);
+        let e = QueueArgs::parse(&bad, "q", "/").unwrap_err();
+        assert_eq!(
+            e.text,
+            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {unacceptable_type,longstr}"
+        );
+        let neg = table(&[("x-max-length", AMQPValue::LongInt(-1))]);
+        assert!(
+            QueueArgs::parse(&neg, "q", "/")
+                .unwrap_err()
+                .text
+                .ends_with("{value_negative,-1}")
+        );
+    }
+
+    #[test]
+    fn equivalence_compares_values_not_encodings() {
+        let a = table(&[("x-message-ttl", AMQPValue::LongInt(100))]);
+        let b = table(&[("x-message-ttl", AMQPValue::LongLongInt(100))]);
+        assert!(assert_equivalent(&a, &b, "q", "/").is_ok());
+        let e = assert_equivalent(&FieldTable::default(), &a, "q", "/").unwrap_err();
+        assert_eq!(
+            e.text,
+            "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'q' in vhost '/': received none but current is the value '100' of type 'signedint'"
+        );
+    }
+}
