@@ -415,35 +415,37 @@ fn worker_exec_failure_requeues_or_rejects() {
 
 #[test]
 fn worker_exec_failure_rejects_to_the_dead_letter_queue() {
-    // The embedded broker does not implement dead-lettering yet: RabbitMQ only.
-    let Ok(url) = std::env::var("RMQ_TEST_RABBITMQ_URL") else {
-        eprintln!("skipped: dead-lettering needs RMQ_TEST_RABBITMQ_URL");
-        return;
-    };
-    let q = unique("jobs");
-    let dlq = unique("dead");
-    ok(&url, &["declare", "queue", &dlq], None);
-    let args =
-        format!("{{\"x-dead-letter-exchange\":\"\",\"x-dead-letter-routing-key\":\"{dlq}\"}}");
-    ok(&url, &["declare", "queue", &q, "--arguments", &args], None);
-    ok(&url, &["send", &q, "poison"], None);
-    let out = run(
-        &url,
-        &[
-            "worker",
-            &q,
-            "--count",
-            "1",
-            "--on-failure",
-            "reject",
-            "--exec",
-            "exit 3",
-        ],
-        None,
-    );
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        ok(&url, &["receive", &dlq, "--count", "1"], None),
-        "poison\n"
-    );
+    for (url, _broker) in targets() {
+        let q = unique("jobs");
+        let dlq = unique("dead");
+        ok(&url, &["declare", "queue", &dlq], None);
+        let args =
+            format!("{{\"x-dead-letter-exchange\":\"\",\"x-dead-letter-routing-key\":\"{dlq}\"}}");
+        ok(&url, &["declare", "queue", &q, "--arguments", &args], None);
+        ok(&url, &["send", &q, "poison"], None);
+        let out = run(
+            &url,
+            &[
+                "worker",
+                &q,
+                "--count",
+                "1",
+                "--on-failure",
+                "reject",
+                "--exec",
+                "exit 3",
+            ],
+            None,
+        );
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        let dead = ok(
+            &url,
+            &["receive", &dlq, "--count", "1", "--output", "jsonl"],
+            None,
+        );
+        assert!(
+            dead.contains("\"body\":\"poison\"") && dead.contains("x-death"),
+            "against {url}: {dead}"
+        );
+    }
 }
