@@ -1,7 +1,7 @@
 //! Bad input and unavailable brokers: each a clear one-line message and the documented
 //! exit code, never a hang.
 
-use crate::cli_support::{code, ok, run, stderr};
+use crate::cli_support::{cleanup, code, ok, run, stderr};
 use crate::support::{Broker, targets, unique};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ fn closed_port() -> u16 {
 fn passive_send_to_a_missing_queue_fails_clearly() {
     for (url, _broker) in targets() {
         let q = unique("nowhere");
+        let _cleanup = cleanup(&url, &[&q]);
         let out = run(&url, &["send", &q, "--passive", "x"], None);
         assert_eq!(code(&out), 1, "against {url}");
         let err = stderr(&out);
@@ -108,6 +109,7 @@ fn wrong_password_is_refused_clearly() {
 fn invalid_header_syntax_is_a_data_error_and_sends_nothing() {
     for (url, _broker) in targets() {
         let q = unique("hdr");
+        let _cleanup = cleanup(&url, &[&q]);
         let out = run(&url, &["send", &q, "-H", "no-equals-sign", "x"], None);
         assert_eq!(code(&out), 65, "{}", stderr(&out));
         assert!(
@@ -164,6 +166,7 @@ fn mandatory_unroutable_message_is_a_failure() {
 /// with a clear error, the count of confirmed messages reported, and nothing of it queued.
 fn oversized_message_is_refused(url: &str, limit: u64) {
     let q = unique("big");
+    let _cleanup = cleanup(&url, &[&q]);
     let dir = std::env::temp_dir().join(unique("rmq-big"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("body");
@@ -212,6 +215,7 @@ fn oversized_message_is_refused_by_rabbitmq() {
 fn strict_delete_of_a_missing_queue_fails_but_if_exists_succeeds() {
     for (url, _broker) in targets() {
         let q = unique("gone");
+        let _cleanup = cleanup(&url, &[&q]);
         let out = run(&url, &["delete", "queue", &q], None);
         assert_eq!(code(&out), 1, "against {url}");
         assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
@@ -232,6 +236,7 @@ fn strict_delete_of_a_missing_queue_fails_but_if_exists_succeeds() {
 fn receive_with_count_and_timeout_exits_3_when_short() {
     for (url, _broker) in targets() {
         let q = unique("short");
+        let _cleanup = cleanup(&url, &[&q]);
         ok(&url, &["send", &q, "only one"], None);
         let out = run(
             &url,

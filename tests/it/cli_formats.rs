@@ -1,7 +1,7 @@
 //! Output formats: lossless JSON lines, line-per-message sending, machine output without
 //! terminal escapes, quiet broken pipes, and list-queues over the management API.
 
-use crate::cli_support::{Running, code, ok, run, stderr};
+use crate::cli_support::{Running, cleanup, code, ok, run, stderr};
 use crate::support::{WAIT, eventually, targets, unique};
 use serde_json::Value;
 
@@ -9,6 +9,7 @@ use serde_json::Value;
 fn jsonl_round_trip_is_lossless() {
     for (url, _broker) in targets() {
         let (a, b) = (unique("jsonl-a"), unique("jsonl-b"));
+        let _cleanup = cleanup(&url, &[&a, &b]);
         let dir = std::env::temp_dir().join(unique("rmq-bin"));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("body");
@@ -106,6 +107,7 @@ fn jsonl_round_trip_is_lossless() {
 fn bad_jsonl_input_sends_nothing() {
     for (url, _broker) in targets() {
         let q = unique("jsonl-bad");
+        let _cleanup = cleanup(&url, &[&q]);
         ok(&url, &["declare", "queue", &q], None);
         let input = b"{\"body\":\"fine\"}\n{\"body\":\"x\",\"body_encoding\":\"rot13\"}\n";
         let out = run(&url, &["send", &q, "--input", "jsonl"], Some(input));
@@ -125,6 +127,7 @@ fn bad_jsonl_input_sends_nothing() {
 fn send_lines_then_receive_count() {
     for (url, _broker) in targets() {
         let q = unique("lines");
+        let _cleanup = cleanup(&url, &[&q]);
         let input: String = (1..=1000).map(|i| format!("line {i}\n")).collect();
         ok(&url, &["send", &q, "--lines"], Some(input.as_bytes()));
         let out = ok(&url, &["receive", &q, "--count", "1000"], None);
@@ -142,6 +145,7 @@ fn send_lines_then_receive_count() {
 fn machine_output_has_no_escape_codes() {
     for (url, _broker) in targets() {
         let q = unique("plain");
+        let _cleanup = cleanup(&url, &[&q]);
         for no_color in [true, false] {
             let mut c = crate::cli_support::cmd(&url, &["declare", "queue", &q]);
             if !no_color {
@@ -174,6 +178,7 @@ fn machine_output_has_no_escape_codes() {
 fn a_closed_stdout_pipe_ends_quietly() {
     for (url, _broker) in targets() {
         let q = unique("pipe");
+        let _cleanup = cleanup(&url, &[&q]);
         let line = "x".repeat(200);
         let input: String = (0..2000).map(|_| format!("{line}\n")).collect();
         ok(&url, &["send", &q, "--lines"], Some(input.as_bytes()));
@@ -200,6 +205,7 @@ fn a_closed_stdout_pipe_ends_quietly() {
 fn receive_stops_on_ctrl_c_with_exit_130() {
     for (url, _broker) in targets() {
         let q = unique("ctrl-c");
+        let _cleanup = cleanup(&url, &[&q]);
         let r = Running::ready(&url, &["receive", &q]);
         let out = r.interrupt();
         assert_eq!(code(&out), 130, "against {url}: {}", stderr(&out));
@@ -220,6 +226,7 @@ fn list_queues_over_the_management_api() {
         return;
     };
     let q = unique("listed");
+    let _cleanup = cleanup(&url, &[&q]);
     ok(&url, &["send", &q, "--durable", "--count", "2", "x"], None);
     // The management API's statistics lag behind by a few seconds: poll.
     let mut last = String::new();

@@ -197,3 +197,32 @@ impl Drop for Running {
         }
     }
 }
+
+/// Deletes the named queues when dropped (even when the test fails), so runs against a
+/// shared RabbitMQ leave nothing behind.
+pub struct Cleanup {
+    /// Broker URL.
+    url: String,
+    /// Queues to delete.
+    queues: Vec<String>,
+}
+
+/// Delete these queues at the end of the test.
+pub fn cleanup(url: &str, queues: &[&str]) -> Cleanup {
+    Cleanup {
+        url: url.to_string(),
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for q in &self.queues {
+            let _ = crate::support::run_bounded(
+                cmd(&self.url, &["delete", "queue", q, "--if-exists"]),
+                None,
+                WAIT,
+            );
+        }
+    }
+}

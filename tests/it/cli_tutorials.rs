@@ -1,13 +1,14 @@
 //! The six RabbitMQ tutorials as `rmq` one-liners, end to end, against every target
 //! (the embedded broker, and RabbitMQ when `RMQ_TEST_RABBITMQ_URL` is set).
 
-use crate::cli_support::{Running, code, ok, run};
+use crate::cli_support::{Running, cleanup, code, ok, run};
 use crate::support::{targets, unique};
 
 #[test]
 fn tutorial_1_hello_world() {
     for (url, _broker) in targets() {
         let q = unique("hello");
+        let _cleanup = cleanup(&url, &[&q]);
         ok(&url, &["send", &q, "Hello", "World!"], None);
         let out = ok(&url, &["receive", &q, "--count", "1"], None);
         assert_eq!(out, "Hello World!\n", "against {url}");
@@ -18,6 +19,7 @@ fn tutorial_1_hello_world() {
 fn tutorial_2_workers_share_tasks_fairly() {
     for (url, _broker) in targets() {
         let q = unique("task_queue");
+        let _cleanup = cleanup(&url, &[&q]);
         ok(&url, &["declare", "queue", &q, "--durable"], None);
         let a = Running::ready(&url, &["worker", &q, "--dot-time", "0.3"]);
         let b = Running::ready(&url, &["worker", &q, "--dot-time", "0.3"]);
@@ -51,6 +53,7 @@ fn tutorial_2_workers_share_tasks_fairly() {
 fn tutorial_2_killed_worker_task_is_redelivered() {
     for (url, _broker) in targets() {
         let q = unique("task_queue");
+        let _cleanup = cleanup(&url, &[&q]);
         ok(&url, &["declare", "queue", &q, "--durable"], None);
         // Ten seconds of simulated work: it is killed long before it finishes.
         let mut a = Running::ready(&url, &["worker", &q, "--dot-time", "1"]);
@@ -262,6 +265,7 @@ fn tutorial_5_topic_routing_with_the_tutorial_keys() {
 fn tutorial_6_rpc_with_concurrent_calls() {
     for (url, _broker) in targets() {
         let q = unique("rpc_queue");
+        let _cleanup = cleanup(&url, &[&q]);
         let server = Running::ready(&url, &["rpc-serve", &q, "--fib", "--count", "4"]);
         let out = ok(
             &url,
@@ -283,6 +287,7 @@ fn tutorial_6_rpc_with_concurrent_calls() {
 fn rpc_serve_exec_replies_with_the_command_output() {
     for (url, _broker) in targets() {
         let q = unique("upper");
+        let _cleanup = cleanup(&url, &[&q]);
         let server = Running::ready(
             &url,
             &["rpc-serve", &q, "--exec", "tr a-z A-Z", "--count", "2"],
@@ -297,6 +302,7 @@ fn rpc_serve_exec_replies_with_the_command_output() {
 fn rpc_call_without_a_server_times_out_with_exit_3() {
     for (url, _broker) in targets() {
         let q = unique("silent");
+        let _cleanup = cleanup(&url, &[&q]);
         ok(&url, &["declare", "queue", &q], None);
         let out = run(&url, &["rpc-call", &q, "1", "--timeout", "0.5"], None);
         assert_eq!(
@@ -313,6 +319,7 @@ fn rpc_call_without_a_server_times_out_with_exit_3() {
 fn worker_exec_acks_on_success_and_sees_properties() {
     for (url, _broker) in targets() {
         let q = unique("jobs");
+        let _cleanup = cleanup(&url, &[&q]);
         ok(
             &url,
             &[
@@ -358,6 +365,7 @@ fn worker_exec_acks_on_success_and_sees_properties() {
 fn worker_exec_failure_requeues_or_rejects() {
     for (url, _broker) in targets() {
         let q = unique("jobs");
+        let _cleanup = cleanup(&url, &[&q]);
         ok(&url, &["send", &q, "poison"], None);
         // Requeue (the default): the message is back, marked redelivered.
         let out = run(
@@ -417,7 +425,9 @@ fn worker_exec_failure_requeues_or_rejects() {
 fn worker_exec_failure_rejects_to_the_dead_letter_queue() {
     for (url, _broker) in targets() {
         let q = unique("jobs");
+        let _cleanup = cleanup(&url, &[&q]);
         let dlq = unique("dead");
+        let _cleanup2 = cleanup(&url, &[&q, &dlq]);
         ok(&url, &["declare", "queue", &dlq], None);
         let args =
             format!("{{\"x-dead-letter-exchange\":\"\",\"x-dead-letter-routing-key\":\"{dlq}\"}}");
