@@ -4,7 +4,8 @@
 # run the client scenarios against a real RabbitMQ (.ci/run does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q --disable-pip-version-check -r tests/clients/python/requirements.txt
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+  -r tests/clients/python/requirements.txt -r tests/clients/python/requirements-celery.txt
 if [ ! -d tests/clients/node/node_modules ]; then
   npm ci --silent --no-audit --no-fund --prefix tests/clients/node
 fi

@@ -31,7 +31,8 @@ pub(crate) struct RawFrame {
 }
 
 /// Take the next complete frame off `buf`, or `None` if more bytes are needed.
-/// A frame larger than `frame_max`, a bad end octet or an unknown type is a 501.
+/// Errors are RabbitMQ's (rabbit_reader): a payload larger than `frame_max` is refused
+/// from the header alone, before waiting for it; then an unknown type or a bad end octet.
 pub(crate) fn next_frame(
     buf: &mut BytesMut,
     frame_max: u32,
@@ -42,32 +43,32 @@ pub(crate) fn next_frame(
     let kind = buf[0];
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
-    if !matches!(
-        kind,
-        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
-    ) {
-        return Err(AmqpError::new(
-            code::FRAME_ERROR,
-            format_args!("unknown frame type {kind}"),
-        ));
-    }
-    if size + FRAME_OVERHEAD > frame_max as usize {
-        return Err(AmqpError::new(
-            code::FRAME_ERROR,
-            format_args!(
-                "frame size {} larger than negotiated maximum {frame_max}",
-                size + FRAME_OVERHEAD
-            ),
+    // RabbitMQ allows a payload of up to frame_max (a fudge of the 8 framing octets) and
+    // reports the limit as frame_max - 8.
+    if size > frame_max as usize {
+        return Err(frame_error(
+            kind,
+            &[],
+            format_args!("{{frame_too_large,{size},{}}}", frame_max.saturating_sub(8)),
         ));
     }
     if buf.len() < size + FRAME_OVERHEAD {
         buf.reserve(size + FRAME_OVERHEAD - buf.len());
         return Ok(None);
     }
-    if buf[7 + size] != FRAME_END {
-        return Err(AmqpError::new(
-            code::FRAME_ERROR,
-            format_args!("frame end octet is {:#04x}, expected 0xce", buf[7 + size]),
+    let payload = &buf[7..7 + size];
+    if !matches!(
+        kind,
+        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
+    ) {
+        return Err(frame_error(kind, payload, "unknown_frame"));
+    }
+    let end = buf[7 + size];
+    if end != FRAME_END {
+        return Err(frame_error(
+            kind,
+            payload,
+            format_args!("{{invalid_frame_end_marker,{end}}}"),
         ));
     }
     let mut frame = buf.split_to(size + FRAME_OVERHEAD);
@@ -80,24 +81,111 @@ pub(crate) fn next_frame(
     }))
 }
 
+/// RabbitMQ's `type T, all octets = <<...>>` description of a frame (first 16 octets
+/// of longer payloads).
+pub(crate) fn describe_frame(kind: u8, payload: &[u8]) -> String {
+    if payload.len() <= 16 {
+        format!("type {kind}, all octets = {}", erl_binary(payload))
+    } else {
+        format!(
+            "type {kind}, first 16 octets = {}",
+            erl_binary(&payload[..16])
+        )
+    }
+}
+
+fn frame_error(kind: u8, payload: &[u8], error: impl std::fmt::Display) -> AmqpError {
+    AmqpError::new(
+        code::FRAME_ERROR,
+        format_args!("{}: {error}", describe_frame(kind, payload)),
+    )
+}
+
+/// A binary as Erlang's `~p` prints it: `<<"text">>` when printable, else `<<1,2,3>>`.
+pub(crate) fn erl_binary(bytes: &[u8]) -> String {
+    let printable = !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| (32..=126).contains(b) || b"\n\r\t".contains(b));
+    if printable {
+        let mut s = String::from("<<\"");
+        for &b in bytes {
+            match b {
+                b'"' => s.push_str("\\\""),
+                b'\\' => s.push_str("\\\\"),
+                b'\n' => s.push_str("\\n"),
+                b'\r' => s.push_str("\\r"),
+                b'\t' => s.push_str("\\t"),
+                _ => s.push(b as char),
+            }
+        }
+        s.push_str("\">>");
+        s
+    } else {
+        let parts: Vec<String> = bytes.iter().map(u8::to_string).collect();
+        format!("<<{}>>", parts.join(","))
+    }
+}
+
+/// Why a method frame could not be decoded.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// A class/method pair AMQP 0-9-1 does not define: RabbitMQ drops the connection
+    /// without a close frame.
+    Unknown(u16, u16),
+    /// A known method whose arguments do not parse: 501 with the method's ids.
+    Malformed(AmqpError),
+}
+
+/// The (class, method) pairs of AMQP 0-9-1 (RabbitMQ's rabbit_framing_amqp_0_9_1).
+fn known_method(class: u16, method: u16) -> bool {
+    let methods: &[u16] = match class {
+        10 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51, 60, 61, 70, 71],
+        20 => &[10, 11, 20, 21, 40, 41],
+        30 => &[10, 11],
+        40 => &[10, 11, 20, 21, 30, 31, 40, 51],
+        50 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51],
+        60 => &[
+            10, 11, 20, 21, 30, 31, 40, 50, 60, 70, 71, 72, 80, 90, 100, 110, 111, 120,
+        ],
+        85 => &[10, 11],
+        90 => &[10, 11, 20, 21, 30, 31],
+        _ => &[],
+    };
+    methods.contains(&method)
+}
+
 /// Decode a method frame's payload.
-pub(crate) fn decode_method(payload: &[u8]) -> Result<AMQPClass, AmqpError> {
+pub(crate) fn decode_method(payload: &[u8]) -> Result<AMQPClass, DecodeError> {
+    if payload.len() < 4 {
+        return Err(DecodeError::Malformed(AmqpError::new(
+            code::FRAME_ERROR,
+            format_args!("cannot decode {}", erl_binary(payload)),
+        )));
+    }
+    let class = u16::from_be_bytes([payload[0], payload[1]]);
+    let method = u16::from_be_bytes([payload[2], payload[3]]);
+    if !known_method(class, method) {
+        return Err(DecodeError::Unknown(class, method));
+    }
     match amq_protocol::protocol::parse_class(payload) {
-        Ok(([], class)) => Ok(class),
-        _ => {
-            let ids = if payload.len() >= 4 {
-                format!(
-                    " (class {}, method {})",
-                    u16::from_be_bytes([payload[0], payload[1]]),
-                    u16::from_be_bytes([payload[2], payload[3]])
-                )
-            } else {
-                String::new()
-            };
-            Err(AmqpError::new(
+        Ok(([], decoded)) => Ok(decoded),
+        _ => Err(DecodeError::Malformed(
+            AmqpError::new(
                 code::FRAME_ERROR,
-                format_args!("cannot decode method frame{ids}"),
-            ))
+                format_args!("cannot decode {}", erl_binary(&payload[4..])),
+            )
+            .on_method(class, method),
+        )),
+    }
+}
+
+impl DecodeError {
+    /// A one-line description for logs and handshake failures.
+    pub(crate) fn text(&self) -> String {
+        match self {
+            DecodeError::Unknown(c, m) => format!("unknown method (class {c}, method {m})"),
+            DecodeError::Malformed(e) => e.text.clone(),
         }
     }
 }

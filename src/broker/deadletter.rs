@@ -53,14 +53,15 @@ fn x_deaths(headers: &FieldTable) -> Vec<FieldTable> {
     }
 }
 
-/// The message as it is republished to the dead-letter exchange `dlx` with routing key
-/// `routing_key` (the queue's `x-dead-letter-routing-key`, else the original key).
+/// The message as it is republished to the dead-letter exchange `dlx`. `dlrk` is the
+/// queue's `x-dead-letter-routing-key`: with it the copy goes out under that key alone and
+/// loses its `CC`/`BCC` headers; without it, under all its original keys.
 pub(crate) fn dead_lettered(
     msg: &Message,
     queue: &str,
     reason: Reason,
     dlx: &str,
-    routing_key: &str,
+    dlrk: Option<&str>,
 ) -> Message {
     let mut headers: BTreeMap<_, _> = msg
         .properties
@@ -101,7 +102,13 @@ pub(crate) fn dead_lettered(
             d.insert("exchange".into(), longstr(&msg.exchange));
             d.insert(
                 "routing-keys".into(),
-                AMQPValue::FieldArray(FieldArray::from(vec![longstr(&msg.routing_key)])),
+                AMQPValue::FieldArray(FieldArray::from(
+                    // The publish key and the CC keys: BCC stays secret.
+                    std::iter::once(&msg.routing_key)
+                        .chain(&msg.cc)
+                        .map(|k| longstr(k))
+                        .collect::<Vec<_>>(),
+                )),
             );
             if let Some(exp) = msg.properties.expiration() {
                 d.insert("original-expiration".into(), longstr(exp.as_str()));
@@ -115,10 +122,17 @@ pub(crate) fn dead_lettered(
         "x-death".into(),
         AMQPValue::FieldArray(FieldArray::from(list)),
     );
+    if dlrk.is_some() {
+        headers.remove("CC");
+    }
     let properties = without_expiration(&msg.properties).with_headers(FieldTable::from(headers));
     let mut out = msg.with_properties(properties);
     out.exchange = dlx.to_string();
-    out.routing_key = routing_key.to_string();
+    if let Some(key) = dlrk {
+        out.routing_key = key.to_string();
+        out.cc.clear();
+        out.bcc.clear();
+    }
     out
 }
 
@@ -155,6 +169,8 @@ mod tests {
         Message {
             exchange: "ex".into(),
             routing_key: "rk".into(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
             header: encode_header(2, &props),
             properties: props,
             body: Bytes::from_static(b"hi"),
@@ -164,7 +180,7 @@ mod tests {
     #[test]
     fn x_death_is_added_then_counted_and_first_death_kept() {
         let m = message(BasicProperties::default().with_expiration("100".into()));
-        let d1 = dead_lettered(&m, "a", Reason::Expired, "dlx", "rk2");
+        let d1 = dead_lettered(&m, "a", Reason::Expired, "dlx", Some("rk2"));
         assert_eq!(
             (d1.exchange.as_str(), d1.routing_key.as_str()),
             ("dlx", "rk2")
@@ -184,8 +200,8 @@ mod tests {
         );
         assert_eq!(field(&deaths[0], "exchange").as_deref(), Some("ex"));
 
-        let d2 = dead_lettered(&d1, "b", Reason::Rejected, "dlx", "rk3");
-        let d3 = dead_lettered(&d2, "a", Reason::Expired, "dlx", "rk2");
+        let d2 = dead_lettered(&d1, "b", Reason::Rejected, "dlx", None);
+        let d3 = dead_lettered(&d2, "a", Reason::Expired, "dlx", Some("rk2"));
         let h = d3.properties.headers().clone().unwrap();
         let deaths = x_deaths(&h);
         assert_eq!(deaths.len(), 2);
@@ -203,10 +219,10 @@ mod tests {
     #[test]
     fn cycles_without_rejection_are_detected() {
         let m = message(BasicProperties::default());
-        let d = dead_lettered(&m, "a", Reason::Expired, "dlx", "a");
+        let d = dead_lettered(&m, "a", Reason::Expired, "dlx", Some("a"));
         assert!(is_cycle(&d, "a", Reason::Expired));
         assert!(!is_cycle(&d, "b", Reason::Expired));
-        let r = dead_lettered(&m, "a", Reason::Rejected, "dlx", "a");
+        let r = dead_lettered(&m, "a", Reason::Rejected, "dlx", Some("a"));
         assert!(
             !is_cycle(&r, "a", Reason::Expired),
             "a rejection breaks the cycle"

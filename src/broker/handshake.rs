@@ -99,7 +99,7 @@ async fn read_method(
             Err(e) => return Err(e.text),
             Ok(Some(f)) if f.kind == FRAME_HEARTBEAT => continue,
             Ok(Some(f)) if f.kind == FRAME_METHOD && f.channel == 0 => {
-                return codec::decode_method(&f.payload).map_err(|e| e.text);
+                return codec::decode_method(&f.payload).map_err(|e| e.text());
             }
             Ok(Some(f)) => {
                 return Err(format!("unexpected frame type {} during handshake", f.kind));

@@ -3,6 +3,7 @@
 //! for the broker's own decisions, and a body shared by every queue it was routed to.
 
 use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::{AMQPValue, FieldTable};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::Arc;
 
@@ -13,6 +14,10 @@ pub(crate) struct Message {
     pub(crate) exchange: String,
     /// Routing key it was published with.
     pub(crate) routing_key: String,
+    /// Further routing keys from the `CC` header (sender-selected distribution).
+    pub(crate) cc: Vec<String>,
+    /// Routing keys from the `BCC` header, which is removed before delivery.
+    pub(crate) bcc: Vec<String>,
     /// Content header payload exactly as it goes on the wire (class, weight, size, properties).
     pub(crate) header: Bytes,
     /// Decoded properties: headers-exchange routing, persistence, reply-to.
@@ -33,6 +38,8 @@ impl Message {
         Message {
             exchange: self.exchange.clone(),
             routing_key: self.routing_key.clone(),
+            cc: self.cc.clone(),
+            bcc: self.bcc.clone(),
             header: encode_header(self.body.len() as u64, &properties),
             properties,
             body: self.body.clone(),
@@ -109,6 +116,28 @@ pub(crate) fn without_expiration(p: &BasicProperties) -> BasicProperties {
         out = out.with_cluster_id(v.clone());
     }
     out
+}
+
+/// The routing keys in header `name` (`CC` or `BCC`): an array of strings; RabbitMQ
+/// ignores other shapes.
+pub(crate) fn header_keys(headers: Option<&FieldTable>, name: &str) -> Vec<String> {
+    match headers.and_then(|h| h.inner().get(name)) {
+        Some(AMQPValue::FieldArray(a)) => a
+            .as_slice()
+            .iter()
+            .filter_map(crate::broker::queue_args::as_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `headers` without the named entries.
+pub(crate) fn without_headers(headers: &FieldTable, names: &[&str]) -> FieldTable {
+    let mut map = headers.inner().clone();
+    for n in names {
+        map.remove(*n);
+    }
+    FieldTable::from(map)
 }
 
 #[cfg(test)]

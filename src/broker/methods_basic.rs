@@ -146,7 +146,7 @@ impl Session {
             None => 0,
             Some(v) => as_int(v).ok_or_else(|| {
                 AmqpError::precondition(format_args!(
-                    "invalid arg 'x-priority' for queue '{}' in vhost '{}': {{unacceptable_type,{}}}",
+                    "invalid arg 'x-priority' for queue '{}' in vhost '{}': \"expected integer, got {}\"",
                     queue.name,
                     queue.vhost,
                     type_name(v)

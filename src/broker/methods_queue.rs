@@ -3,7 +3,9 @@
 use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::queue::Queue;
-use super::queue_args::{QueueArgs, assert_args_equivalent, assert_equivalent};
+use super::queue_args::{
+    QueueArgs, as_string, assert_args_equivalent, assert_equivalent, type_name,
+};
 use super::session::Session;
 use super::vhost::notify_cancelled;
 use amq_protocol::protocol::{AMQPClass, exchange, queue};
@@ -85,9 +87,17 @@ impl Session {
                     let Some(kind) = ExchangeKind::parse(d.kind.as_str()) else {
                         return Err(AmqpError::new(
                             code::COMMAND_INVALID,
-                            format_args!("invalid exchange type '{}'", d.kind),
+                            format_args!("unknown exchange type '{}'", d.kind),
                         ));
                     };
+                    if let Some(v) = d.arguments.inner().get("alternate-exchange")
+                        && as_string(v).is_none()
+                    {
+                        return Err(AmqpError::precondition(format_args!(
+                            "invalid type '{}' for arg 'alternate-exchange' in exchange '{name}' in vhost '{vhost}'",
+                            type_name(v)
+                        )));
+                    }
                     let existing = self.vhost.exchange(name);
                     match existing {
                         Some(x) => {
@@ -165,14 +175,15 @@ impl Session {
             }
             exchange::AMQPMethod::Delete(d) => {
                 let name = d.exchange.as_str();
-                if name.is_empty() || name.starts_with("amq.") {
+                if name.is_empty() {
+                    return Err(AmqpError::access_refused(
+                        "operation not permitted on the default exchange",
+                    ));
+                }
+                if name.starts_with("amq.") {
                     return Err(AmqpError::access_refused(format_args!(
-                        "operation not permitted on {}",
-                        if name.is_empty() {
-                            "the default exchange".to_string()
-                        } else {
-                            format!("exchange '{name}'")
-                        }
+                        "deletion of system exchange '{name}' in vhost '{}' not allowed",
+                        self.vhost.name
                     )));
                 }
                 if let Some(x) = self.vhost.exchange(name) {
@@ -237,11 +248,12 @@ impl Session {
         match m {
             queue::AMQPMethod::Declare(d) => self.queue_declare(ch, d),
             queue::AMQPMethod::Bind(b) => {
+                let key = self.binding_key_shortcut(ch, b.queue.as_str(), b.routing_key.as_str());
                 let q = self.usable_queue(ch, b.queue.as_str())?;
                 let x = self.bindable_exchange(b.exchange.as_str())?;
                 x.bind(Binding {
                     dest: Dest::Queue(q),
-                    routing_key: b.routing_key.to_string(),
+                    routing_key: key,
                     arguments: b.arguments,
                 });
                 if !b.nowait {
@@ -253,10 +265,11 @@ impl Session {
                 Ok(())
             }
             queue::AMQPMethod::Unbind(u) => {
+                let key = self.binding_key_shortcut(ch, u.queue.as_str(), u.routing_key.as_str());
                 let q = self.usable_queue(ch, u.queue.as_str())?;
                 let x = self.bindable_exchange(u.exchange.as_str())?;
                 // Unbinding a binding that does not exist succeeds, as in RabbitMQ 3.10.
-                if x.unbind(&Dest::Queue(q), u.routing_key.as_str(), &u.arguments)
+                if x.unbind(&Dest::Queue(q), &key, &u.arguments)
                     && x.auto_delete
                     && x.binding_count() == 0
                 {
@@ -297,7 +310,7 @@ impl Session {
                     }
                     if d.if_empty && ready > 0 {
                         return Err(AmqpError::precondition(format_args!(
-                            "queue '{name}' in vhost '{}' is not empty",
+                            "queue '{name}' in vhost '{}' not empty",
                             self.vhost.name
                         )));
                     }
@@ -321,6 +334,18 @@ impl Session {
                 code::COMMAND_INVALID,
                 format_args!("unexpected method {:?}", other),
             )),
+        }
+    }
+
+    /// RabbitMQ's shortcut: queue '' and routing key '' in bind/unbind mean the last
+    /// declared queue, bound with its own name as the key.
+    fn binding_key_shortcut(&mut self, ch: u16, queue: &str, key: &str) -> String {
+        match (
+            queue.is_empty() && key.is_empty(),
+            &self.chan(ch).last_queue,
+        ) {
+            (true, Some(last)) => last.clone(),
+            _ => key.to_string(),
         }
     }
 

@@ -3,18 +3,24 @@
 
 use super::codec;
 use super::error::{AmqpError, AmqpResult, code};
-use super::message::{Message, MessageRef};
+use super::message::{Message, MessageRef, header_keys, without_headers};
 use super::methods_basic::REPLY_TO;
 use super::queue::Enqueued;
+use super::queue_args::MAX_TTL_MS;
 use super::session::{PendingPublish, Session, TxPublish};
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 
-/// The per-message TTL in an `expiration` property, with RabbitMQ's 406 texts
-/// (rabbit_basic:parse_expiration).
+/// The per-message TTL in an `expiration` property, parsed like Erlang's
+/// string:to_integer (an optional sign, digits, nothing after), with RabbitMQ's 406
+/// texts (rabbit_basic:parse_expiration).
 fn parse_expiration(s: &str) -> AmqpResult<u64> {
-    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
     let end = digits.bytes().take_while(u8::is_ascii_digit).count();
     if end == 0 {
         return Err(AmqpError::precondition(format_args!(
@@ -27,13 +33,18 @@ fn parse_expiration(s: &str) -> AmqpResult<u64> {
             &digits[end..]
         )));
     }
-    if s.starts_with('-') {
+    let value: u128 = digits.parse().unwrap_or(u128::MAX);
+    if negative && value != 0 {
         return Err(AmqpError::precondition(format_args!(
-            "invalid expiration '{s}': {{value_negative,{s}}}"
+            "invalid expiration '{s}': {{value_negative,-{digits}}}"
         )));
     }
-    // Larger than any real TTL: treat as "never" rather than overflow.
-    Ok(digits.parse().unwrap_or(u64::MAX / 4))
+    if value > u128::from(MAX_TTL_MS) {
+        return Err(AmqpError::precondition(format_args!(
+            "invalid expiration '{s}': {{value_too_large,{value}}}"
+        )));
+    }
+    Ok(value as u64)
 }
 
 impl Session {
@@ -65,13 +76,30 @@ impl Session {
             Some(e) => Some(parse_expiration(e.as_str())?),
             None => None,
         };
+        let cc = header_keys(properties.headers().as_ref(), "CC");
+        let bcc = header_keys(properties.headers().as_ref(), "BCC");
         let mut msg = Message {
             exchange: publish.exchange,
             routing_key: publish.routing_key,
+            cc,
+            bcc,
             header,
             properties,
             body,
         };
+        // BCC routes but is never delivered (sender-selected distribution).
+        if let Some(h) = msg
+            .properties
+            .headers()
+            .as_ref()
+            .filter(|h| h.contains_key("BCC"))
+        {
+            let props = msg
+                .properties
+                .clone()
+                .with_headers(without_headers(h, &["BCC"]));
+            msg = msg.with_properties(props);
+        }
         if msg
             .properties
             .reply_to()
@@ -132,11 +160,7 @@ impl Session {
             }
             // The exchange can be gone by tx.commit: then the message is unroutable.
             _ => self.vhost.exchange(&msg.exchange).is_some_and(|exchange| {
-                let queues = self.vhost.route(
-                    &exchange,
-                    &msg.routing_key,
-                    msg.properties.headers().as_ref(),
-                );
+                let queues = self.vhost.route_message(&exchange, &msg);
                 let mut any = false;
                 for q in &queues {
                     match q.publish(msg.clone(), ttl) {

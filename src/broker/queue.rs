@@ -171,9 +171,12 @@ impl Queue {
                 return Enqueued::Gone;
             }
             let args = &q.args;
+            // reject-publish refuses a message that would take the queue past a limit.
             if args.overflow != Overflow::DropHead
                 && (args.max_length.is_some_and(|m| st.ready.len() as u64 >= m)
-                    || args.max_length_bytes.is_some_and(|m| st.ready.bytes() >= m))
+                    || args
+                        .max_length_bytes
+                        .is_some_and(|m| st.ready.bytes() + msg.body.len() as u64 > m))
             {
                 if args.overflow == Overflow::RejectPublishDlx {
                     st.dead.push((msg, Reason::Maxlen));
@@ -458,20 +461,12 @@ impl Queue {
         let Some(exchange) = vhost.exchange(dlx) else {
             return;
         };
+        let dlrk = self.args.dead_letter_routing_key.as_deref();
         for (msg, reason) in dead {
-            let key = self
-                .args
-                .dead_letter_routing_key
-                .as_deref()
-                .unwrap_or(&msg.routing_key);
             let out = Arc::new(deadletter::dead_lettered(
-                &msg, &self.name, reason, dlx, key,
+                &msg, &self.name, reason, dlx, dlrk,
             ));
-            for q in vhost.route(
-                &exchange,
-                &out.routing_key,
-                out.properties.headers().as_ref(),
-            ) {
+            for q in vhost.route_message(&exchange, &out) {
                 if !deadletter::is_cycle(&out, &q.name, reason) {
                     q.publish(out.clone(), None);
                 }

@@ -34,7 +34,7 @@ pub(crate) struct QueueArgs {
     pub(crate) dead_letter_exchange: Option<String>,
     /// `x-dead-letter-routing-key`.
     pub(crate) dead_letter_routing_key: Option<String>,
-    /// `x-max-priority` (1..=255).
+    /// `x-max-priority` (1..=255; 0 means none).
     pub(crate) max_priority: Option<u8>,
     /// `x-single-active-consumer`.
     pub(crate) single_active_consumer: bool,
@@ -121,97 +121,106 @@ fn invalid(arg: &str, queue: &str, vhost: &str, why: impl std::fmt::Display) -> 
     ))
 }
 
+/// RabbitMQ's ceiling for `x-message-ttl`, `x-expires` and `expiration` (ten years, ms).
+pub(crate) const MAX_TTL_MS: u64 = 315_360_000_000;
+
 impl QueueArgs {
-    /// Validate the declare arguments as RabbitMQ does.
+    /// Validate the declare arguments as RabbitMQ 3.10 does (rabbit_amqqueue:declare_args),
+    /// with its three shapes of text: `"expected integer, got T"` for numbers of the wrong
+    /// type, Erlang terms for bad values, and `invalid type` for the dead-letter exchange.
     pub(crate) fn parse(args: &FieldTable, queue: &str, vhost: &str) -> AmqpResult<QueueArgs> {
         let mut out = QueueArgs::default();
-        let int = |name: &str, v: &AMQPValue, min: i64| -> AmqpResult<u64> {
-            let Some(i) = as_int(v) else {
-                return Err(invalid(
-                    name,
-                    queue,
-                    vhost,
-                    format_args!("{{unacceptable_type,{}}}", type_name(v)),
-                ));
-            };
-            if i < min {
-                let why = if i < 0 {
-                    "value_negative"
-                } else {
-                    "value_zero"
-                };
-                return Err(invalid(name, queue, vhost, format_args!("{{{why},{i}}}")));
-            }
-            Ok(i as u64)
-        };
-        let string = |name: &str, v: &AMQPValue| -> AmqpResult<String> {
-            as_string(v).ok_or_else(|| {
-                invalid(
-                    name,
-                    queue,
-                    vhost,
-                    format_args!("{{unacceptable_type,{}}}", type_name(v)),
+        let bad = |arg: &str, why: &dyn std::fmt::Display| invalid(arg, queue, vhost, why);
+        let int = |arg: &str, v: &AMQPValue| -> AmqpResult<i64> {
+            as_int(v).ok_or_else(|| {
+                bad(
+                    arg,
+                    &format_args!("\"expected integer, got {}\"", type_name(v)),
                 )
             })
         };
+        let non_negative = |arg: &str, v: &AMQPValue| -> AmqpResult<u64> {
+            let i = int(arg, v)?;
+            if i < 0 {
+                return Err(bad(arg, &format_args!("{{value_negative,{i}}}")));
+            }
+            Ok(i as u64)
+        };
+        let ttl = |arg: &str, v: &AMQPValue, zero_ok: bool| -> AmqpResult<u64> {
+            let i = non_negative(arg, v)?;
+            if i == 0 && !zero_ok {
+                return Err(bad(arg, &"{value_zero,0}"));
+            }
+            if i > MAX_TTL_MS {
+                return Err(bad(arg, &format_args!("{{value_too_large,{i}}}")));
+            }
+            Ok(i)
+        };
+        let string = |arg: &str, v: &AMQPValue| -> AmqpResult<String> {
+            as_string(v)
+                .ok_or_else(|| bad(arg, &format_args!("{{unacceptable_type,{}}}", type_name(v))))
+        };
         for (k, v) in args {
-            match k.as_str() {
-                "x-message-ttl" => out.message_ttl = Some(int(k.as_str(), v, 0)?),
-                "x-expires" => out.expires = Some(int(k.as_str(), v, 1)?),
-                "x-max-length" => out.max_length = Some(int(k.as_str(), v, 0)?),
-                "x-max-length-bytes" => out.max_length_bytes = Some(int(k.as_str(), v, 0)?),
+            let arg = k.as_str();
+            match arg {
+                "x-message-ttl" => out.message_ttl = Some(ttl(arg, v, true)?),
+                "x-expires" => out.expires = Some(ttl(arg, v, false)?),
+                "x-max-length" => out.max_length = Some(non_negative(arg, v)?),
+                "x-max-length-bytes" => out.max_length_bytes = Some(non_negative(arg, v)?),
                 "x-max-priority" => {
-                    let p = int(k.as_str(), v, 0)?;
+                    let p = non_negative(arg, v)?;
                     if p > 255 {
-                        return Err(invalid(
-                            k.as_str(),
-                            queue,
-                            vhost,
-                            format_args!("{{value_too_big,{p}}}"),
-                        ));
+                        return Err(bad(arg, &format_args!("{{max_value_exceeded,{p}}}")));
                     }
                     // 0 means "no priorities" in RabbitMQ.
                     out.max_priority = (p > 0).then_some(p as u8);
                 }
                 "x-overflow" => {
-                    out.overflow = match string(k.as_str(), v)?.as_str() {
+                    out.overflow = match string(arg, v)?.as_str() {
                         "drop-head" => Overflow::DropHead,
                         "reject-publish" => Overflow::RejectPublish,
                         "reject-publish-dlx" => Overflow::RejectPublishDlx,
-                        other => {
-                            return Err(invalid(
-                                k.as_str(),
-                                queue,
-                                vhost,
-                                format_args!("{{invalid_value,<<\"{other}\">>}}"),
-                            ));
-                        }
+                        _ => return Err(bad(arg, &"invalid_overflow")),
                     }
                 }
-                "x-dead-letter-exchange" => out.dead_letter_exchange = Some(string(k.as_str(), v)?),
-                "x-dead-letter-routing-key" => {
-                    out.dead_letter_routing_key = Some(string(k.as_str(), v)?)
+                "x-dead-letter-exchange" => {
+                    let Some(x) = as_string(v) else {
+                        return Err(AmqpError::precondition(format_args!(
+                            "invalid type '{}' for arg '{arg}' in queue '{queue}' in vhost '{vhost}'",
+                            type_name(v)
+                        )));
+                    };
+                    out.dead_letter_exchange = Some(x);
                 }
+                "x-dead-letter-routing-key" => out.dead_letter_routing_key = Some(string(arg, v)?),
                 "x-single-active-consumer" => match v {
                     AMQPValue::Boolean(b) => out.single_active_consumer = *b,
                     other => {
-                        return Err(invalid(
-                            k.as_str(),
-                            queue,
-                            vhost,
-                            format_args!("{{unacceptable_type,{}}}", type_name(other)),
+                        return Err(bad(
+                            arg,
+                            &format_args!("{{unacceptable_type,{}}}", type_name(other)),
                         ));
                     }
                 },
+                "x-queue-type" => {
+                    let t = string(arg, v)?;
+                    if !matches!(t.as_str(), "classic" | "quorum" | "stream") {
+                        return Err(bad(arg, &format_args!("\"unsupported queue type '{t}'\"")));
+                    }
+                }
+                "x-queue-mode" => {
+                    let m = string(arg, v)?;
+                    if !matches!(m.as_str(), "default" | "lazy") {
+                        return Err(bad(arg, &format_args!("\"unsupported queue mode '{m}'\"")));
+                    }
+                }
                 _ => {}
             }
         }
         if out.dead_letter_routing_key.is_some() && out.dead_letter_exchange.is_none() {
-            return Err(invalid(
+            return Err(bad(
                 "x-dead-letter-routing-key",
-                queue,
-                vhost,
-                "Key x-dead-letter-exchange should be present",
+                &"routing_key_but_no_dlx_defined",
             ));
         }
         Ok(out)
@@ -303,7 +312,7 @@ mod tests {
         let e = QueueArgs::parse(&bad, "q", "/").unwrap_err();
         assert_eq!(
             e.text,
-            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {unacceptable_type,longstr}"
+            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q' in vhost '/': \"expected integer, got longstr\""
         );
         let neg = table(&[("x-max-length", AMQPValue::LongInt(-1))]);
         assert!(

@@ -2,7 +2,9 @@
 //! channel vs connection exceptions. Method handlers live in `methods_*.rs`.
 
 use super::channel::{ChannelShared, ConnShared, Settle, Unacked};
-use super::codec::{self, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, RawFrame};
+use super::codec::{
+    self, DecodeError, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, RawFrame,
+};
 use super::error::{AmqpError, AmqpResult, code};
 use super::handshake::Negotiated;
 use super::log;
@@ -186,10 +188,19 @@ impl Session {
             FRAME_HEARTBEAT if ch == 0 => Ok(()),
             FRAME_HEARTBEAT => Err(End::Close(AmqpError::new(
                 code::UNEXPECTED_FRAME,
-                format_args!("heartbeat frame on channel {ch}"),
+                codec::describe_frame(FRAME_HEARTBEAT, &frame.payload),
             ))),
             FRAME_METHOD => {
-                let method = codec::decode_method(&frame.payload).map_err(End::Close)?;
+                let method = match codec::decode_method(&frame.payload) {
+                    Ok(m) => m,
+                    // RabbitMQ drops a peer that sends an undefined method, without a close.
+                    Err(DecodeError::Unknown(c, m)) => {
+                        return Err(End::PeerGone(format!(
+                            "unknown method (class {c}, method {m})"
+                        )));
+                    }
+                    Err(DecodeError::Malformed(e)) => return Err(End::Close(e)),
+                };
                 if ch == 0 {
                     self.connection_method(method)
                 } else {
@@ -242,10 +253,12 @@ impl Session {
                 );
                 Ok(())
             }
-            other => Err(End::Close(
+            // Whatever else arrives on channel 0 once the connection runs (channel.open
+            // included): RabbitMQ's 504 from rabbit_reader.
+            _ => Err(End::Close(
                 AmqpError::new(
-                    code::COMMAND_INVALID,
-                    format_args!("unexpected method on channel 0: {}", method_name(&other)),
+                    code::CHANNEL_ERROR,
+                    "unexpected method in connection state running",
                 )
                 .on_method(ids.0, ids.1),
             )),
@@ -379,18 +392,14 @@ impl Session {
         if chan.closing {
             return Ok(());
         }
-        let unexpected = |what: &str| {
+        let unexpected = || {
             End::Close(AmqpError::new(
                 code::UNEXPECTED_FRAME,
-                format_args!("expected method frame, got non method frame instead ({what})"),
+                "expected method frame, got non method frame instead",
             ))
         };
         match std::mem::take(&mut chan.content) {
-            Content::Idle => Err(unexpected(if kind == FRAME_HEADER {
-                "content header"
-            } else {
-                "content body"
-            })),
+            Content::Idle => Err(unexpected()),
             Content::Header(publish) => {
                 if kind != FRAME_HEADER {
                     return Err(End::Close(AmqpError::new(

@@ -3,6 +3,7 @@
 
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Dest, Exchange, ExchangeKind};
+use super::message::Message;
 use super::queue::{Consumer, Queue};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
@@ -92,6 +93,21 @@ impl VHost {
         let mut queues = Vec::new();
         let mut visited = vec![exchange.name.clone()];
         self.route_from(exchange, routing_key, headers, &mut queues, &mut visited);
+        queues
+    }
+
+    /// Queues `msg` reaches under its routing key and its `CC`/`BCC` keys, each once.
+    /// (A dead-lettered copy without `x-dead-letter-routing-key` keeps all of them.)
+    pub(crate) fn route_message(&self, exchange: &Exchange, msg: &Message) -> Vec<Arc<Queue>> {
+        let headers = msg.properties.headers().as_ref();
+        let mut queues = self.route(exchange, &msg.routing_key, headers);
+        for key in msg.cc.iter().chain(&msg.bcc) {
+            for q in self.route(exchange, key, headers) {
+                if !queues.iter().any(|x| Arc::ptr_eq(x, &q)) {
+                    queues.push(q);
+                }
+            }
+        }
         queues
     }
 

@@ -471,35 +471,34 @@ async fn channel_errors_carry_rabbitmqs_codes_and_spare_the_connection() {
 
     let ch = channel(&conn).await;
     publish(&ch, "", &q, b"one").await;
-    let m = ch
-        .basic_get(s(&q), BasicGetOptions::default())
-        .await
-        .unwrap()
-        .unwrap();
-    ch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default())
-        .await
-        .unwrap();
-    // Acking the same tag again: 406 unknown delivery tag (seen when the next sync method fails).
-    ch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default())
-        .await
-        .unwrap();
-    let err = ch
-        .queue_declare(
+    let mut consumer = ch
+        .basic_consume(
             s(&q),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
+            s("c"),
+            BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await
+        .unwrap();
+    let m = next(&mut consumer).await;
+    ch.basic_ack(m.delivery_tag, BasicAckOptions::default())
+        .await
+        .unwrap();
+    // Acking the same tag again: 406 unknown delivery tag. lapin hands the channel's close
+    // reason to its consumers, so the consumer stream reports it without any race.
+    ch.basic_ack(m.delivery_tag, BasicAckOptions::default())
+        .await
+        .unwrap();
+    let err = bounded("channel close", consumer.next())
+        .await
+        .expect("consumer stream ends with the error")
         .unwrap_err();
     assert_eq!(reply_code(&err), 406);
     assert_eq!(
         reply_text(&err),
         format!(
             "PRECONDITION_FAILED - unknown delivery tag {}",
-            m.delivery.delivery_tag
+            m.delivery_tag
         )
     );
 

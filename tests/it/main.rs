@@ -10,3 +10,4 @@ mod cli_formats;
 mod cli_support;
 mod cli_tutorials;
 mod support;
+mod third_party;

@@ -4,7 +4,9 @@ Every wait is bounded: helpers poll the connections' I/O (process_data_events
 with a small time limit) until a condition holds or a deadline passes; nothing
 sleeps to synchronise.
 """
+import faulthandler
 import os
+import signal
 import sys
 import time
 import traceback
@@ -13,6 +15,19 @@ import uuid
 import pika
 
 WAIT = 5.0  # seconds: the bound on every single wait in the scenarios
+SCENARIO_LIMIT = 30  # seconds: a scenario that hangs (e.g. an RPC never answered) fails
+RUN_LIMIT = 110  # seconds: the whole program dumps its stacks and exits past this
+
+faulthandler.dump_traceback_later(RUN_LIMIT, exit=True)
+
+
+class ScenarioTimeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise ScenarioTimeout(f"scenario did not finish within {SCENARIO_LIMIT} s "
+                          "(a broker reply never came?)")
 
 
 def suffix():
@@ -104,12 +119,16 @@ class Checks:
 
     def scenario(self, fn, *args):
         """Run one scenario; an exception fails it (and the run) but not the others."""
+        signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(SCENARIO_LIMIT)
         try:
             fn(*args)
         except Exception as e:  # noqa: BLE001 - we report everything
             self.failed.append(f"{fn.__name__} raised")
             print(f"FAIL - {fn.__name__} raised {type(e).__name__}: {e}", flush=True)
             traceback.print_exc(file=sys.stderr)
+        finally:
+            signal.alarm(0)
 
     def finish(self):
         total = self.passed + len(self.failed)

@@ -177,10 +177,11 @@ class RawConn:
             pass
 
     # ---- handshake
-    def handshake(self, capabilities=True):
+    def handshake(self, capabilities=True, frame_max=None, heartbeat=0):
         self.send(PROTOCOL_HEADER)
         m = self.read_method()
         assert m and m[1] == CONNECTION_START, f"expected connection.start, got {m}"
+        self.start = m[2]
         props = {"product": "rmq-rawamqp-test"}
         if capabilities:
             props["capabilities"] = {"authentication_failure_close": True,
@@ -192,10 +193,12 @@ class RawConn:
         self.raise_if_closed("start-ok", m)
         if m[1] != CONNECTION_TUNE:
             raise AssertionError(f"expected connection.tune, got {self.describe(m)}")
+        frame_max_, heartbeat_ = frame_max, heartbeat
         channel_max, frame_max, heartbeat = struct.unpack_from(">HIH", m[2], 4)
         self.tune = (channel_max, frame_max, heartbeat)
-        self.frame_max = frame_max
-        self.send(method_frame(0, CONNECTION_TUNE_OK, struct.pack(">HIH", channel_max, frame_max, 0)))
+        self.frame_max = frame_max if frame_max_ is None else frame_max_
+        self.send(method_frame(0, CONNECTION_TUNE_OK,
+                               struct.pack(">HIH", channel_max, self.frame_max, heartbeat_)))
         self.send(method_frame(0, CONNECTION_OPEN, shortstr(self.vhost) + shortstr("") + b"\x00"))
         m = self.read_method()
         self.raise_if_closed("open", m)
@@ -232,6 +235,7 @@ class RawConn:
 
     # ---- methods
     def publish(self, ch, exchange, routing_key, body, mandatory=False, immediate=False):
+        """basic.publish + header + the body in ONE body frame (whatever its size)."""
         bits = (1 if mandatory else 0) | (2 if immediate else 0)
         self.send(method_frame(ch, BASIC_PUBLISH, struct.pack(">H", 0) + shortstr(exchange) +
                                shortstr(routing_key) + bytes([bits])))
@@ -257,6 +261,14 @@ class RawConn:
             m = self.read_method()
             if m is None or m[1] != BASIC_CONSUME_OK:
                 raise AssertionError(f"expected basic.consume-ok, got {self.describe(m)}")
+            n = m[2][4]
+            return m[2][5:5 + n].decode()
+
+    def channel_close(self, ch):
+        """Send channel.close and return the reply method (close-ok expected)."""
+        self.send(method_frame(ch, CHANNEL_CLOSE, struct.pack(">H", 200) + shortstr("bye") +
+                               struct.pack(">HH", 0, 0)))
+        return self.read_method()
 
     def expect_close(self, timeout=TIMEOUT):
         """Read until a connection.close or channel.close; answer it; return Close or None (EOF)."""
@@ -277,3 +289,70 @@ class RawConn:
                 c = Close("channel", ch, payload)
                 self.send(method_frame(ch, CHANNEL_CLOSE_OK))
                 return c
+
+
+# ---- decoding (enough for connection.start's server properties)
+def _decode_value(b, i):
+    t = chr(b[i])
+    i += 1
+    if t == "t":
+        return bool(b[i]), i + 1
+    if t in "bB":
+        return b[i], i + 1
+    if t in "sU":
+        return struct.unpack_from(">h", b, i)[0], i + 2
+    if t == "u":
+        return struct.unpack_from(">H", b, i)[0], i + 2
+    if t == "I":
+        return struct.unpack_from(">i", b, i)[0], i + 4
+    if t == "i":
+        return struct.unpack_from(">I", b, i)[0], i + 4
+    if t in "lL":
+        return struct.unpack_from(">q" if t == "l" else ">Q", b, i)[0], i + 8
+    if t == "f":
+        return struct.unpack_from(">f", b, i)[0], i + 4
+    if t == "d":
+        return struct.unpack_from(">d", b, i)[0], i + 8
+    if t == "D":
+        return (b[i], struct.unpack_from(">I", b, i + 1)[0]), i + 5
+    if t in "Sx":
+        n, = struct.unpack_from(">I", b, i)
+        v = b[i + 4:i + 4 + n]
+        return (v.decode() if t == "S" else v), i + 4 + n
+    if t == "T":
+        return struct.unpack_from(">Q", b, i)[0], i + 8
+    if t == "F":
+        return decode_table(b, i)
+    if t == "A":
+        n, = struct.unpack_from(">I", b, i)
+        end, i, out = i + 4 + n, i + 4, []
+        while i < end:
+            v, i = _decode_value(b, i)
+            out.append(v)
+        return out, i
+    if t == "V":
+        return None, i
+    raise ValueError(f"unknown field type {t!r}")
+
+
+def decode_table(b, i):
+    """(dict, next offset) for the field table at b[i:]."""
+    n, = struct.unpack_from(">I", b, i)
+    end, i, out = i + 4 + n, i + 4, {}
+    while i < end:
+        k = b[i + 1:i + 1 + b[i]].decode()
+        i += 1 + b[i]
+        out[k], i = _decode_value(b, i)
+    return out, i
+
+
+def decode_start(payload):
+    """connection.start payload -> (major, minor, server_properties, mechanisms, locales)."""
+    major, minor = payload[4], payload[5]
+    props, i = decode_table(payload, 6)
+    n, = struct.unpack_from(">I", payload, i)
+    mechanisms = payload[i + 4:i + 4 + n].decode()
+    i += 4 + n
+    n, = struct.unpack_from(">I", payload, i)
+    locales = payload[i + 4:i + 4 + n].decode()
+    return major, minor, props, mechanisms, locales

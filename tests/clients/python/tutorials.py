@@ -5,6 +5,7 @@ usage: tutorials.py AMQP_URL     exit 0 only if every check held.
 Declarations and flags follow the official tutorial programs; names get a
 random suffix so repeated runs against the same broker never collide.
 """
+import time
 import uuid
 
 import pika
@@ -146,12 +147,18 @@ def t3_publish_subscribe():
     for s in subs:
         s[0].close()
     for s in subs:
-        try:
-            pch.queue_declare(queue=s[2], passive=True)
-            C.check(f"T3 exclusive queue {s[2]} deleted with its connection", False)
-        except pika.exceptions.ChannelClosedByBroker as e:
-            C.eq(f"T3 exclusive queue {s[2]} deleted with its connection", e.reply_code, 404)
-            pch = pub.channel()
+        # the deletion may trail the close-ok: poll with passive declares, bounded
+        deadline = time.monotonic() + WAIT
+        code = None
+        while code is None and time.monotonic() < deadline:
+            probe = pub.channel()
+            try:
+                probe.queue_declare(queue=s[2], passive=True)
+                probe.close()
+                pub.process_data_events(time_limit=0.02)
+            except pika.exceptions.ChannelClosedByBroker as e:
+                code = e.reply_code
+        C.eq(f"T3 exclusive queue {s[2]} deleted with its connection (passive -> 404)", code, 404)
     pch.exchange_delete(ex)
     pub.close()
 
