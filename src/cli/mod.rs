@@ -48,10 +48,15 @@ pub struct Cli {
 /// `--output` values.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum OutputArg {
+    /// Aligned table (default for results on a terminal).
     Table,
+    /// One JSON document.
     Json,
+    /// One JSON object per line (lossless for messages).
     Jsonl,
+    /// Tab-separated values with a header line (default for results off a terminal).
     Tsv,
+    /// Bare values: message bodies (default for messages), or TSV without the header.
     Raw,
 }
 

@@ -66,16 +66,23 @@ pub(crate) struct ReceiveArgs {
 /// `--match` values (the `x-match` binding argument).
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum MatchMode {
+    /// Every --match-header must match.
     All,
+    /// One --match-header is enough.
     Any,
 }
 
 /// Why the loop ended.
 enum End {
+    /// --count reached.
     Count,
+    /// --timeout passed.
     Timeout,
+    /// --idle-timeout passed without a message.
     Idle,
+    /// The broker cancelled the consumer (queue deleted).
     Cancelled,
+    /// Ctrl-C or SIGTERM.
     Interrupted,
 }
 

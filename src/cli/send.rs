@@ -60,7 +60,9 @@ pub(crate) struct SendArgs {
 /// `--input` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum InputFormat {
+    /// Bytes: the whole input, or one message per line with --lines.
     Raw,
+    /// rmq's lossless JSON lines, as `receive --output jsonl` writes them.
     Jsonl,
 }
 

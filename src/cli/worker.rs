@@ -44,7 +44,9 @@ pub(crate) struct WorkerArgs {
 /// `--on-failure` values.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum OnFailure {
+    /// Put it back for another try (it comes back marked redelivered).
     Requeue,
+    /// Drop it, or dead-letter it when the queue has x-dead-letter-exchange.
     Reject,
 }
 

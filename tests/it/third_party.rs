@@ -19,7 +19,9 @@ const PIP_HINT: &str = "run `pip install -r tests/clients/python/requirements.tx
 const NPM_HINT: &str = "run `npm ci --prefix tests/clients/node`";
 
 fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("clients")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("clients")
 }
 
 fn python() -> Command {
