@@ -2,8 +2,7 @@
 //!
 //! Module map:
 //! - `cli`     clap definitions, one file per subcommand (`XArgs` + `run`); the only place clap types live
-//! - `client`  the only module that touches lapin: connect, topology, publish with confirms,
-//!             consume, rpc; plus the management-API client
+//! - `client`  the only module that touches lapin: connect, topology, confirms, consume, rpc, management API
 //! - `output`  everything that prints: table | json | jsonl | tsv | raw, colour, progress
 //! - `exit`    exit codes (sysexits style), documented in one table
 //! - `broker`  the embedded AMQP 0-9-1 broker behind `rmq serve`
