@@ -166,7 +166,7 @@ fn mandatory_unroutable_message_is_a_failure() {
 /// with a clear error, the count of confirmed messages reported, and nothing of it queued.
 fn oversized_message_is_refused(url: &str, limit: u64) {
     let q = unique("big");
-    let _cleanup = cleanup(&url, &[&q]);
+    let _cleanup = cleanup(url, &[&q]);
     let dir = std::env::temp_dir().join(unique("rmq-big"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("body");
