@@ -9,5 +9,6 @@ mod cli_errors;
 mod cli_formats;
 mod cli_support;
 mod cli_tutorials;
+mod cli_worker;
 mod support;
 mod third_party;
