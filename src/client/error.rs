@@ -9,6 +9,7 @@ const NOT_FOUND: u16 = 404;
 const RESOURCE_LOCKED: u16 = 405;
 const PRECONDITION_FAILED: u16 = 406;
 const NOT_ALLOWED: u16 = 530;
+const CONNECTION_FORCED: u16 = 320;
 
 /// The broker's reply code and text when the error is an AMQP channel/connection close.
 pub(super) fn amqp_reply(err: &lapin::Error) -> Option<(u16, String)> {
@@ -22,6 +23,14 @@ pub(super) fn amqp_reply(err: &lapin::Error) -> Option<(u16, String)> {
 /// and, where we can tell, what to do.
 pub(super) fn describe(what: &str, err: lapin::Error) -> anyhow::Error {
     if let Some((code, text)) = amqp_reply(&err) {
+        if code == CONNECTION_FORCED {
+            // The broker is shutting down (or an operator closed us): it is unavailable,
+            // not refusing what we asked.
+            return coded(
+                exit::UNAVAILABLE,
+                format!("{what}: {text} (the broker closed the connection; is it shutting down?)"),
+            );
+        }
         let hint = match code {
             NOT_FOUND => " (declare it first, or check the name and vhost)",
             ACCESS_REFUSED => " (check the user's permissions on this vhost)",

@@ -276,3 +276,20 @@ fn usage_errors_exit_2() {
     );
     assert_eq!(code(&out), 2);
 }
+
+#[test]
+fn broker_going_away_mid_receive_exits_69() {
+    let broker = Broker::start();
+    let url = broker.url();
+    let r = crate::cli_support::Running::ready(&url, &["receive", &unique("q")]);
+    drop(broker);
+    let out = r.finish();
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("rmq: ") && l.contains("CONNECTION_FORCED")),
+        "{err}"
+    );
+}
