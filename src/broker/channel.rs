@@ -319,7 +319,7 @@ impl ChannelShared {
         }
         for (q, entries) in &mut by_queue {
             match how {
-                Settle::Ack => q.settle(entries.len()),
+                Settle::Ack => q.ack(std::mem::take(entries)),
                 Settle::Requeue => q.requeue(std::mem::take(entries)),
                 Settle::Reject => q.reject(std::mem::take(entries)),
             }

@@ -354,7 +354,14 @@ impl Session {
                 for (taken, how) in std::mem::take(&mut self.chan(ch).tx_acks) {
                     shared.settle(taken.into_iter().map(|(_, u)| u).collect(), how);
                 }
-                self.reply(ch, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
+                // Like a confirm: commit-ok waits until committed persistent messages are on disk.
+                let mut out = BytesMut::new();
+                codec::put_method(
+                    &mut out,
+                    ch,
+                    AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
+                );
+                self.send_after_sync(out.freeze());
             }
             tx::AMQPMethod::Rollback(_) => {
                 if !self.chan(ch).tx {

@@ -2,11 +2,12 @@
 
 use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
-use super::queue::Queue;
+use super::queue::{Queue, QueueSpec};
 use super::queue_args::{
     QueueArgs, as_string, assert_args_equivalent, assert_equivalent, type_name,
 };
 use super::session::Session;
+use super::store::definitions::{Def, encode_args};
 use super::vhost::notify_cancelled;
 use amq_protocol::protocol::{AMQPClass, exchange, queue};
 use amq_protocol::types::{AMQPValue, FieldTable};
@@ -154,12 +155,24 @@ impl Session {
                                 d.internal,
                                 d.arguments,
                             ));
-                            self.vhost
+                            let mut exchanges = self
+                                .vhost
                                 .exchanges
                                 .write()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .entry(name.to_string())
-                                .or_insert(x);
+                                .unwrap_or_else(|e| e.into_inner());
+                            if !exchanges.contains_key(name) {
+                                if x.durable {
+                                    self.vhost.record(|vhost| Def::Exchange {
+                                        vhost,
+                                        name: name.to_string(),
+                                        kind: x.kind.as_str().to_string(),
+                                        auto_delete: x.auto_delete,
+                                        internal: x.internal,
+                                        args: encode_args(&x.arguments),
+                                    });
+                                }
+                                exchanges.insert(name.to_string(), x);
+                            }
                         }
                     }
                 }
@@ -206,11 +219,14 @@ impl Session {
             exchange::AMQPMethod::Bind(b) => {
                 let source = self.bindable_exchange(b.source.as_str())?;
                 self.bindable_exchange(b.destination.as_str())?;
-                source.bind(Binding {
-                    dest: Dest::Exchange(b.destination.to_string()),
-                    routing_key: b.routing_key.to_string(),
-                    arguments: b.arguments,
-                });
+                self.vhost.bind(
+                    &source,
+                    Binding {
+                        dest: Dest::Exchange(b.destination.to_string()),
+                        routing_key: b.routing_key.to_string(),
+                        arguments: b.arguments,
+                    },
+                );
                 if !b.nowait {
                     self.reply(
                         ch,
@@ -223,7 +239,9 @@ impl Session {
                 let source = self.bindable_exchange(u.source.as_str())?;
                 self.bindable_exchange(u.destination.as_str())?;
                 let dest = Dest::Exchange(u.destination.to_string());
-                if source.unbind(&dest, u.routing_key.as_str(), &u.arguments)
+                if self
+                    .vhost
+                    .unbind(&source, &dest, u.routing_key.as_str(), &u.arguments)
                     && source.auto_delete
                     && source.binding_count() == 0
                 {
@@ -251,11 +269,14 @@ impl Session {
                 let key = self.binding_key_shortcut(ch, b.queue.as_str(), b.routing_key.as_str());
                 let q = self.usable_queue(ch, b.queue.as_str())?;
                 let x = self.bindable_exchange(b.exchange.as_str())?;
-                x.bind(Binding {
-                    dest: Dest::Queue(q),
-                    routing_key: key,
-                    arguments: b.arguments,
-                });
+                self.vhost.bind(
+                    &x,
+                    Binding {
+                        dest: Dest::Queue(q),
+                        routing_key: key,
+                        arguments: b.arguments,
+                    },
+                );
                 if !b.nowait {
                     self.reply(
                         ch,
@@ -269,7 +290,7 @@ impl Session {
                 let q = self.usable_queue(ch, u.queue.as_str())?;
                 let x = self.bindable_exchange(u.exchange.as_str())?;
                 // Unbinding a binding that does not exist succeeds, as in RabbitMQ 3.10.
-                if x.unbind(&Dest::Queue(q), &key, &u.arguments)
+                if self.vhost.unbind(&x, &Dest::Queue(q), &key, &u.arguments)
                     && x.auto_delete
                     && x.binding_count() == 0
                 {
@@ -393,15 +414,38 @@ impl Session {
             match queues.get(&name) {
                 Some(q) => q.clone(),
                 None => {
-                    let q = Queue::create(
-                        name.clone(),
-                        &self.vhost,
+                    // Durable queues get a message log; exclusive ones die with their
+                    // connection, so RabbitMQ never brings them back.
+                    let log = match &self.vhost.store {
+                        Some(store) if durable && owner.is_none() => match store.new_queue_log() {
+                            Ok((id, log)) => {
+                                self.vhost.record(|vhost| Def::Queue {
+                                    vhost,
+                                    name: name.clone(),
+                                    id,
+                                    auto_delete: d.auto_delete,
+                                    args: encode_args(&d.arguments),
+                                });
+                                Some((id, log))
+                            }
+                            Err(e) => {
+                                return Err(AmqpError::new(
+                                    code::INTERNAL_ERROR,
+                                    format_args!("cannot create the log of queue '{name}': {e}"),
+                                ));
+                            }
+                        },
+                        _ => None,
+                    };
+                    let spec = QueueSpec {
+                        name: name.clone(),
                         durable,
-                        owner,
-                        d.auto_delete,
-                        d.arguments.clone(),
+                        exclusive_owner: owner,
+                        auto_delete: d.auto_delete,
+                        arguments: d.arguments.clone(),
                         args,
-                    );
+                    };
+                    let q = Queue::create(spec, &self.vhost, log);
                     queues.insert(name.clone(), q.clone());
                     if owner.is_some() {
                         self.exclusive_queues.push(q.clone());

@@ -16,6 +16,8 @@
 //! - `exchange`       direct / fanout / topic / headers routing, exchange bindings
 //! - `vhost`          registry of exchanges and queues, routing across exchanges
 //! - `state`          broker-wide state: vhosts, users, direct reply-to
+//! - `store`          persistence: definitions log, queue message logs, group commit
+//! - `recover`        start-up from the data directory
 //! - `message`        a published message and its content header
 //! - `error`          typed AMQP errors with RabbitMQ's codes and texts
 
@@ -35,9 +37,11 @@ mod publish;
 mod queue;
 mod queue_args;
 mod ready;
+mod recover;
 mod server;
 mod session;
 mod state;
+mod store;
 mod vhost;
 
 pub use config::BrokerConfig;

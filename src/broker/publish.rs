@@ -143,6 +143,7 @@ impl Session {
         mandatory: bool,
     ) {
         let mut refused = false;
+        let mut stored = false;
         let routed = match msg
             .routing_key
             .strip_prefix(REPLY_TO)
@@ -165,6 +166,10 @@ impl Session {
                 for q in &queues {
                     match q.publish(msg.clone(), ttl) {
                         Enqueued::Accepted => any = true,
+                        Enqueued::Stored => {
+                            any = true;
+                            stored = true;
+                        }
                         Enqueued::Rejected => {
                             any = true;
                             refused = true;
@@ -191,6 +196,8 @@ impl Session {
             codec::put_content(&mut out, ch, &msg.header, &msg.body, self.frame_max);
             self.conn.send(out.freeze());
         }
+        // Its confirm (or tx.commit-ok) must wait until the log is on disk.
+        self.awaiting_sync |= stored;
         let chan = self.chan(ch);
         if chan.confirm {
             chan.publish_seq += 1;

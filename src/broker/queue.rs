@@ -8,9 +8,11 @@
 
 use super::channel::{ChannelShared, ConsumerCredit};
 use super::deadletter::{self, Reason};
+use super::log;
 use super::message::MessageRef;
 use super::queue_args::{Overflow, QueueArgs};
 use super::ready::Ready;
+use super::store::queue_log::QueueLog;
 use super::vhost::VHost;
 use amq_protocol::types::FieldTable;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -28,6 +30,8 @@ pub(crate) struct Entry {
     pub(crate) seq: u64,
     /// When the message expires (queue or message TTL, whichever is first); kept on requeue.
     pub(crate) expires_at: Option<Instant>,
+    /// The log segment holding it, for persistent messages of durable queues.
+    pub(crate) stored: Option<u64>,
 }
 
 /// A consumer attached to a queue.
@@ -50,8 +54,10 @@ pub(crate) struct Consumer {
 /// What became of a published message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Enqueued {
-    /// Accepted (queued or delivered).
+    /// Accepted (queued or delivered), in memory only.
     Accepted,
+    /// Accepted and written to the queue's log: its confirm waits for the next fsync.
+    Stored,
     /// Refused by `x-overflow: reject-publish[-dlx]`: confirming publishers get a nack.
     Rejected,
     /// The queue was deleted meanwhile.
@@ -78,6 +84,28 @@ struct QueueState {
     last_used: Instant,
     /// Messages to dead-letter once the lock is released.
     dead: Vec<(MessageRef, Reason)>,
+    /// The message log of a durable queue under `--data-dir`.
+    log: Option<QueueLog>,
+}
+
+impl QueueState {
+    /// Record that a stored message left the queue for good.
+    fn settle_stored(&mut self, e: &Entry) {
+        if let (Some(log), Some(seg)) = (&mut self.log, e.stored)
+            && let Err(err) = log.settled(e.seq, seg)
+        {
+            log::error(format_args!("cannot write a queue log: {err}"));
+        }
+    }
+
+    /// Record that a stored message was handed to a consumer (ack mode).
+    fn mark_delivered(&mut self, e: &Entry) {
+        if let (Some(log), Some(_)) = (&mut self.log, e.stored)
+            && let Err(err) = log.delivered(e.seq)
+        {
+            log::error(format_args!("cannot write a queue log: {err}"));
+        }
+    }
 }
 
 /// A queue in a vhost.
@@ -91,11 +119,27 @@ pub(crate) struct Queue {
     /// Id of the owning connection for exclusive queues.
     pub(crate) exclusive_owner: Option<u64>,
     pub(crate) auto_delete: bool,
+    /// Directory id of the message log when the queue is persisted (`queues/<id>`).
+    pub(crate) log_id: Option<u64>,
     /// The declare arguments as received (redeclare equivalence, listing).
     pub(crate) arguments: FieldTable,
     /// The arguments rmq acts on, validated.
     pub(crate) args: QueueArgs,
     state: Mutex<QueueState>,
+}
+
+/// What a queue is declared as.
+#[derive(Debug)]
+pub(crate) struct QueueSpec {
+    pub(crate) name: String,
+    pub(crate) durable: bool,
+    /// The owning connection of an exclusive queue.
+    pub(crate) exclusive_owner: Option<u64>,
+    pub(crate) auto_delete: bool,
+    /// The arguments as received.
+    pub(crate) arguments: FieldTable,
+    /// The same, validated.
+    pub(crate) args: QueueArgs,
 }
 
 /// Why a consumer could not be added.
@@ -110,14 +154,22 @@ pub(crate) enum ConsumeRefused {
 impl Queue {
     /// A new queue; starts its `x-expires` watch when it has one.
     pub(crate) fn create(
-        name: String,
+        spec: QueueSpec,
         vhost: &Arc<VHost>,
-        durable: bool,
-        exclusive_owner: Option<u64>,
-        auto_delete: bool,
-        arguments: FieldTable,
-        args: QueueArgs,
+        log: Option<(u64, QueueLog)>,
     ) -> Arc<Queue> {
+        let QueueSpec {
+            name,
+            durable,
+            exclusive_owner,
+            auto_delete,
+            arguments,
+            args,
+        } = spec;
+        let (log_id, log) = match log {
+            Some((id, l)) => (Some(id), Some(l)),
+            None => (None, None),
+        };
         let q = Arc::new(Queue {
             name,
             vhost: vhost.name.clone(),
@@ -125,6 +177,7 @@ impl Queue {
             durable,
             exclusive_owner,
             auto_delete,
+            log_id,
             arguments,
             state: Mutex::new(QueueState {
                 ready: Ready::new(args.max_priority),
@@ -137,6 +190,7 @@ impl Queue {
                 timer_at: None,
                 last_used: Instant::now(),
                 dead: Vec::new(),
+                log,
             }),
             args,
         });
@@ -192,16 +246,46 @@ impl Queue {
             };
             let seq = st.next_seq;
             st.next_seq += 1;
+            let stored = match &mut st.log {
+                Some(log) if msg.is_persistent() => {
+                    let expires = ttl.map_or(0, |ms| unix_ms().saturating_add(ms));
+                    match log.publish(seq, &msg, expires) {
+                        Ok(segment) => Some(segment),
+                        Err(e) => {
+                            // Not on disk, so not accepted: the publisher gets a nack.
+                            log::error(format_args!("cannot write queue '{}' log: {e}", q.name));
+                            return Enqueued::Rejected;
+                        }
+                    }
+                }
+                _ => None,
+            };
             st.ready.push_back(Entry {
                 msg,
                 redelivered: false,
                 seq,
                 expires_at: ttl.map(|ms| now + Duration::from_millis(ms)),
+                stored,
             });
             q.dispatch(st, now);
             q.enforce_limits(st);
             q.expire_head(st, Instant::now());
-            Enqueued::Accepted
+            if stored.is_some() {
+                Enqueued::Stored
+            } else {
+                Enqueued::Accepted
+            }
+        })
+    }
+
+    /// Load messages recovered from the log (at start-up, before clients connect).
+    pub(crate) fn restore(self: &Arc<Self>, entries: Vec<Entry>) {
+        self.with(|q, st| {
+            for e in entries {
+                st.next_seq = st.next_seq.max(e.seq + 1);
+                st.ready.push_back(e);
+            }
+            q.expire_head(st, Instant::now());
         })
     }
 
@@ -221,10 +305,13 @@ impl Queue {
         })
     }
 
-    /// `n` deliveries were acked: free their slots and deliver more.
-    pub(crate) fn settle(self: &Arc<Self>, n: usize) {
+    /// Deliveries were acked: forget them and deliver more.
+    pub(crate) fn ack(self: &Arc<Self>, entries: Vec<Entry>) {
         self.with(|q, st| {
-            st.unacked = st.unacked.saturating_sub(n);
+            st.unacked = st.unacked.saturating_sub(entries.len());
+            for e in &entries {
+                st.settle_stored(e);
+            }
             q.dispatch(st, Instant::now());
         })
     }
@@ -234,6 +321,9 @@ impl Queue {
         self.with(|q, st| {
             st.unacked = st.unacked.saturating_sub(entries.len());
             if !st.deleted {
+                for e in &entries {
+                    st.settle_stored(e);
+                }
                 st.dead
                     .extend(entries.into_iter().map(|e| (e.msg, Reason::Rejected)));
             }
@@ -308,6 +398,9 @@ impl Queue {
             let e = st.ready.pop_front()?;
             if ack {
                 st.unacked += 1;
+                st.mark_delivered(&e);
+            } else {
+                st.settle_stored(&e);
             }
             Some((e, st.ready.len() as u32))
         })
@@ -315,7 +408,12 @@ impl Queue {
 
     /// Drop every ready message; returns how many.
     pub(crate) fn purge(&self) -> u32 {
-        self.lock().ready.drain().len() as u32
+        let mut st = self.lock();
+        let purged = st.ready.drain();
+        for e in &purged {
+            st.settle_stored(e);
+        }
+        purged.len() as u32
     }
 
     /// Mark deleted and return (ready count, consumers to notify).
@@ -323,6 +421,9 @@ impl Queue {
         let mut st = self.lock();
         st.deleted = true;
         let n = st.ready.drain().len() as u32;
+        if let Some(log) = st.log.take() {
+            log.destroy();
+        }
         (n, std::mem::take(&mut st.consumers))
     }
 
@@ -346,6 +447,7 @@ impl Queue {
             .is_some_and(|e| e.expires_at.is_some_and(|t| t < now))
         {
             if let Some(e) = st.ready.pop_front() {
+                st.settle_stored(&e);
                 st.dead.push((e.msg, Reason::Expired));
             }
         }
@@ -367,7 +469,10 @@ impl Queue {
         };
         while over(st) {
             match st.ready.pop_front() {
-                Some(e) => st.dead.push((e.msg, Reason::Maxlen)),
+                Some(e) => {
+                    st.settle_stored(&e);
+                    st.dead.push((e.msg, Reason::Maxlen));
+                }
                 None => break,
             }
         }
@@ -387,7 +492,8 @@ impl Queue {
                 st.consumers.len()
             };
             let mut start = 0;
-            let mut delivered = false;
+            // Some(no_ack) once a consumer took the head.
+            let mut delivered = None;
             'levels: while start < end {
                 let priority = st.consumers[start].priority;
                 let stop = start
@@ -405,16 +511,23 @@ impl Queue {
                             st.unacked += 1;
                         }
                         st.next_consumer = idx - start + 1;
-                        delivered = true;
+                        delivered = Some(no_ack);
                         break 'levels;
                     }
                 }
                 start = stop;
             }
-            if !delivered {
-                return;
+            let Some(no_ack) = delivered else { return };
+            if let Some(e) = st.ready.pop_front()
+                && e.stored.is_some()
+            {
+                // A no-ack delivery is the end of the message; an ack-mode one may come back.
+                if no_ack {
+                    st.settle_stored(&e);
+                } else {
+                    st.mark_delivered(&e);
+                }
             }
-            st.ready.pop_front();
         }
     }
 
@@ -504,4 +617,11 @@ fn watch_expires(queue: Weak<Queue>, after: Duration) {
             }
         }
     });
+}
+
+/// Milliseconds since the Unix epoch (stored expiry survives restarts; Instants do not).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

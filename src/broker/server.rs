@@ -31,7 +31,7 @@ impl Server {
         let listener = TcpListener::bind(config.amqp_addr).await?;
         Ok(Server {
             listener,
-            state: Arc::new(BrokerState::new(config)),
+            state: Arc::new(BrokerState::open(config)?),
         })
     }
 

@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How a connection ends.
 #[derive(Debug)]
@@ -107,6 +108,11 @@ pub(crate) struct Session {
     pub(crate) channels: HashMap<u16, Channel>,
     /// Exclusive queues this connection declared: deleted when it closes.
     pub(crate) exclusive_queues: Vec<Arc<Queue>>,
+    /// A message of this read batch went to a queue log: confirms wait for the fsync.
+    pub(crate) awaiting_sync: bool,
+    /// Confirm batches handed to the sync thread and not yet sent: while any is
+    /// outstanding, later confirms queue behind it so acks never overtake each other.
+    sync_outstanding: Arc<AtomicUsize>,
 }
 
 impl Session {
@@ -126,6 +132,8 @@ impl Session {
             channel_max: neg.channel_max,
             channels: HashMap::new(),
             exclusive_queues: Vec::new(),
+            awaiting_sync: false,
+            sync_outstanding: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -149,23 +157,29 @@ impl Session {
     /// Publisher confirms for everything handled in this batch: one cumulative
     /// `basic.ack multiple=true` per channel instead of one frame per message.
     fn flush_confirms(&mut self) {
-        let ack = |tag: u64, multiple: bool| {
-            AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
-                delivery_tag: tag,
-                multiple,
-            }))
-        };
+        let mut out = BytesMut::new();
         for (id, ch) in self.channels.iter_mut() {
             let Some(upto) = ch.unconfirmed.take() else {
                 continue;
+            };
+            let ack = |out: &mut BytesMut, tag: u64| {
+                codec::put_method(
+                    out,
+                    *id,
+                    AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+                        delivery_tag: tag,
+                        multiple: true,
+                    })),
+                );
             };
             let mut done = ch.confirmed_upto;
             ch.nacks.sort_unstable();
             for n in ch.nacks.drain(..) {
                 if n > done + 1 {
-                    self.conn.send_method(*id, ack(n - 1, true));
+                    ack(&mut out, n - 1);
                 }
-                self.conn.send_method(
+                codec::put_method(
+                    &mut out,
                     *id,
                     AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
                         delivery_tag: n,
@@ -176,9 +190,31 @@ impl Session {
                 done = n;
             }
             if upto > done {
-                self.conn.send_method(*id, ack(upto, true));
+                ack(&mut out, upto);
             }
             ch.confirmed_upto = upto;
+        }
+        if !out.is_empty() {
+            self.send_after_sync(out.freeze());
+        }
+    }
+
+    /// Send frames that acknowledge publishes: after the next fsync when this batch
+    /// wrote to a queue log (or an earlier such send is still waiting), else now.
+    pub(crate) fn send_after_sync(&mut self, frames: Bytes) {
+        let must_wait = std::mem::take(&mut self.awaiting_sync)
+            || self.sync_outstanding.load(Ordering::Acquire) > 0;
+        match self.vhost.store.as_ref().filter(|_| must_wait) {
+            Some(store) => {
+                self.sync_outstanding.fetch_add(1, Ordering::AcqRel);
+                let conn = self.conn.clone();
+                let outstanding = self.sync_outstanding.clone();
+                store.syncer.after_sync(Box::new(move || {
+                    conn.send(frames);
+                    outstanding.fetch_sub(1, Ordering::AcqRel);
+                }));
+            }
+            None => self.conn.send(frames),
         }
     }
 

@@ -2,6 +2,8 @@
 
 use super::channel::ChannelShared;
 use super::config::BrokerConfig;
+use super::recover;
+use super::store::Store;
 use super::vhost::VHost;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -22,23 +24,31 @@ pub(crate) struct BrokerState {
 }
 
 impl BrokerState {
-    pub(crate) fn new(config: BrokerConfig) -> BrokerState {
+    /// The broker's state: in memory, or recovered from `config.data_dir`.
+    pub(crate) fn open(config: BrokerConfig) -> std::io::Result<BrokerState> {
         let mut vhosts = HashMap::new();
-        vhosts.insert("/".to_string(), Arc::new(VHost::new("/")));
-        for v in &config.vhosts {
+        let store = match &config.data_dir {
+            Some(dir) => {
+                let (store, recovery) = Store::open(dir)?;
+                recover::restore(&mut vhosts, &store, recovery);
+                Some(store)
+            }
+            None => None,
+        };
+        for v in std::iter::once("/").chain(config.vhosts.iter().map(String::as_str)) {
             vhosts
-                .entry(v.clone())
-                .or_insert_with(|| Arc::new(VHost::new(v)));
+                .entry(v.to_string())
+                .or_insert_with(|| Arc::new(VHost::new(v, store.clone())));
         }
         let users = config.users.iter().cloned().collect();
-        BrokerState {
+        Ok(BrokerState {
             config,
             vhosts: RwLock::new(vhosts),
             users,
             reply_to: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             random: RandomState::new(),
-        }
+        })
     }
 
     pub(crate) fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
@@ -83,7 +93,7 @@ mod tests {
 
     #[test]
     fn generated_names_look_like_rabbitmqs_and_differ() {
-        let s = BrokerState::new(BrokerConfig::default());
+        let s = BrokerState::open(BrokerConfig::default()).unwrap();
         let a = s.random_name("amq.gen-");
         let b = s.random_name("amq.gen-");
         assert_eq!(a.len(), "amq.gen-".len() + 22);

@@ -2,9 +2,11 @@
 //! publishing to one queue never waits for another.
 
 use super::error::{AmqpError, AmqpResult};
-use super::exchange::{Dest, Exchange, ExchangeKind};
+use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::message::Message;
 use super::queue::{Consumer, Queue};
+use super::store::Store;
+use super::store::definitions::{Def, encode_args};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -15,6 +17,8 @@ pub(crate) struct VHost {
     pub(crate) name: String,
     pub(crate) exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     pub(crate) queues: RwLock<HashMap<String, Arc<Queue>>>,
+    /// Persistence (`--data-dir`); None keeps everything in memory.
+    pub(crate) store: Option<Arc<Store>>,
 }
 
 /// The exchanges every RabbitMQ vhost starts with.
@@ -29,7 +33,7 @@ const STANDARD_EXCHANGES: &[(&str, ExchangeKind, bool)] = &[
 ];
 
 impl VHost {
-    pub(crate) fn new(name: &str) -> VHost {
+    pub(crate) fn new(name: &str, store: Option<Arc<Store>>) -> VHost {
         let exchanges = STANDARD_EXCHANGES
             .iter()
             .map(|(n, kind, internal)| {
@@ -50,7 +54,98 @@ impl VHost {
             name: name.to_string(),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
+            store,
         }
+    }
+
+    /// Make a change of the durable topology durable (no-op in memory).
+    pub(crate) fn record(&self, def: impl FnOnce(String) -> Def) {
+        if let Some(store) = &self.store {
+            store.record(&def(self.name.clone()));
+        }
+    }
+
+    /// Whether a binding from `source` to `dest` survives a restart.
+    fn binding_is_durable(&self, source: &Exchange, dest: &Dest) -> bool {
+        self.store.is_some()
+            && source.durable
+            && match dest {
+                Dest::Queue(q) => q.log_id.is_some(),
+                Dest::Exchange(x) => self.exchange(x).is_some_and(|x| x.durable),
+            }
+    }
+
+    fn binding_def(
+        &self,
+        unbind: bool,
+        source: &Exchange,
+        dest: &Dest,
+        key: &str,
+        args: &FieldTable,
+    ) -> Def {
+        let (destination, to_queue) = match dest {
+            Dest::Queue(q) => (q.name.clone(), true),
+            Dest::Exchange(x) => (x.clone(), false),
+        };
+        let (vhost, source, key, args) = (
+            self.name.clone(),
+            source.name.clone(),
+            key.to_string(),
+            encode_args(args),
+        );
+        if unbind {
+            Def::Unbind {
+                vhost,
+                source,
+                destination,
+                to_queue,
+                key,
+                args,
+            }
+        } else {
+            Def::Bind {
+                vhost,
+                source,
+                destination,
+                to_queue,
+                key,
+                args,
+            }
+        }
+    }
+
+    /// Add a binding, recording it when both ends are durable.
+    pub(crate) fn bind(&self, source: &Exchange, binding: Binding) {
+        if self.binding_is_durable(source, &binding.dest)
+            && let Some(store) = &self.store
+        {
+            store.record(&self.binding_def(
+                false,
+                source,
+                &binding.dest,
+                &binding.routing_key,
+                &binding.arguments,
+            ));
+        }
+        source.bind(binding);
+    }
+
+    /// Remove a binding (recorded when durable); returns whether it existed.
+    pub(crate) fn unbind(
+        &self,
+        source: &Exchange,
+        dest: &Dest,
+        key: &str,
+        args: &FieldTable,
+    ) -> bool {
+        let existed = source.unbind(dest, key, args);
+        if existed
+            && self.binding_is_durable(source, dest)
+            && let Some(store) = &self.store
+        {
+            store.record(&self.binding_def(true, source, dest, key, args));
+        }
+        existed
     }
 
     pub(crate) fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
@@ -159,14 +254,23 @@ impl VHost {
     /// first and then sends basic.cancel, in RabbitMQ's order (clients such as amqplib
     /// resolve the delete before they see the cancel).
     pub(crate) fn remove_queue(&self, queue: &Arc<Queue>) -> (u32, Vec<Consumer>) {
-        {
+        let removed = {
             let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
-            if queues
+            let ours = queues
                 .get(&queue.name)
-                .is_some_and(|q| Arc::ptr_eq(q, queue))
-            {
+                .is_some_and(|q| Arc::ptr_eq(q, queue));
+            if ours {
                 queues.remove(&queue.name);
             }
+            ours
+        };
+        // Only the call that removed it records the deletion: a later queue of the same
+        // name must not lose its definition to a second, late delete.
+        if removed && queue.log_id.is_some() {
+            self.record(|vhost| Def::DeleteQueue {
+                vhost,
+                name: queue.name.clone(),
+            });
         }
         let emptied: Vec<String> = {
             let exchanges = self.exchanges.read().unwrap_or_else(|e| e.into_inner());
@@ -194,6 +298,12 @@ impl VHost {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)?;
+        if removed.durable {
+            self.record(|vhost| Def::DeleteExchange {
+                vhost,
+                name: name.to_string(),
+            });
+        }
         let dest = Dest::Exchange(name.to_string());
         let emptied: Vec<String> = {
             let exchanges = self.exchanges.read().unwrap_or_else(|e| e.into_inner());

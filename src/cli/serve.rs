@@ -1,7 +1,6 @@
 //! `rmq serve`: run the embedded broker in the foreground until Ctrl-C or SIGTERM.
 
 use crate::broker::{BrokerConfig, Server, log};
-use anyhow::Context;
 use clap::Args;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -21,9 +20,13 @@ pub(crate) struct ServeArgs {
     /// Management HTTP API port.
     #[arg(long, default_value_t = 15672)]
     mgmt_port: u16,
-    /// Directory for durable state.
-    #[arg(long)]
+    /// Directory for durable queues, exchanges, bindings and persistent messages
+    /// [default: $XDG_DATA_HOME/rmq, else ~/.local/share/rmq].
+    #[arg(long, value_name = "DIR", conflicts_with = "in_memory")]
     data_dir: Option<PathBuf>,
+    /// Keep everything in memory: nothing survives a restart.
+    #[arg(long)]
+    in_memory: bool,
     /// A user as NAME:PASSWORD (repeatable). Without any, `guest:guest` exists (loopback only).
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
     users: Vec<(String, String)>,
@@ -66,14 +69,29 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         vhosts,
         heartbeat: args.heartbeat,
         max_message_size: args.max_message_size,
-        data_dir: args.data_dir,
+        data_dir: if args.in_memory {
+            None
+        } else {
+            Some(match args.data_dir {
+                Some(dir) => dir,
+                None => default_data_dir()?,
+            })
+        },
         ..BrokerConfig::default()
     };
-    let server = Server::bind(config).await.with_context(|| {
-        format!(
-            "cannot listen on {}:{} (is another broker running? try --port 0)",
-            args.bind, args.port
-        )
+    if let Some(dir) = &config.data_dir {
+        log::info(format_args!("data directory {}", dir.display()));
+    }
+    let server = Server::bind(config).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot listen on {}:{}: {e} (is another broker running? try --port 0)",
+                args.bind,
+                args.port
+            )
+        } else {
+            anyhow::anyhow!("cannot start the broker: {e}")
+        }
     })?;
     let addr = server.local_addr();
     println!("rmq serve: listening on amqp://{addr}");
@@ -81,6 +99,19 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     server.run(shutdown_signal()).await;
     log::info(format_args!("broker stopped"));
     Ok(())
+}
+
+/// The per-user data directory (XDG base directory spec).
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("rmq"));
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/share/rmq")),
+        None => anyhow::bail!(
+            "no home directory for the default data directory: pass --data-dir DIR or --in-memory"
+        ),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: either is a clean stop for a foreground broker.

@@ -197,7 +197,7 @@ fn bad_frames_close_the_connection_with_rabbitmqs_codes() {
 #[test]
 fn serve_binary_prints_its_port_and_stops_cleanly_on_sigterm() {
     let mut child = rmq()
-        .args(["serve", "--port", "0", "--mgmt-port", "0"])
+        .args(["serve", "--port", "0", "--mgmt-port", "0", "--in-memory"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,0 +1,140 @@
+//! Start-up from `--data-dir`: rebuild durable exchanges, queues (with the messages their
+//! logs still hold, in order, delivered ones marked redelivered) and bindings.
+
+use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
+use super::log;
+use super::message::{Message, decode_header};
+use super::queue::{Entry, Queue, QueueSpec, unix_ms};
+use super::queue_args::QueueArgs;
+use super::store::definitions::{Def, decode_args};
+use super::store::{RecoveredQueue, Recovery, Store};
+use super::vhost::VHost;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Put everything `recovery` found into `vhosts` (creating vhosts it names).
+pub(crate) fn restore(
+    vhosts: &mut HashMap<String, Arc<VHost>>,
+    store: &Arc<Store>,
+    recovery: Recovery,
+) {
+    for p in &recovery.problems {
+        log::error(format_args!("recovery: {p}"));
+    }
+    let mut vhost = |name: &str| -> Arc<VHost> {
+        vhosts
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(VHost::new(name, Some(store.clone()))))
+            .clone()
+    };
+    for d in recovery.exchanges {
+        let Def::Exchange {
+            vhost: v,
+            name,
+            kind,
+            auto_delete,
+            internal,
+            args,
+        } = d
+        else {
+            continue;
+        };
+        let Some(kind) = ExchangeKind::parse(&kind) else {
+            continue;
+        };
+        let x = Exchange::new(&name, kind, true, auto_delete, internal, decode_args(&args));
+        vhost(&v)
+            .exchanges
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, Arc::new(x));
+    }
+    let mut messages = 0usize;
+    for rq in recovery.queues {
+        let vh = vhost(&rq.vhost);
+        messages += rq.messages.len();
+        let q = restore_queue(&vh, rq);
+        vh.queues
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(q.name.clone(), q);
+    }
+    for d in recovery.bindings {
+        let Def::Bind {
+            vhost: v,
+            source,
+            destination,
+            to_queue,
+            key,
+            args,
+        } = d
+        else {
+            continue;
+        };
+        let vh = vhost(&v);
+        let Some(x) = vh.exchange(&source) else {
+            continue;
+        };
+        let dest = if to_queue {
+            match vh.queue(&destination) {
+                Some(q) => Dest::Queue(q),
+                None => continue,
+            }
+        } else {
+            Dest::Exchange(destination)
+        };
+        x.bind(Binding {
+            dest,
+            routing_key: key,
+            arguments: decode_args(&args),
+        });
+    }
+    log::info(format_args!("recovered {messages} persistent messages"));
+}
+
+fn restore_queue(vhost: &Arc<VHost>, rq: RecoveredQueue) -> Arc<Queue> {
+    let arguments = decode_args(&rq.args);
+    // Arguments were validated when the queue was first declared.
+    let args = QueueArgs::parse(&arguments, &rq.name, &vhost.name).unwrap_or_default();
+    let now_unix = unix_ms();
+    let now = Instant::now();
+    let entries: Vec<Entry> = rq
+        .messages
+        .into_iter()
+        .filter_map(|m| {
+            let p = m.publish;
+            let (_, _, properties) = decode_header(&p.header)?;
+            let expires_at = (p.expires_unix_ms != 0)
+                .then(|| now + Duration::from_millis(p.expires_unix_ms.saturating_sub(now_unix)));
+            Some(Entry {
+                msg: Arc::new(Message {
+                    exchange: p.exchange,
+                    routing_key: p.routing_key,
+                    cc: p.cc,
+                    bcc: p.bcc,
+                    header: Bytes::from(p.header),
+                    properties,
+                    body: Bytes::from(p.body),
+                }),
+                redelivered: m.delivered,
+                seq: p.seq,
+                expires_at,
+                stored: Some(m.segment),
+            })
+        })
+        .collect();
+    let spec = QueueSpec {
+        name: rq.name,
+        durable: true,
+        exclusive_owner: None,
+        auto_delete: rq.auto_delete,
+        arguments,
+        args,
+    };
+    let q = Queue::create(spec, vhost, Some((rq.id, rq.log)));
+    q.restore(entries);
+    q
+}
