@@ -8,6 +8,7 @@
 //! | 3    | `--count`/`--timeout` ended with fewer messages than asked |
 //! | 65   | bad input data (malformed header, JSON line, URL) |
 //! | 69   | broker or management API unreachable |
+//! | 77   | login refused, vhost not allowed |
 //! | 130  | interrupted (Ctrl-C) |
 
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ pub const INCOMPLETE: u8 = 3;
 pub const DATA_ERR: u8 = 65;
 /// Service unavailable (sysexits EX_UNAVAILABLE).
 pub const UNAVAILABLE: u8 = 69;
+/// Login refused or vhost not allowed (sysexits EX_NOPERM).
+pub const NOPERM: u8 = 77;
 /// Interrupted by SIGINT (128 + 2).
 pub const INTERRUPTED: u8 = 130;
 

@@ -2,7 +2,7 @@
 //!
 //! Module map:
 //! - `cli`     clap definitions, one file per subcommand (`XArgs` + `run`); the only place clap types live
-//! - `client`  the only module that touches lapin: connect, publish with confirms, consume, rpc
+//! - `client`  the only module that touches lapin: connect, topology, confirms, consume, rpc, management API
 //! - `output`  everything that prints: table | json | jsonl | tsv | raw, colour, progress
 //! - `exit`    exit codes (sysexits style), documented in one table
 //! - `broker`  the embedded AMQP 0-9-1 broker behind `rmq serve`

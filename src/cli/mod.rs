@@ -1,22 +1,103 @@
-//! The command line: clap definitions, one file per subcommand, and `main`'s error mapping.
+//! The command line: clap definitions, one file per subcommand (`XArgs` + `run`), and
+//! `main`'s single place for turning an outcome into a message and an exit code.
 
+mod args;
+mod bind;
+mod declare;
+mod delete;
+mod emit_log;
+mod exec;
+mod list_queues;
+mod purge;
+mod receive;
+mod rpc_call;
+mod rpc_serve;
+mod send;
 mod serve;
+mod worker;
 
-use clap::{Parser, Subcommand};
+use crate::client::{ConnectOptions, resolve_url};
+use crate::output::{Format, Output};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// rmq — a command-line toolkit for AMQP 0-9-1 brokers (RabbitMQ and its embedded twin, `rmq serve`).
 #[derive(Debug, Parser)]
-#[command(name = "rmq", version, about, propagate_version = true)]
+#[command(
+    name = "rmq",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Examples (the RabbitMQ tutorials, one line each):\n  rmq serve --port 0                                # an embedded broker\n  rmq send hello 'Hello World!'                     # 1 hello world\n  rmq receive hello --count 1\n  rmq send task_queue --durable --persistent 'A task...'   # 2 work queues\n  rmq worker task_queue\n  rmq emit-log --exchange logs 'info: hi'           # 3 publish/subscribe\n  rmq receive --exchange logs\n  rmq emit-log --exchange direct_logs --type direct --routing-key error 'boom'   # 4 routing\n  rmq receive --exchange topic_logs --binding-key '*.critical'                 # 5 topics\n  rmq rpc-serve rpc_queue --fib & rmq rpc-call rpc_queue 30                    # 6 RPC\n\nConnection: --url, else RMQ_URL, else AMQP_URL, else amqp://guest:guest@localhost:5672/%2F.\nExit codes: 0 ok, 1 failure, 2 usage, 3 fewer messages than asked / timeout, 65 bad input, 69 unreachable, 77 login refused, 130 interrupted."
+)]
 pub struct Cli {
+    /// Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then amqp://guest:guest@localhost:5672/%2F.
+    #[arg(long, global = true, value_name = "URL")]
+    url: Option<String>,
+    /// Output format (default: table on a terminal, tsv otherwise; raw for messages).
+    #[arg(long, short = 'o', global = true, value_enum, value_name = "FORMAT")]
+    output: Option<OutputArg>,
+    /// No notes, ready lines or progress bars on stderr (results and errors still print).
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+/// `--output` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OutputArg {
+    /// Aligned table (default for results on a terminal).
+    Table,
+    /// One JSON document.
+    Json,
+    /// One JSON object per line (lossless for messages).
+    Jsonl,
+    /// Tab-separated values with a header line (default for results off a terminal).
+    Tsv,
+    /// Bare values: message bodies (default for messages), or TSV without the header.
+    Raw,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Publish messages to a queue (declaring it if needed), with publisher confirms.
+    Send(send::SendArgs),
+    /// Consume messages from a queue (or an exchange) and print them.
+    Receive(receive::ReceiveArgs),
+    /// Process a queue's messages one at a time (tutorial 2), optionally with a command per message.
+    Worker(worker::WorkerArgs),
+    /// Publish to an exchange, declaring it like the tutorials' emit_log (tutorials 3–5).
+    EmitLog(emit_log::EmitLogArgs),
+    /// Answer RPC requests from a queue (tutorial 6's server).
+    RpcServe(rpc_serve::RpcServeArgs),
+    /// Send RPC requests and print the replies in request order (tutorial 6's client).
+    RpcCall(rpc_call::RpcCallArgs),
+    /// Bind a queue (or exchange) to an exchange.
+    Bind(bind::BindArgs),
+    /// Remove a binding.
+    Unbind(bind::BindArgs),
+    /// Declare a queue or an exchange.
+    #[command(subcommand)]
+    Declare(declare::DeclareCommand),
+    /// Delete a queue or an exchange.
+    #[command(subcommand)]
+    Delete(delete::DeleteCommand),
+    /// Remove every ready message from a queue.
+    Purge(purge::PurgeArgs),
+    /// List queues through the management HTTP API (like `rabbitmqctl list_queues`).
+    ListQueues(list_queues::ListQueuesArgs),
     /// Run the embedded AMQP 0-9-1 broker in the foreground.
     Serve(serve::ServeArgs),
+}
+
+/// What every client command gets: where to connect and how to print.
+pub(crate) struct Ctx {
+    /// Connection settings resolved from the flag and the environment.
+    pub(crate) connect: ConnectOptions,
+    /// The one printer.
+    pub(crate) out: Arc<Output>,
 }
 
 /// Parse, run, and turn the outcome into an exit code (printed once, here).
@@ -32,18 +113,68 @@ pub fn main() -> ExitCode {
             return ExitCode::from(crate::exit::FAILURE);
         }
     };
-    let result = runtime.block_on(async {
+    let format = cli.output.map(|o| match o {
+        OutputArg::Table => Format::Table,
+        OutputArg::Json => Format::Json,
+        OutputArg::Jsonl => Format::Jsonl,
+        OutputArg::Tsv => Format::Tsv,
+        OutputArg::Raw => Format::Raw,
+    });
+    let out = Arc::new(Output::new(format, cli.quiet));
+    let ctx = Ctx {
+        connect: ConnectOptions {
+            url: resolve_url(cli.url.as_deref()),
+            connection_name: format!("rmq {}", std::env::args().nth(1).unwrap_or_default()),
+        },
+        out: out.clone(),
+    };
+    let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Send(a) => send::run(a, &ctx).await,
+            Command::Receive(a) => receive::run(a, &ctx).await,
+            Command::Worker(a) => worker::run(a, &ctx).await,
+            Command::EmitLog(a) => emit_log::run(a, &ctx).await,
+            Command::RpcServe(a) => rpc_serve::run(a, &ctx).await,
+            Command::RpcCall(a) => rpc_call::run(a, &ctx).await,
+            Command::Bind(a) => bind::run(a, &ctx, false).await,
+            Command::Unbind(a) => bind::run(a, &ctx, true).await,
+            Command::Declare(a) => declare::run(a, &ctx).await,
+            Command::Delete(a) => delete::run(a, &ctx).await,
+            Command::Purge(a) => purge::run(a, &ctx).await,
+            Command::ListQueues(a) => list_queues::run(a, &ctx).await,
+            Command::Serve(a) => serve::run(a).await,
         }
     });
+    let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
+    // Consumers' background tasks must not keep the process alive once we are done.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if is_silent(&err) => crate::exit::code_of(&err),
         Err(err) => {
-            eprintln!("rmq: {err:#}");
+            let prefix = colored::Colorize::red("rmq:");
+            eprintln!("{prefix} {err:#}");
             crate::exit::code_of(&err)
         }
     }
+}
+
+/// The reader of our stdout went away (`rmq receive q | head -1`): a normal ending.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Errors whose code says it all and whose message was already printed (Ctrl-C, a
+/// command that reported its own shortfall).
+fn is_silent(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<crate::exit::CodedError>()
+            .is_some_and(|c| c.message.is_empty())
+    })
 }
 
 #[cfg(test)]

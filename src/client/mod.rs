@@ -1,1 +1,33 @@
-//! The only module that touches lapin.
+//! The only module that touches lapin: connect, topology, publish with confirms,
+//! consume with prefetch and acks, RPC, and the management API client.
+//!
+//! - `connect`   URL sources, parsing, a bounded handshake → [`Session`]
+//! - `error`     lapin errors → one clear line and an exit code
+//! - `topology`  declare / bind / delete / purge
+//! - `publish`   windowed publisher confirms
+//! - `consume`   consumers, prefetch, ack / nack / reject
+//! - `rpc`       request/reply with correlation ids and direct reply-to
+//! - `message`   the plain message type and its lossless JSON-lines form
+//! - `value`     AMQP field values ⇄ typed JSON
+//! - `mgmt`      the management HTTP API (list queues)
+
+mod connect;
+mod consume;
+mod error;
+mod message;
+mod mgmt;
+mod publish;
+mod rpc;
+mod topology;
+mod value;
+
+pub use connect::{
+    ConnectOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_URL, Session, parse_url, redact, resolve_url,
+};
+pub use consume::{ConsumeOptions, Delivery, Settle, Settler, Subscription};
+pub use message::{Message, Properties};
+pub use mgmt::{ApiConfig, list_queues};
+pub use publish::{PublishOptions, PublishReport, Publisher};
+pub use rpc::{DIRECT_REPLY_TO, RpcClient};
+pub use topology::{DeclareMode, Destination, ExchangeSpec, QueueInfo, QueueSpec};
+pub use value::{from_json as value_from_json, table_from_json, to_json as value_to_json};

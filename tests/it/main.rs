@@ -6,5 +6,10 @@
 mod broker_durability;
 mod broker_lapin;
 mod broker_wire;
+mod cli_errors;
+mod cli_formats;
+mod cli_support;
+mod cli_tutorials;
+mod cli_worker;
 mod support;
 mod third_party;

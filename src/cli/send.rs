@@ -1,0 +1,349 @@
+//! `rmq send`: publish to a queue (declared if needed) with windowed publisher confirms.
+
+use super::Ctx;
+use super::args::{PropertyArgs, QueueArgs, interrupted, stop_signal};
+use crate::client::{Message, Properties, PublishOptions, Publisher, Session};
+use crate::exit::{self, coded};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
+
+/// Publish messages to a queue.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  rmq send hello 'Hello World!'                      # tutorial 1\n  rmq send task_queue --durable --persistent 'A very hard task...'   # tutorial 2\n  seq 100000 | rmq send numbers --lines              # one message per line, confirmed\n  rmq send files --file report.pdf --content-type application/pdf\n  rmq receive q --output jsonl | rmq send copy --input jsonl    # move a queue, losslessly\n  rmq send --exchange amq.topic quick.orange.rabbit 'hi'         # QUEUE is the routing key with --exchange\n  rmq send q -H tenant=acme -H attempt:=3 --correlation-id 42 'x'\n\nWithout MESSAGE or --file, stdin is read: as one message, or one per line with --lines.\nExit: 0 all confirmed; 1 refused (nack, channel error) or unroutable with --mandatory; 65 bad input."
+)]
+pub(crate) struct SendArgs {
+    /// Queue to send to (through the default exchange). With --exchange, the routing key.
+    queue: String,
+    /// The message; several words are joined with spaces, as in the tutorials.
+    #[arg(value_name = "MESSAGE")]
+    message: Vec<String>,
+    /// Send each line of the input as its own message.
+    #[arg(long, short = 'l')]
+    lines: bool,
+    /// Read the message(s) from this file instead of stdin.
+    #[arg(long, value_name = "PATH", conflicts_with = "message")]
+    file: Option<PathBuf>,
+    /// Input format: raw bytes, or rmq's lossless JSON lines (from `receive --output jsonl`).
+    #[arg(long, value_enum, default_value = "raw", value_name = "FORMAT")]
+    input: InputFormat,
+    /// Publish to this exchange instead of the default one (no queue is declared).
+    #[arg(long, value_name = "NAME")]
+    exchange: Option<String>,
+    /// Routing key (default: QUEUE; with --input jsonl and --exchange, each line's own key).
+    #[arg(long, value_name = "KEY")]
+    routing_key: Option<String>,
+    /// type property (application message type).
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    /// Send every message N times.
+    #[arg(long, short = 'n', default_value_t = 1, value_name = "N")]
+    count: u64,
+    /// Do not wait for publisher confirms (faster, but a refused message goes unnoticed).
+    #[arg(long)]
+    no_confirm: bool,
+    /// Most publisher confirms outstanding at once.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    confirm_window: usize,
+    /// Fail (exit 1) if a message cannot be routed to any queue.
+    #[arg(long)]
+    mandatory: bool,
+    #[command(flatten)]
+    queue_args: QueueArgs,
+    #[command(flatten)]
+    props: PropertyArgs,
+}
+
+/// `--input` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InputFormat {
+    /// Bytes: the whole input, or one message per line with --lines.
+    Raw,
+    /// rmq's lossless JSON lines, as `receive --output jsonl` writes them.
+    Jsonl,
+}
+
+/// Where messages come from.
+enum Source {
+    /// The MESSAGE words.
+    Args(Vec<u8>),
+    /// A file or stdin, read as a stream.
+    Stream(Box<dyn AsyncBufRead + Unpin + Send>),
+}
+
+pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let props = args.props.properties(args.kind.clone())?;
+    let (spec, mode) = args.queue_args.spec(&args.queue)?;
+    let source = open_source(&args).await?;
+    // Validate every JSON line before the first publish: a bad line must not leave
+    // half of the input sent.
+    let (source, prepared) = if args.input == InputFormat::Jsonl {
+        (None, Some(read_jsonl(source).await?))
+    } else {
+        (Some(source), None)
+    };
+
+    let session = Session::connect(&ctx.connect).await?;
+    if args.exchange.is_none() {
+        session.prepare_queue(&spec, mode).await?;
+    }
+    let opts = PublishOptions {
+        confirm: !args.no_confirm,
+        window: args.confirm_window,
+        mandatory: args.mandatory,
+    };
+    let mut publisher = session.publisher(opts).await?;
+    let exchange = args.exchange.clone().unwrap_or_default();
+    let progress = ctx.out.progress(None, "sending", false);
+    let mut last_body: Option<Vec<u8>> = None;
+
+    let work = async {
+        if let Some(messages) = prepared {
+            for m in &messages {
+                let key = match (&args.routing_key, &args.exchange) {
+                    (Some(k), _) => k.as_str(),
+                    (None, Some(_)) => m.routing_key.as_str(),
+                    (None, None) => args.queue.as_str(),
+                };
+                let mut p = m.properties.clone();
+                overlay(&mut p, &props);
+                repeat(
+                    &mut publisher,
+                    args.count,
+                    &exchange,
+                    key,
+                    &p,
+                    &m.body,
+                    &progress,
+                )
+                .await?;
+            }
+            return Ok::<(), anyhow::Error>(());
+        }
+        let key = args.routing_key.as_deref().unwrap_or(&args.queue);
+        match source {
+            Some(Source::Args(body)) => {
+                repeat(
+                    &mut publisher,
+                    args.count,
+                    &exchange,
+                    key,
+                    &props,
+                    &body,
+                    &progress,
+                )
+                .await?;
+                last_body = Some(body);
+            }
+            Some(Source::Stream(mut reader)) if args.lines => {
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    if reader
+                        .read_until(b'\n', &mut line)
+                        .await
+                        .context("cannot read the input")?
+                        == 0
+                    {
+                        break;
+                    }
+                    strip_newline(&mut line);
+                    repeat(
+                        &mut publisher,
+                        args.count,
+                        &exchange,
+                        key,
+                        &props,
+                        &line,
+                        &progress,
+                    )
+                    .await?;
+                }
+            }
+            Some(Source::Stream(mut reader)) => {
+                let mut body = Vec::new();
+                reader
+                    .read_to_end(&mut body)
+                    .await
+                    .context("cannot read the input")?;
+                repeat(
+                    &mut publisher,
+                    args.count,
+                    &exchange,
+                    key,
+                    &props,
+                    &body,
+                    &progress,
+                )
+                .await?;
+                last_body = Some(body);
+            }
+            None => {}
+        }
+        Ok(())
+    };
+    tokio::select! {
+        r = work => r?,
+        _ = stop_signal() => {
+            progress.finish();
+            let r = publisher.report();
+            ctx.out.note(&format!("interrupted after {} published, {} confirmed", r.published, r.confirmed));
+            return Err(interrupted());
+        }
+    }
+    let report = publisher.finish().await?;
+    progress.finish();
+    session.close().await;
+
+    if !report.returned.is_empty() {
+        let (text, key) = &report.returned[0];
+        return Err(coded(
+            exit::FAILURE,
+            format!(
+                "{} of {} messages could not be routed ({text}, routing key '{key}'): no queue is bound for it (declare and bind one, or check the key)",
+                report.returned.len(),
+                report.published
+            ),
+        ));
+    }
+    let target = match &args.exchange {
+        Some(x) => format!("exchange '{x}'"),
+        None => format!("queue '{}'", args.queue),
+    };
+    match (&last_body, report.published) {
+        (Some(body), 1) => ctx
+            .out
+            .note(&format!(" [x] Sent '{}'", String::from_utf8_lossy(body))),
+        _ => ctx.out.note(&format!(
+            " [x] Sent {} messages to {target}{}",
+            report.published,
+            if args.no_confirm {
+                String::new()
+            } else {
+                format!(" ({} confirmed)", report.confirmed)
+            }
+        )),
+    }
+    Ok(())
+}
+
+/// Command-line properties override those of a JSON line, field by field.
+fn overlay(p: &mut Properties, cli: &Properties) {
+    macro_rules! take {
+        ($($f:ident),*) => { $( if cli.$f.is_some() { p.$f = cli.$f.clone(); } )* };
+    }
+    take!(
+        content_type,
+        content_encoding,
+        delivery_mode,
+        priority,
+        correlation_id,
+        reply_to,
+        expiration,
+        message_id,
+        timestamp,
+        kind,
+        user_id,
+        app_id
+    );
+    if let Some(h) = &cli.headers {
+        let mut merged = p.headers.clone().unwrap_or_default();
+        merged.extend(h.clone());
+        p.headers = Some(merged);
+    }
+}
+
+async fn repeat(
+    publisher: &mut Publisher,
+    count: u64,
+    exchange: &str,
+    key: &str,
+    props: &Properties,
+    body: &[u8],
+    progress: &crate::output::Progress,
+) -> anyhow::Result<()> {
+    for _ in 0..count {
+        publisher.publish(exchange, key, props, body).await?;
+        progress.inc();
+    }
+    Ok(())
+}
+
+fn strip_newline(line: &mut Vec<u8>) {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+}
+
+async fn open_source(args: &SendArgs) -> anyhow::Result<Source> {
+    if !args.message.is_empty() {
+        if args.lines {
+            return Ok(Source::Stream(Box::new(BufReader::new(
+                std::io::Cursor::new(args.message.join(" ").into_bytes()),
+            ))));
+        }
+        return Ok(Source::Args(args.message.join(" ").into_bytes()));
+    }
+    if let Some(path) = &args.file {
+        let f = tokio::fs::File::open(path).await.map_err(|e| {
+            coded(
+                exit::DATA_ERR,
+                format!("cannot read --file '{}': {e}", path.display()),
+            )
+        })?;
+        return Ok(Source::Stream(Box::new(BufReader::with_capacity(
+            256 * 1024,
+            f,
+        ))));
+    }
+    if std::io::stdin().is_terminal() {
+        return Err(coded(
+            exit::USAGE,
+            "nothing to send: give a MESSAGE, --file PATH, or pipe the input into stdin",
+        ));
+    }
+    Ok(Source::Stream(Box::new(BufReader::with_capacity(
+        256 * 1024,
+        tokio::io::stdin(),
+    ))))
+}
+
+/// Read and check every JSON line (numbered in errors); blank lines are skipped.
+async fn read_jsonl(source: Source) -> anyhow::Result<Vec<Message>> {
+    let mut reader: Box<dyn AsyncBufRead + Unpin + Send> = match source {
+        Source::Args(body) => Box::new(BufReader::new(std::io::Cursor::new(body))),
+        Source::Stream(r) => r,
+    };
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut n = 0;
+    loop {
+        line.clear();
+        if reader
+            .read_line(&mut line)
+            .await
+            .context("cannot read the input (JSON lines must be UTF-8)")?
+            == 0
+        {
+            break;
+        }
+        n += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let m = Message::from_jsonl(line.trim_end()).map_err(|e| {
+            coded(
+                exit::DATA_ERR,
+                format!("input line {n}: {e:#} (nothing was sent)"),
+            )
+        })?;
+        out.push(m);
+    }
+    Ok(out)
+}

@@ -1,0 +1,105 @@
+//! lapin errors → one clear line with the right exit code.
+
+use crate::exit::{self, coded};
+use lapin::ErrorKind;
+
+/// AMQP reply codes (spec §1.9 "constants") that rmq reports specially.
+const ACCESS_REFUSED: u16 = 403;
+const NOT_FOUND: u16 = 404;
+const RESOURCE_LOCKED: u16 = 405;
+const PRECONDITION_FAILED: u16 = 406;
+const NOT_ALLOWED: u16 = 530;
+const CONNECTION_FORCED: u16 = 320;
+
+/// The broker's reply code and text when the error is an AMQP channel/connection close.
+pub(super) fn amqp_reply(err: &lapin::Error) -> Option<(u16, String)> {
+    match err.kind() {
+        ErrorKind::ProtocolError(e) => Some((e.get_id(), e.get_message().as_str().to_string())),
+        _ => None,
+    }
+}
+
+/// Turn a lapin error met while doing `what` into a coded error whose text says why
+/// and, where we can tell, what to do.
+pub(super) fn describe(what: &str, err: lapin::Error) -> anyhow::Error {
+    if let Some((code, text)) = amqp_reply(&err) {
+        if code == CONNECTION_FORCED {
+            // The broker is shutting down (or an operator closed us): it is unavailable,
+            // not refusing what we asked.
+            return coded(
+                exit::UNAVAILABLE,
+                format!("{what}: {text} (the broker closed the connection; is it shutting down?)"),
+            );
+        }
+        let hint = match code {
+            NOT_FOUND => " (declare it first, or check the name and vhost)",
+            ACCESS_REFUSED => " (check the user's permissions on this vhost)",
+            RESOURCE_LOCKED => " (another connection owns this exclusive queue)",
+            PRECONDITION_FAILED if text.contains("inequivalent arg") => {
+                " (it exists with other settings: use the same flags, or delete it first)"
+            }
+            PRECONDITION_FAILED if text.contains("message size") => {
+                " (the broker refuses messages this large: split the payload)"
+            }
+            _ => "",
+        };
+        return coded(exit::FAILURE, format!("{what}: {text}{hint}"));
+    }
+    match err.kind() {
+        ErrorKind::IOError(io) => coded(
+            exit::UNAVAILABLE,
+            format!("{what}: connection lost: {io} (is the broker still running?)"),
+        ),
+        ErrorKind::MissingHeartbeatError => coded(
+            exit::UNAVAILABLE,
+            format!("{what}: the broker stopped answering heartbeats (network or broker down)"),
+        ),
+        _ => coded(exit::FAILURE, format!("{what}: {err}")),
+    }
+}
+
+/// Errors during the handshake: login and vhost problems read differently there.
+pub(super) fn describe_connect(
+    target: &str,
+    user: &str,
+    vhost: &str,
+    err: lapin::Error,
+) -> anyhow::Error {
+    if let Some((code, text)) = amqp_reply(&err) {
+        return match code {
+            ACCESS_REFUSED => coded(
+                exit::NOPERM,
+                format!(
+                    "cannot log in to {target} as '{user}': {text} (check the user name and password in the URL; 'guest' may only connect from localhost)"
+                ),
+            ),
+            NOT_ALLOWED => coded(
+                exit::NOPERM,
+                format!(
+                    "cannot open vhost '{vhost}' on {target}: {text} (does the vhost exist, and may '{user}' use it?)"
+                ),
+            ),
+            _ => coded(exit::FAILURE, format!("cannot connect to {target}: {text}")),
+        };
+    }
+    match err.kind() {
+        ErrorKind::IOError(io) => coded(
+            exit::UNAVAILABLE,
+            format!(
+                "cannot connect to {target}: {io} (is the broker running? start one with `rmq serve`)"
+            ),
+        ),
+        // RabbitMQ closes the socket without a reply to a client that does not announce
+        // `authentication_failure_close`, and some brokers do so for any refused login.
+        ErrorKind::InvalidConnectionState(_) => coded(
+            exit::NOPERM,
+            format!(
+                "cannot connect to {target}: the broker closed the connection during the handshake (wrong user or password, or unknown vhost '{vhost}'?)"
+            ),
+        ),
+        _ => coded(
+            exit::UNAVAILABLE,
+            format!("cannot connect to {target}: {err}"),
+        ),
+    }
+}

@@ -1,0 +1,132 @@
+//! The RabbitMQ management HTTP API (`/api/...`), for what AMQP cannot tell: listing queues.
+
+use crate::exit::{self, coded};
+use anyhow::Context;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// Where the management API is and who we are there.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Base URL, e.g. `http://127.0.0.1:15672` (no trailing `/api`).
+    pub base: String,
+    /// HTTP basic-auth user.
+    pub user: String,
+    /// HTTP basic-auth password.
+    pub password: String,
+    /// Whole-request limit: a listing must not hang a script.
+    pub timeout: Duration,
+}
+
+impl ApiConfig {
+    /// The default for an AMQP URI: same host, port 15672, same credentials.
+    pub fn from_amqp(uri: &lapin::uri::AMQPUri, base: Option<String>) -> ApiConfig {
+        let host = &uri.authority.host;
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        ApiConfig {
+            base: base.unwrap_or_else(|| format!("http://{host}:15672")),
+            user: uri.authority.userinfo.username.clone(),
+            password: uri.authority.userinfo.password.clone(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Percent-encode one path segment (a vhost `/` becomes `%2F`).
+fn segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET /api/queues/{vhost}`: one JSON object per queue, with RabbitMQ's field names.
+pub async fn list_queues(api: &ApiConfig, vhost: &str) -> anyhow::Result<Vec<Map<String, Value>>> {
+    let base = api.base.trim_end_matches('/');
+    let url = format!("{base}/api/queues/{}", segment(vhost));
+    let unreachable = |why: String| {
+        coded(
+            exit::UNAVAILABLE,
+            format!(
+                "cannot reach the management API at {base}: {why} (is the plugin on? `rabbitmq-plugins enable rabbitmq_management`; or point --api-url / RMQ_API_URL at it)"
+            ),
+        )
+    };
+    let client = reqwest::Client::builder()
+        .timeout(api.timeout)
+        .build()
+        .context("cannot set up an HTTP client")?;
+    let resp = client
+        .get(&url)
+        .basic_auth(&api.user, Some(&api.password))
+        .send()
+        .await
+        .map_err(|e| unreachable(root_cause(&e)))?;
+    let status = resp.status();
+    match status.as_u16() {
+        200 => {}
+        401 => {
+            return Err(coded(
+                exit::NOPERM,
+                format!(
+                    "the management API at {base} refused user '{}' (401: wrong password, or the user lacks the 'management' tag)",
+                    api.user
+                ),
+            ));
+        }
+        404 => {
+            return Err(coded(
+                exit::FAILURE,
+                format!("the management API at {base} has no vhost '{vhost}' (404)"),
+            ));
+        }
+        _ => return Err(unreachable(format!("HTTP {status}"))),
+    }
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| unreachable(format!("the answer is not JSON ({e})")))?;
+    let items = match body {
+        Value::Array(items) => items,
+        // Paged answers wrap the list.
+        Value::Object(mut o) => match o.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => return Err(unreachable("unexpected JSON (no queue list)".into())),
+        },
+        _ => return Err(unreachable("unexpected JSON (no queue list)".into())),
+    };
+    Ok(items
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::Object(o) => Some(o),
+            _ => None,
+        })
+        .collect())
+}
+
+/// reqwest's top-level message is "error sending request"; the cause says why.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vhost_segments_are_encoded() {
+        assert_eq!(super::segment("/"), "%2F");
+        assert_eq!(super::segment("a b"), "a%20b");
+    }
+}
