@@ -46,7 +46,7 @@ if [ $# -gt 0 ]; then
   for url in "$@"; do bench "$(echo "$url" | sed 's#.*@##; s#/.*##')" "$url"; done
   exit 0
 fi
-"$RMQ" serve --port 0 --quiet > "$work/serve.out" 2>&1 &
+"$RMQ" serve --port 0 --in-memory --quiet > "$work/serve.out" 2>&1 &
 serve_pid=$!
 for _ in $(seq 100); do grep -q listening "$work/serve.out" && break; sleep 0.1; done
 addr=$(grep -o 'amqp://[0-9.:]*' "$work/serve.out")
