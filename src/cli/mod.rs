@@ -8,6 +8,7 @@ mod delete;
 mod emit_log;
 mod exec;
 mod list_queues;
+mod perf;
 mod purge;
 mod receive;
 mod rpc_call;
@@ -88,6 +89,8 @@ enum Command {
     Purge(purge::PurgeArgs),
     /// List queues through the management HTTP API (like `rabbitmqctl list_queues`).
     ListQueues(list_queues::ListQueuesArgs),
+    /// Measure throughput and latency against a broker (PerfTest's flags).
+    Perf(perf::PerfArgs),
     /// Run the embedded AMQP 0-9-1 broker in the foreground.
     Serve(serve::ServeArgs),
 }
@@ -143,6 +146,7 @@ pub fn main() -> ExitCode {
             Command::Purge(a) => purge::run(a, &ctx).await,
             Command::ListQueues(a) => list_queues::run(a, &ctx).await,
             Command::Serve(a) => serve::run(a).await,
+            Command::Perf(a) => perf::run(a, ctx.connect.url.clone(), &ctx.out).await,
         }
     });
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
