@@ -28,6 +28,8 @@ mod connection;
 mod deadletter;
 mod error;
 mod exchange;
+#[cfg(test)]
+mod fuzz_tests;
 mod handshake;
 pub mod log;
 pub(crate) mod message;
