@@ -52,6 +52,11 @@ impl Progress {
         }
     }
 
+    /// The bar itself, so notes can print above it.
+    pub(super) fn bar(&self) -> ProgressBar {
+        self.bar.clone()
+    }
+
     /// Remove the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
