@@ -209,7 +209,7 @@ pub fn main() -> ExitCode {
     });
     // Whatever happened, a message stream owes its closing bracket or header line.
     let finished = out.finish().map_err(anyhow::Error::from);
-    let result = result.and_then(|()| finished);
+    let result = result.and(finished);
     // Consumers' background tasks must not keep the process alive once we are done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
