@@ -113,10 +113,16 @@ enum Command {
     /// Remove a binding.
     Unbind(bind::BindArgs),
     /// Declare a queue or an exchange.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rmq declare queue task_queue --durable            # tutorial 2\n  rmq declare exchange logs --type fanout            # tutorial 3\n  rmq declare queue hello --passive                  # does it exist? how many messages?"
+    )]
     Declare(declare::DeclareCommand),
     /// Delete a queue or an exchange.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rmq delete queue hello\n  rmq delete queue tmp --if-exists --if-empty\n  rmq delete exchange logs --if-unused"
+    )]
     Delete(delete::DeleteCommand),
     /// Remove every ready message from a queue.
     Purge(purge::PurgeArgs),
@@ -128,12 +134,18 @@ enum Command {
     #[command(visible_alias = "tap")]
     Tail(tail::TailArgs),
     /// Show the connection settings in use (profiles, config file), passwords masked.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rmq config show                          # every setting and where it came from\n  rmq --profile prod config show\n  rmq config path                          # the TOML file with the profiles"
+    )]
     Config(config::ConfigCommand),
     /// Print the RabbitMQ tutorials as rmq commands, runnable against `rmq serve`.
     Tutorial(tutorial::TutorialArgs),
     /// Generate shell completions or man pages.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rmq generate completions bash > ~/.local/share/bash-completion/completions/rmq\n  rmq generate man --dir ~/.local/share/man/man1"
+    )]
     Generate(generate::GenerateCommand),
 }
 
@@ -249,5 +261,25 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Help that teaches: every command and subcommand shows examples.
+    #[test]
+    fn every_subcommand_has_examples() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let examples = sub
+                    .get_after_help()
+                    .is_some_and(|h| h.to_string().contains("Examples:\n  rmq "));
+                if !examples {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "rmq", &mut missing);
+        assert!(missing.is_empty(), "no examples in --help of: {missing:?}");
     }
 }
