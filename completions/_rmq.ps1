@@ -44,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a queue or an exchange')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove every ready message from a queue')
             [CompletionResult]::new('list-queues', 'list-queues', [CompletionResultType]::ParameterValue, 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)')
+            [CompletionResult]::new('perf', 'perf', [CompletionResultType]::ParameterValue, 'Measure throughput and latency against a broker (PerfTest''s flags)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the embedded AMQP 0-9-1 broker in the foreground')
             [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Watch the messages flowing through an exchange, without taking them from anyone')
             [CompletionResult]::new('tap', 'tap', [CompletionResultType]::ParameterValue, 'Watch the messages flowing through an exchange, without taking them from anyone')
@@ -435,6 +436,51 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'rmq;perf' {
+            [CompletionResult]::new('-x', '-x', [CompletionResultType]::ParameterName, 'Producers, each on its own connection')
+            [CompletionResult]::new('--producers', '--producers', [CompletionResultType]::ParameterName, 'Producers, each on its own connection')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Consumers, each on its own connection')
+            [CompletionResult]::new('--consumers', '--consumers', [CompletionResultType]::ParameterName, 'Consumers, each on its own connection')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Message size in bytes (at least 14)')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Message size in bytes (at least 14)')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Messages per second per producer (default: as fast as possible)')
+            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Messages per second per producer (default: as fast as possible)')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Publisher confirms with this many outstanding (default: no confirms)')
+            [CompletionResult]::new('--confirm', '--confirm', [CompletionResultType]::ParameterName, 'Publisher confirms with this many outstanding (default: no confirms)')
+            [CompletionResult]::new('-A', '-A ', [CompletionResultType]::ParameterName, 'Acknowledge with `multiple` every N messages (default: each message)')
+            [CompletionResult]::new('--multi-ack-every', '--multi-ack-every', [CompletionResultType]::ParameterName, 'Acknowledge with `multiple` every N messages (default: each message)')
+            [CompletionResult]::new('--qos', '--qos', [CompletionResultType]::ParameterName, 'Consumer prefetch (basic.qos), 0 for unlimited')
+            [CompletionResult]::new('-z', '-z', [CompletionResultType]::ParameterName, 'Run for this many seconds (default: until Ctrl-C or the counts are reached)')
+            [CompletionResult]::new('--time', '--time', [CompletionResultType]::ParameterName, 'Run for this many seconds (default: until Ctrl-C or the counts are reached)')
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Messages each producer sends')
+            [CompletionResult]::new('--pmessages', '--pmessages', [CompletionResultType]::ParameterName, 'Messages each producer sends')
+            [CompletionResult]::new('-D', '-D ', [CompletionResultType]::ParameterName, 'Messages each consumer receives')
+            [CompletionResult]::new('--cmessages', '--cmessages', [CompletionResultType]::ParameterName, 'Messages each consumer receives')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Message flags: `persistent` (durable queues, delivery_mode 2)')
+            [CompletionResult]::new('--flag', '--flag', [CompletionResultType]::ParameterName, 'Message flags: `persistent` (durable queues, delivery_mode 2)')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'Queue name (default: generated, deleted at the end)')
+            [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'Queue name (default: generated, deleted at the end)')
+            [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'Publish to this exchange (declared with --type) instead of the default exchange')
+            [CompletionResult]::new('--exchange', '--exchange', [CompletionResultType]::ParameterName, 'Publish to this exchange (declared with --type) instead of the default exchange')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Exchange type for --exchange')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Exchange type for --exchange')
+            [CompletionResult]::new('--queues', '--queues', [CompletionResultType]::ParameterName, 'Spread producers and consumers over this many queues')
+            [CompletionResult]::new('--queue-args', '--queue-args', [CompletionResultType]::ParameterName, 'Arguments for the declared queues, as a JSON object (e.g. ''{"x-expires": 60000}'')')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Consumers use automatic acknowledgement (no-ack)')
+            [CompletionResult]::new('--autoack', '--autoack', [CompletionResultType]::ParameterName, 'Consumers use automatic acknowledgement (no-ack)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'rmq;serve' {
             [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Address to listen on (loopback by default: exposing a broker is a choice)')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'AMQP port; 0 picks a free one and prints it')
@@ -659,6 +705,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a queue or an exchange')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove every ready message from a queue')
             [CompletionResult]::new('list-queues', 'list-queues', [CompletionResultType]::ParameterValue, 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)')
+            [CompletionResult]::new('perf', 'perf', [CompletionResultType]::ParameterValue, 'Measure throughput and latency against a broker (PerfTest''s flags)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the embedded AMQP 0-9-1 broker in the foreground')
             [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Watch the messages flowing through an exchange, without taking them from anyone')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show the connection settings in use (profiles, config file), passwords masked')
@@ -717,6 +764,9 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             break
         }
         'rmq;help;list-queues' {
+            break
+        }
+        'rmq;help;perf' {
             break
         }
         'rmq;help;serve' {

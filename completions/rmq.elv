@@ -41,6 +41,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand delete 'Delete a queue or an exchange'
             cand purge 'Remove every ready message from a queue'
             cand list-queues 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)'
+            cand perf 'Measure throughput and latency against a broker (PerfTest''s flags)'
             cand serve 'Run the embedded AMQP 0-9-1 broker in the foreground'
             cand tail 'Watch the messages flowing through an exchange, without taking them from anyone'
             cand tap 'Watch the messages flowing through an exchange, without taking them from anyone'
@@ -407,6 +408,50 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'rmq;perf'= {
+            cand -x 'Producers, each on its own connection'
+            cand --producers 'Producers, each on its own connection'
+            cand -y 'Consumers, each on its own connection'
+            cand --consumers 'Consumers, each on its own connection'
+            cand -s 'Message size in bytes (at least 14)'
+            cand --size 'Message size in bytes (at least 14)'
+            cand -r 'Messages per second per producer (default: as fast as possible)'
+            cand --rate 'Messages per second per producer (default: as fast as possible)'
+            cand -c 'Publisher confirms with this many outstanding (default: no confirms)'
+            cand --confirm 'Publisher confirms with this many outstanding (default: no confirms)'
+            cand -A 'Acknowledge with `multiple` every N messages (default: each message)'
+            cand --multi-ack-every 'Acknowledge with `multiple` every N messages (default: each message)'
+            cand --qos 'Consumer prefetch (basic.qos), 0 for unlimited'
+            cand -z 'Run for this many seconds (default: until Ctrl-C or the counts are reached)'
+            cand --time 'Run for this many seconds (default: until Ctrl-C or the counts are reached)'
+            cand -C 'Messages each producer sends'
+            cand --pmessages 'Messages each producer sends'
+            cand -D 'Messages each consumer receives'
+            cand --cmessages 'Messages each consumer receives'
+            cand -f 'Message flags: `persistent` (durable queues, delivery_mode 2)'
+            cand --flag 'Message flags: `persistent` (durable queues, delivery_mode 2)'
+            cand -u 'Queue name (default: generated, deleted at the end)'
+            cand --queue 'Queue name (default: generated, deleted at the end)'
+            cand -e 'Publish to this exchange (declared with --type) instead of the default exchange'
+            cand --exchange 'Publish to this exchange (declared with --type) instead of the default exchange'
+            cand -t 'Exchange type for --exchange'
+            cand --type 'Exchange type for --exchange'
+            cand --queues 'Spread producers and consumers over this many queues'
+            cand --queue-args 'Arguments for the declared queues, as a JSON object (e.g. ''{"x-expires": 60000}'')'
+            cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
+            cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
+            cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
+            cand -o 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand --output 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand -a 'Consumers use automatic acknowledgement (no-ack)'
+            cand --autoack 'Consumers use automatic acknowledgement (no-ack)'
+            cand -q 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand --quiet 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'rmq;serve'= {
             cand --bind 'Address to listen on (loopback by default: exposing a broker is a choice)'
             cand --port 'AMQP port; 0 picks a free one and prints it'
@@ -613,6 +658,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand delete 'Delete a queue or an exchange'
             cand purge 'Remove every ready message from a queue'
             cand list-queues 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)'
+            cand perf 'Measure throughput and latency against a broker (PerfTest''s flags)'
             cand serve 'Run the embedded AMQP 0-9-1 broker in the foreground'
             cand tail 'Watch the messages flowing through an exchange, without taking them from anyone'
             cand config 'Show the connection settings in use (profiles, config file), passwords masked'
@@ -655,6 +701,8 @@ set edit:completion:arg-completer[rmq] = {|@words|
         &'rmq;help;purge'= {
         }
         &'rmq;help;list-queues'= {
+        }
+        &'rmq;help;perf'= {
         }
         &'rmq;help;serve'= {
         }

@@ -422,6 +422,38 @@ module completions {
     ...columns: string        # Columns to show
   ]
 
+  def "nu-complete rmq perf output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Measure throughput and latency against a broker (PerfTest's flags)
+  export extern "rmq perf" [
+    --producers(-x): string   # Producers, each on its own connection
+    --consumers(-y): string   # Consumers, each on its own connection
+    --size(-s): string        # Message size in bytes (at least 14)
+    --rate(-r): string        # Messages per second per producer (default: as fast as possible)
+    --confirm(-c): string     # Publisher confirms with this many outstanding (default: no confirms)
+    --autoack(-a)             # Consumers use automatic acknowledgement (no-ack)
+    --multi-ack-every(-A): string # Acknowledge with `multiple` every N messages (default: each message)
+    --qos: string             # Consumer prefetch (basic.qos), 0 for unlimited
+    --time(-z): string        # Run for this many seconds (default: until Ctrl-C or the counts are reached)
+    --pmessages(-C): string   # Messages each producer sends
+    --cmessages(-D): string   # Messages each consumer receives
+    --flag(-f): string        # Message flags: `persistent` (durable queues, delivery_mode 2)
+    --queue(-u): string       # Queue name (default: generated, deleted at the end)
+    --exchange(-e): string    # Publish to this exchange (declared with --type) instead of the default exchange
+    --type(-t): string        # Exchange type for --exchange
+    --queues: string          # Spread producers and consumers over this many queues
+    --queue-args: string      # Arguments for the declared queues, as a JSON object (e.g. '{"x-expires": 60000}')
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq perf output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+  ]
+
   def "nu-complete rmq serve output" [] {
     [ "table" "json" "jsonl" "tsv" "raw" ]
   }
@@ -686,6 +718,10 @@ module completions {
 
   # List queues through the management HTTP API (like `rabbitmqctl list_queues`)
   export extern "rmq help list-queues" [
+  ]
+
+  # Measure throughput and latency against a broker (PerfTest's flags)
+  export extern "rmq help perf" [
   ]
 
   # Run the embedded AMQP 0-9-1 broker in the foreground

@@ -7,6 +7,7 @@
 //! - `config`  connection settings: flags > environment > TOML profiles > defaults
 //! - `exit`    exit codes (sysexits style), documented in one table
 //! - `broker`  the embedded AMQP 0-9-1 broker behind `rmq serve`
+//! - `perf`    `rmq perf`: a lean raw-AMQP load generator (uses lapin's URI parser only)
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub, clippy::dbg_macro, clippy::todo)]
 
@@ -16,3 +17,4 @@ pub mod client;
 pub mod config;
 pub mod exit;
 pub mod output;
+pub mod perf;

@@ -10,6 +10,7 @@ mod emit_log;
 mod exec;
 mod generate;
 mod list_queues;
+mod perf;
 mod purge;
 mod receive;
 mod rpc_call;
@@ -128,6 +129,8 @@ enum Command {
     Purge(purge::PurgeArgs),
     /// List queues through the management HTTP API (like `rabbitmqctl list_queues`).
     ListQueues(list_queues::ListQueuesArgs),
+    /// Measure throughput and latency against a broker (PerfTest's flags).
+    Perf(perf::PerfArgs),
     /// Run the embedded AMQP 0-9-1 broker in the foreground.
     Serve(serve::ServeArgs),
     /// Watch the messages flowing through an exchange, without taking them from anyone.
@@ -213,6 +216,10 @@ pub fn main() -> ExitCode {
             Command::Purge(a) => purge::run(a, &ctx()?).await,
             Command::ListQueues(a) => list_queues::run(a, &ctx()?).await,
             Command::Serve(a) => serve::run(a).await,
+            Command::Perf(a) => {
+                let ctx = ctx()?;
+                perf::run(a, ctx.connect.url.clone(), &ctx.out).await
+            }
             Command::Tail(a) => tail::run(a, &ctx()?).await,
             Command::Config(a) => config::run(a, &ctx()?.settings, &out),
             Command::Tutorial(a) => tutorial::run(a, &out),
