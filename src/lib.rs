@@ -4,6 +4,7 @@
 //! - `cli`     clap definitions, one file per subcommand (`XArgs` + `run`); the only place clap types live
 //! - `client`  the only module that touches lapin: connect, topology, confirms, consume, rpc, management API
 //! - `output`  everything that prints: table | json | jsonl | tsv | raw, colour, progress
+//! - `config`  connection settings: flags > environment > TOML profiles > defaults
 //! - `exit`    exit codes (sysexits style), documented in one table
 //! - `broker`  the embedded AMQP 0-9-1 broker behind `rmq serve`
 //! - `perf`    `rmq perf`: a lean raw-AMQP load generator (uses lapin's URI parser only)
@@ -13,6 +14,7 @@
 pub mod broker;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod exit;
 pub mod output;
 pub mod perf;

@@ -42,6 +42,45 @@ impl QueueArgs {
     }
 }
 
+/// How a stream of received messages is printed or saved (`receive`, `tail`).
+#[derive(Debug, Args)]
+pub(crate) struct MessageOutArgs {
+    /// Print each message through a template instead of --output: {body}, {routing_key},
+    /// {exchange}, {redelivered}, {delivery_tag}, {headers.NAME}, {properties.NAME} (or the
+    /// bare property name: {correlation_id}, {type}, ...), {body_base64}; \n and \t escapes,
+    /// {{ and }} for braces. A newline follows each message.
+    #[arg(long, short = 'f', value_name = "TEMPLATE")]
+    pub(crate) format: Option<String>,
+    /// Save each message as DIR/NNNNNN.body (its bytes) and DIR/NNNNNN.json (the lossless
+    /// JSON-lines object) instead of printing it; `send --replay-dir DIR` sends them again.
+    #[arg(long, value_name = "DIR", conflicts_with = "format")]
+    pub(crate) save_dir: Option<std::path::PathBuf>,
+}
+
+impl MessageOutArgs {
+    /// Where messages go; a bad template or an unusable directory fails before connecting.
+    pub(crate) fn sink(&self, out: &crate::output::Output) -> anyhow::Result<super::stream::Sink> {
+        Ok(match &self.save_dir {
+            Some(dir) => super::stream::Sink::Save(crate::output::SaveDir::open(dir)?),
+            None => super::stream::Sink::Print(out.message_format(self.format.as_deref())?),
+        })
+    }
+}
+
+/// When a consuming command stops (`receive`, `tail`).
+#[derive(Debug, Args)]
+pub(crate) struct EndArgs {
+    /// Stop after N messages.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub(crate) count: Option<u64>,
+    /// Give up after this many seconds overall.
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub(crate) timeout: Option<std::time::Duration>,
+    /// Give up after this many seconds without a message.
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub(crate) idle_timeout: Option<std::time::Duration>,
+}
+
 /// Message properties (AMQP basic properties) shared by `send` and `emit-log`.
 #[derive(Debug, Args)]
 pub(crate) struct PropertyArgs {

@@ -25,7 +25,11 @@ pub(crate) struct ListQueuesArgs {
 pub(crate) async fn run(args: ListQueuesArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let uri = parse_url(&ctx.connect.url)?;
     let vhost = args.vhost.clone().unwrap_or_else(|| uri.vhost.clone());
-    let api = ApiConfig::from_amqp(&uri, args.api_url.clone());
+    let api_url = args
+        .api_url
+        .clone()
+        .or_else(|| ctx.settings.api_url.as_ref().map(|s| s.value.clone()));
+    let api = ApiConfig::from_amqp(&uri, api_url);
     let mut queues = list_queues(&api, &vhost).await?;
     queues.sort_by(|a, b| {
         let name = |o: &serde_json::Map<String, Value>| {

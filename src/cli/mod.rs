@@ -3,10 +3,12 @@
 
 mod args;
 mod bind;
+mod config;
 mod declare;
 mod delete;
 mod emit_log;
 mod exec;
+mod generate;
 mod list_queues;
 mod perf;
 mod purge;
@@ -15,9 +17,13 @@ mod rpc_call;
 mod rpc_serve;
 mod send;
 mod serve;
+mod stream;
+mod tail;
+mod tutorial;
 mod worker;
 
-use crate::client::{ConnectOptions, resolve_url};
+use crate::client::ConnectOptions;
+use crate::config::{Overrides, Settings, process_env};
 use crate::output::{Format, Output};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -30,17 +36,45 @@ use std::sync::Arc;
     version,
     about,
     propagate_version = true,
-    after_help = "Examples (the RabbitMQ tutorials, one line each):\n  rmq serve --port 0                                # an embedded broker\n  rmq send hello 'Hello World!'                     # 1 hello world\n  rmq receive hello --count 1\n  rmq send task_queue --durable --persistent 'A task...'   # 2 work queues\n  rmq worker task_queue\n  rmq emit-log --exchange logs 'info: hi'           # 3 publish/subscribe\n  rmq receive --exchange logs\n  rmq emit-log --exchange direct_logs --type direct --routing-key error 'boom'   # 4 routing\n  rmq receive --exchange topic_logs --binding-key '*.critical'                 # 5 topics\n  rmq rpc-serve rpc_queue --fib & rmq rpc-call rpc_queue 30                    # 6 RPC\n\nConnection: --url, else RMQ_URL, else AMQP_URL, else amqp://guest:guest@localhost:5672/%2F.\nExit codes: 0 ok, 1 failure, 2 usage, 3 fewer messages than asked / timeout, 65 bad input, 69 unreachable, 77 login refused, 130 interrupted."
+    after_help = "Examples (the RabbitMQ tutorials, one line each):\n  rmq serve --port 0                                # an embedded broker\n  rmq send hello 'Hello World!'                     # 1 hello world\n  rmq receive hello --count 1\n  rmq send task_queue --durable --persistent 'A task...'   # 2 work queues\n  rmq worker task_queue\n  rmq emit-log --exchange logs 'info: hi'           # 3 publish/subscribe\n  rmq receive --exchange logs\n  rmq emit-log --exchange direct_logs --type direct --routing-key error 'boom'   # 4 routing\n  rmq receive --exchange topic_logs --binding-key '*.critical'                 # 5 topics\n  rmq rpc-serve rpc_queue --fib & rmq rpc-call rpc_queue 30                    # 6 RPC\n  rmq tutorial                                      # all six, step by step\n\nConnection: --url, else RMQ_URL, else AMQP_URL, else the profile's url (--profile, RMQ_PROFILE, or\nthe config file's default_profile), else amqp://guest:guest@localhost:5672/%2F. See `rmq config show`.\nExit codes: 0 ok, 1 failure, 2 usage, 3 fewer messages than asked / timeout, 65 bad input, 69 unreachable, 77 login refused, 130 interrupted."
 )]
 pub struct Cli {
-    /// Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then amqp://guest:guest@localhost:5672/%2F.
-    #[arg(long, global = true, value_name = "URL")]
+    /// Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "Global options"
+    )]
     url: Option<String>,
+    /// Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile).
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        help_heading = "Global options"
+    )]
+    profile: Option<String>,
+    /// Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
+    config: Option<std::path::PathBuf>,
     /// Output format (default: table on a terminal, tsv otherwise; raw for messages).
-    #[arg(long, short = 'o', global = true, value_enum, value_name = "FORMAT")]
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = "Global options"
+    )]
     output: Option<OutputArg>,
     /// No notes, ready lines or progress bars on stderr (results and errors still print).
-    #[arg(long, short = 'q', global = true)]
+    #[arg(long, short = 'q', global = true, help_heading = "Global options")]
     quiet: bool,
     #[command(subcommand)]
     command: Command,
@@ -80,10 +114,16 @@ enum Command {
     /// Remove a binding.
     Unbind(bind::BindArgs),
     /// Declare a queue or an exchange.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rmq declare queue task_queue --durable            # tutorial 2\n  rmq declare exchange logs --type fanout            # tutorial 3\n  rmq declare queue hello --passive                  # does it exist? how many messages?"
+    )]
     Declare(declare::DeclareCommand),
     /// Delete a queue or an exchange.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rmq delete queue hello\n  rmq delete queue tmp --if-exists --if-empty\n  rmq delete exchange logs --if-unused"
+    )]
     Delete(delete::DeleteCommand),
     /// Remove every ready message from a queue.
     Purge(purge::PurgeArgs),
@@ -93,12 +133,31 @@ enum Command {
     Perf(perf::PerfArgs),
     /// Run the embedded AMQP 0-9-1 broker in the foreground.
     Serve(serve::ServeArgs),
+    /// Watch the messages flowing through an exchange, without taking them from anyone.
+    #[command(visible_alias = "tap")]
+    Tail(tail::TailArgs),
+    /// Show the connection settings in use (profiles, config file), passwords masked.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rmq config show                          # every setting and where it came from\n  rmq --profile prod config show\n  rmq config path                          # the TOML file with the profiles"
+    )]
+    Config(config::ConfigCommand),
+    /// Print the RabbitMQ tutorials as rmq commands, runnable against `rmq serve`.
+    Tutorial(tutorial::TutorialArgs),
+    /// Generate shell completions or man pages.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rmq generate completions bash > ~/.local/share/bash-completion/completions/rmq\n  rmq generate man --dir ~/.local/share/man/man1"
+    )]
+    Generate(generate::GenerateCommand),
 }
 
 /// What every client command gets: where to connect and how to print.
 pub(crate) struct Ctx {
     /// Connection settings resolved from the flag and the environment.
     pub(crate) connect: ConnectOptions,
+    /// Every setting with its source (flags, environment, profile, defaults).
+    pub(crate) settings: Settings,
     /// The one printer.
     pub(crate) out: Arc<Output>,
 }
@@ -124,32 +183,52 @@ pub fn main() -> ExitCode {
         OutputArg::Raw => Format::Raw,
     });
     let out = Arc::new(Output::new(format, cli.quiet));
-    let ctx = Ctx {
-        connect: ConnectOptions {
-            url: resolve_url(cli.url.as_deref()),
-            connection_name: format!("rmq {}", std::env::args().nth(1).unwrap_or_default()),
-        },
-        out: out.clone(),
+    let overrides = Overrides {
+        config: cli.config.clone(),
+        profile: cli.profile.clone(),
+        url: cli.url.clone(),
     };
-    let result = runtime.block_on(async move {
+    // Resolved only by the commands that connect: a broken config file must not stop
+    // `rmq serve`, `rmq generate` or `rmq tutorial`.
+    let ctx = || -> anyhow::Result<Ctx> {
+        let settings = crate::config::resolve(&overrides, &process_env)?;
+        Ok(Ctx {
+            connect: ConnectOptions {
+                url: settings.url.value.clone(),
+                connection_name: format!("rmq {}", std::env::args().nth(1).unwrap_or_default()),
+            },
+            settings,
+            out: out.clone(),
+        })
+    };
+    let result = runtime.block_on(async {
         match cli.command {
-            Command::Send(a) => send::run(a, &ctx).await,
-            Command::Receive(a) => receive::run(a, &ctx).await,
-            Command::Worker(a) => worker::run(a, &ctx).await,
-            Command::EmitLog(a) => emit_log::run(a, &ctx).await,
-            Command::RpcServe(a) => rpc_serve::run(a, &ctx).await,
-            Command::RpcCall(a) => rpc_call::run(a, &ctx).await,
-            Command::Bind(a) => bind::run(a, &ctx, false).await,
-            Command::Unbind(a) => bind::run(a, &ctx, true).await,
-            Command::Declare(a) => declare::run(a, &ctx).await,
-            Command::Delete(a) => delete::run(a, &ctx).await,
-            Command::Purge(a) => purge::run(a, &ctx).await,
-            Command::ListQueues(a) => list_queues::run(a, &ctx).await,
+            Command::Send(a) => send::run(a, &ctx()?).await,
+            Command::Receive(a) => receive::run(a, &ctx()?).await,
+            Command::Worker(a) => worker::run(a, &ctx()?).await,
+            Command::EmitLog(a) => emit_log::run(a, &ctx()?).await,
+            Command::RpcServe(a) => rpc_serve::run(a, &ctx()?).await,
+            Command::RpcCall(a) => rpc_call::run(a, &ctx()?).await,
+            Command::Bind(a) => bind::run(a, &ctx()?, false).await,
+            Command::Unbind(a) => bind::run(a, &ctx()?, true).await,
+            Command::Declare(a) => declare::run(a, &ctx()?).await,
+            Command::Delete(a) => delete::run(a, &ctx()?).await,
+            Command::Purge(a) => purge::run(a, &ctx()?).await,
+            Command::ListQueues(a) => list_queues::run(a, &ctx()?).await,
             Command::Serve(a) => serve::run(a).await,
-            Command::Perf(a) => perf::run(a, ctx.connect.url.clone(), &ctx.out).await,
+            Command::Perf(a) => {
+                let ctx = ctx()?;
+                perf::run(a, ctx.connect.url.clone(), &ctx.out).await
+            }
+            Command::Tail(a) => tail::run(a, &ctx()?).await,
+            Command::Config(a) => config::run(a, &ctx()?.settings, &out),
+            Command::Tutorial(a) => tutorial::run(a, &out),
+            Command::Generate(a) => generate::run(a, &out),
         }
     });
-    let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
+    // Whatever happened, a message stream owes its closing bracket or header line.
+    let finished = out.finish().map_err(anyhow::Error::from);
+    let result = result.and(finished);
     // Consumers' background tasks must not keep the process alive once we are done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
@@ -189,5 +268,25 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Help that teaches: every command and subcommand shows examples.
+    #[test]
+    fn every_subcommand_has_examples() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let examples = sub
+                    .get_after_help()
+                    .is_some_and(|h| h.to_string().contains("Examples:\n  rmq "));
+                if !examples {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "rmq", &mut missing);
+        assert!(missing.is_empty(), "no examples in --help of: {missing:?}");
     }
 }

@@ -26,13 +26,14 @@ pub(crate) struct RpcCallArgs {
     /// content_type of the requests.
     #[arg(long, value_name = "MIME")]
     content_type: Option<String>,
+    /// Print each reply through a template ({body}, {correlation_id}, {headers.NAME}, ...;
+    /// see `rmq receive --help`).
+    #[arg(long, short = 'f', value_name = "TEMPLATE")]
+    format: Option<String>,
 }
 
 pub(crate) async fn run(args: RpcCallArgs, ctx: &Ctx) -> anyhow::Result<()> {
-    let format = ctx
-        .out
-        .message_format()
-        .map_err(|e| coded(exit::USAGE, e))?;
+    let format = ctx.out.message_format(args.format.as_deref())?;
     let session = Session::connect(&ctx.connect).await?;
     // Publishing to a missing queue silently drops the request: say so instead of timing out.
     if session.queue_exists(&args.queue).await?.is_none() {
@@ -66,7 +67,7 @@ pub(crate) async fn run(args: RpcCallArgs, ctx: &Ctx) -> anyhow::Result<()> {
     for (request, reply) in args.requests.iter().zip(&replies) {
         match reply {
             Some(m) => {
-                ctx.out.message(m, format)?;
+                ctx.out.message(m, 0, &format)?;
                 if m.properties
                     .headers
                     .as_ref()

@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 /// Publish messages to a queue.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  rmq send hello 'Hello World!'                      # tutorial 1\n  rmq send task_queue --durable --persistent 'A very hard task...'   # tutorial 2\n  seq 100000 | rmq send numbers --lines              # one message per line, confirmed\n  rmq send files --file report.pdf --content-type application/pdf\n  rmq receive q --output jsonl | rmq send copy --input jsonl    # move a queue, losslessly\n  rmq send --exchange amq.topic quick.orange.rabbit 'hi'         # QUEUE is the routing key with --exchange\n  rmq send q -H tenant=acme -H attempt:=3 --correlation-id 42 'x'\n\nWithout MESSAGE or --file, stdin is read: as one message, or one per line with --lines.\nExit: 0 all confirmed; 1 refused (nack, channel error) or unroutable with --mandatory; 65 bad input."
+    after_help = "Examples:\n  rmq send hello 'Hello World!'                      # tutorial 1\n  rmq send task_queue --durable --persistent 'A very hard task...'   # tutorial 2\n  seq 100000 | rmq send numbers --lines              # one message per line, confirmed\n  rmq send files --file report.pdf --content-type application/pdf\n  rmq receive q --output jsonl | rmq send copy --input jsonl    # move a queue, losslessly\n  rmq send --exchange amq.topic quick.orange.rabbit 'hi'         # QUEUE is the routing key with --exchange\n  rmq send q -H tenant=acme -H attempt:=3 --correlation-id 42 'x'\n  rmq send q2 --replay-dir dump/                     # what `rmq receive q --save-dir dump/` saved\n\nWithout MESSAGE or --file, stdin is read: as one message, or one per line with --lines.\nExit: 0 all confirmed; 1 refused (nack, channel error) or unroutable with --mandatory; 65 bad input."
 )]
 pub(crate) struct SendArgs {
     /// Queue to send to (through the default exchange). With --exchange, the routing key.
@@ -30,6 +30,10 @@ pub(crate) struct SendArgs {
     /// Input format: raw bytes, or rmq's lossless JSON lines (from `receive --output jsonl`).
     #[arg(long, value_enum, default_value = "raw", value_name = "FORMAT")]
     input: InputFormat,
+    /// Send the messages that `receive --save-dir DIR` saved, in order, with their
+    /// properties and typed headers (DIR/NNNNNN.json; the body from NNNNNN.body).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["message", "file", "lines", "input"])]
+    replay_dir: Option<PathBuf>,
     /// Publish to this exchange instead of the default one (no queue is declared).
     #[arg(long, value_name = "NAME")]
     exchange: Option<String>,
@@ -77,13 +81,14 @@ enum Source {
 pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let props = args.props.properties(args.kind.clone())?;
     let (spec, mode) = args.queue_args.spec(&args.queue)?;
-    let source = open_source(&args).await?;
-    // Validate every JSON line before the first publish: a bad line must not leave
-    // half of the input sent.
-    let (source, prepared) = if args.input == InputFormat::Jsonl {
-        (None, Some(read_jsonl(source).await?))
+    // Validate every JSON line (or saved message) before the first publish: a bad one
+    // must not leave half of the input sent.
+    let (source, prepared) = if let Some(dir) = &args.replay_dir {
+        (None, Some(crate::output::read_saved(dir)?))
+    } else if args.input == InputFormat::Jsonl {
+        (None, Some(read_jsonl(open_source(&args).await?).await?))
     } else {
-        (Some(source), None)
+        (Some(open_source(&args).await?), None)
     };
 
     let session = Session::connect(&ctx.connect).await?;
@@ -97,7 +102,13 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
     };
     let mut publisher = session.publisher(opts).await?;
     let exchange = args.exchange.clone().unwrap_or_default();
-    let progress = ctx.out.progress(None, "sending", false);
+    let total = prepared
+        .as_ref()
+        .map(|m| m.len() as u64 * args.count)
+        .or_else(|| {
+            (args.count > 1 && matches!(source, Some(Source::Args(_)))).then_some(args.count)
+        });
+    let progress = ctx.out.progress(total, "sending", false);
     let mut last_body: Option<Vec<u8>> = None;
 
     let work = async {

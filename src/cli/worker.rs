@@ -64,6 +64,8 @@ struct Job {
     settler: Settler,
     /// Printing.
     ctx_out: Arc<crate::output::Output>,
+    /// Messages processed, with a live rate (drawn only on a terminal, never with --quiet).
+    progress: crate::output::Progress,
 }
 
 pub(crate) async fn run(args: WorkerArgs, ctx: &Ctx) -> anyhow::Result<()> {
@@ -87,6 +89,10 @@ pub(crate) async fn run(args: WorkerArgs, ctx: &Ctx) -> anyhow::Result<()> {
         dot_time: args.dot_time,
         settler: sub.settler(),
         ctx_out: ctx.out.clone(),
+        // Without --exec the tutorial's lines go to stdout: no bar over them on a terminal.
+        progress: ctx
+            .out
+            .progress(args.count, "processed", args.exec.is_none()),
     });
     ctx.out.ready(&format!(
         " [*] Waiting for messages in '{}'. To exit press CTRL+C",
@@ -134,6 +140,7 @@ pub(crate) async fn run(args: WorkerArgs, ctx: &Ctx) -> anyhow::Result<()> {
             return Err(e);
         }
     }
+    job.progress.finish();
     // Closing the channel requeues whatever was taken but not settled.
     sub.close().await;
     session.close().await;
@@ -174,6 +181,8 @@ impl Job {
                 }
             }
         };
-        self.settler.settle(tag, outcome).await
+        self.settler.settle(tag, outcome).await?;
+        self.progress.inc();
+        Ok(())
     }
 }

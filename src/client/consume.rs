@@ -104,8 +104,11 @@ impl Session {
     ) -> anyhow::Result<(String, Subscription)> {
         use lapin::options::{QueueBindOptions, QueueDeclareOptions};
         let chan = self.raw_channel().await?;
+        // A private queue lives as long as this consumer: exclusive (gone with the
+        // connection) and auto-delete (gone with the consumer), so a tap leaves nothing.
         let declare = QueueDeclareOptions {
             exclusive: queue.is_none(),
+            auto_delete: queue.is_none(),
             ..QueueDeclareOptions::default()
         };
         let q = chan

@@ -2,14 +2,21 @@
 //! and the ready line on stderr, colour and progress bars only on a terminal.
 //!
 //! - `table`     rows of values in every format
+//! - `template`  `--format` templates for messages
+//! - `saved`     the `--save-dir` / `--replay-dir` directory of messages
 //! - `progress`  indicatif bars, hidden off a terminal or with `--quiet`
 
 mod progress;
+mod saved;
 mod table;
+mod template;
 
 pub use progress::Progress;
+pub use saved::{SaveDir, read_saved};
+pub use template::{PLACEHOLDERS, Template};
 
 use crate::client::Message;
+use crate::exit::{self, coded};
 use std::io::{BufWriter, IsTerminal, Stdout, Write};
 use std::sync::Mutex;
 
@@ -29,12 +36,32 @@ pub enum Format {
 }
 
 /// How a stream of messages is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageFormat {
     /// The body followed by a newline.
     Raw,
     /// The lossless JSON-lines form that `send --input jsonl` reads back.
     Jsonl,
+    /// The same objects as one JSON array (closed when the command ends).
+    Json,
+    /// Tab-separated `exchange routing_key redelivered delivery_tag body` under a header
+    /// line (body as UTF-8, lossy; tabs and newlines escaped).
+    Tsv,
+    /// A `--format` template, followed by a newline.
+    Template(Template),
+}
+
+/// The TSV columns of a message stream.
+const MESSAGE_COLUMNS: &str = "exchange\trouting_key\tredelivered\tdelivery_tag\tbody";
+
+/// Stdout and what a message stream still owes it.
+struct Sink {
+    /// Buffered: a receive of 100k messages must not make 100k write calls.
+    w: BufWriter<Stdout>,
+    /// `Some(n)` once a JSON array of messages is open, with `n` items so far.
+    array: Option<u64>,
+    /// A TSV message stream whose header line is still to be printed.
+    tsv_header_due: bool,
 }
 
 /// The process's one printer.
@@ -47,9 +74,10 @@ pub struct Output {
     stdout_tty: bool,
     /// Progress bars and colour on stderr only here.
     stderr_tty: bool,
-    /// Buffered: a receive of 100k messages must not make 100k write calls. Behind a
-    /// mutex because a worker's concurrent tasks print too.
-    out: Mutex<BufWriter<Stdout>>,
+    /// Stdout, behind a mutex because a worker's concurrent tasks print too.
+    out: Mutex<Sink>,
+    /// The progress bar being shown, so notes print above it instead of through it.
+    bar: Mutex<Option<indicatif::ProgressBar>>,
 }
 
 impl Output {
@@ -64,7 +92,12 @@ impl Output {
             quiet,
             stdout_tty,
             stderr_tty,
-            out: Mutex::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
+            out: Mutex::new(Sink {
+                w: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+                array: None,
+                tsv_header_due: false,
+            }),
+            bar: Mutex::new(None),
         }
     }
 
@@ -87,39 +120,115 @@ impl Output {
         })
     }
 
-    /// The format for message streams; tables make no sense for them.
-    pub fn message_format(&self) -> Result<MessageFormat, String> {
-        match self.format {
-            None | Some(Format::Raw) => Ok(MessageFormat::Raw),
-            Some(Format::Jsonl) | Some(Format::Json) => Ok(MessageFormat::Jsonl),
-            Some(other) => Err(format!(
-                "--output {} does not apply to messages (use raw or jsonl)",
-                format!("{other:?}").to_lowercase()
-            )),
+    /// The format for message streams, from `--output` and `--format TEMPLATE`; a bad
+    /// template, or a table (which needs every row before printing), is a usage error.
+    pub fn message_format(&self, template: Option<&str>) -> anyhow::Result<MessageFormat> {
+        if let Some(t) = template {
+            if !matches!(self.format, None | Some(Format::Raw)) {
+                return Err(coded(
+                    exit::USAGE,
+                    "--format TEMPLATE replaces --output: give one of them",
+                ));
+            }
+            return Template::parse(t)
+                .map(MessageFormat::Template)
+                .map_err(|e| coded(exit::USAGE, e));
         }
+        let format = match self.format {
+            None | Some(Format::Raw) => MessageFormat::Raw,
+            Some(Format::Jsonl) => MessageFormat::Jsonl,
+            Some(Format::Json) => MessageFormat::Json,
+            Some(Format::Tsv) => MessageFormat::Tsv,
+            Some(Format::Table) => {
+                return Err(coded(
+                    exit::USAGE,
+                    "--output table does not apply to a stream of messages (a table needs every row before printing): use tsv, json, jsonl, raw or --format",
+                ));
+            }
+        };
+        let mut sink = self.sink();
+        match format {
+            MessageFormat::Json => sink.array = Some(0),
+            MessageFormat::Tsv => sink.tsv_header_due = true,
+            _ => {}
+        }
+        Ok(format)
+    }
+
+    fn sink(&self) -> std::sync::MutexGuard<'_, Sink> {
+        // A panic while printing poisons the lock; the buffer is still usable.
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn with_out<T>(
         &self,
         f: impl FnOnce(&mut BufWriter<Stdout>) -> std::io::Result<T>,
     ) -> std::io::Result<T> {
-        // A panic while printing poisons the lock; the buffer is still usable.
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut out)
+        f(&mut self.sink().w)
     }
 
     /// Print a message (buffered; call [`Output::flush`] before acknowledging it).
-    pub fn message(&self, msg: &Message, format: MessageFormat) -> std::io::Result<()> {
-        self.with_out(|out| match format {
+    pub fn message(&self, msg: &Message, tag: u64, format: &MessageFormat) -> std::io::Result<()> {
+        let mut sink = self.sink();
+        let Sink {
+            w,
+            array,
+            tsv_header_due,
+        } = &mut *sink;
+        match format {
             MessageFormat::Raw => {
-                out.write_all(&msg.body)?;
-                out.write_all(b"\n")
+                w.write_all(&msg.body)?;
+                w.write_all(b"\n")
             }
             MessageFormat::Jsonl => {
-                out.write_all(msg.to_jsonl().as_bytes())?;
-                out.write_all(b"\n")
+                w.write_all(msg.to_jsonl().as_bytes())?;
+                w.write_all(b"\n")
             }
-        })
+            MessageFormat::Json => {
+                let n = array.get_or_insert(0);
+                w.write_all(if *n == 0 { b"[\n" } else { b",\n" })?;
+                *n += 1;
+                w.write_all(msg.to_jsonl().as_bytes())
+            }
+            MessageFormat::Tsv => {
+                if std::mem::take(tsv_header_due) {
+                    writeln!(w, "{MESSAGE_COLUMNS}")?;
+                }
+                let row = [
+                    serde_json::Value::from(msg.exchange.as_str()),
+                    serde_json::Value::from(msg.routing_key.as_str()),
+                    serde_json::Value::from(msg.redelivered),
+                    serde_json::Value::from(tag),
+                    serde_json::Value::from(String::from_utf8_lossy(&msg.body).into_owned()),
+                ];
+                w.write_all(table::render(Format::Raw, &[], &[row.to_vec()]).as_bytes())
+            }
+            MessageFormat::Template(t) => {
+                let mut buf = Vec::with_capacity(msg.body.len() + 64);
+                t.render(msg, tag, &mut buf);
+                buf.push(b'\n');
+                w.write_all(&buf)
+            }
+        }
+    }
+
+    /// End a message stream: close a JSON array (`[]` when nothing came), print a TSV
+    /// header that no message printed yet, and flush. Safe to call more than once.
+    pub fn finish(&self) -> std::io::Result<()> {
+        let mut sink = self.sink();
+        if let Some(n) = sink.array.take() {
+            sink.w.write_all(if n == 0 { b"[" } else { b"\n" })?;
+            sink.w.write_all(b"]\n")?;
+        }
+        if std::mem::take(&mut sink.tsv_header_due) {
+            writeln!(sink.w, "{MESSAGE_COLUMNS}")?;
+        }
+        sink.w.flush()
+    }
+
+    /// Print bytes as they are (generated files).
+    pub fn bytes(&self, data: &[u8]) -> std::io::Result<()> {
+        self.with_out(|out| out.write_all(data))
     }
 
     /// Print one line of result text.
@@ -136,7 +245,11 @@ impl Output {
     pub fn note(&self, text: &str) {
         if !self.quiet {
             let _ = self.flush();
-            eprintln!("{text}");
+            let bar = self.bar.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            match bar {
+                Some(bar) => bar.suspend(|| eprintln!("{text}")),
+                None => eprintln!("{text}"),
+            }
         }
     }
 
@@ -157,6 +270,10 @@ impl Output {
     /// and when stdout is the terminal too, since the bar would tear the output).
     pub fn progress(&self, total: Option<u64>, what: &str, stdout_used: bool) -> Progress {
         let visible = self.stderr_tty && !self.quiet && !(stdout_used && self.stdout_tty);
-        Progress::new(visible, total, what)
+        let progress = Progress::new(visible, total, what);
+        if visible {
+            *self.bar.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress.bar());
+        }
+        progress
     }
 }

@@ -23,12 +23,18 @@ impl Progress {
     pub(super) fn new(visible: bool, total: Option<u64>, what: &str) -> Progress {
         let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
         let template = if total.is_some() {
-            "{msg} {wide_bar} {pos}/{len} ({per_sec}, {eta})"
+            "{msg} {wide_bar} {human_pos}/{human_len} ({rate}, eta {eta})"
         } else {
-            "{spinner} {msg} {pos} ({per_sec})"
+            "{spinner} {msg} {human_pos} ({rate}, {elapsed})"
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style);
+            // A whole number of messages per second reads better than indicatif's decimals.
+            bar.set_style(style.with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} msg/s", state.per_sec());
+                },
+            ));
         }
         bar.set_message(what.to_string());
         Progress {
@@ -50,6 +56,11 @@ impl Progress {
             self.bar.set_draw_target(ProgressDrawTarget::stderr());
             self.bar.enable_steady_tick(Duration::from_millis(200));
         }
+    }
+
+    /// The bar itself, so notes can print above it.
+    pub(super) fn bar(&self) -> ProgressBar {
+        self.bar.clone()
     }
 
     /// Remove the bar.

@@ -1,7 +1,7 @@
 //! Rows of JSON values rendered as table, TSV, JSON, JSON lines or raw.
 
 use super::Format;
-use comfy_table::{Table, presets};
+use comfy_table::{Attribute, Cell, Table, presets};
 use serde_json::{Map, Value};
 
 /// A cell as text: strings bare, everything else as JSON.
@@ -36,11 +36,17 @@ pub(super) fn render(format: Format, columns: &[String], rows: &[Vec<Value>]) ->
         Format::Table => {
             let mut table = Table::new();
             table.load_style(presets::UTF8_FULL_CONDENSED);
-            table.set_header(
-                columns
-                    .iter()
-                    .map(|c| colored::Colorize::bold(c.as_str()).to_string()),
-            );
+            // Bold through comfy-table itself, so the escape codes do not count towards
+            // the column widths; and only when colour is on (terminal, no NO_COLOR).
+            let bold = colored::control::SHOULD_COLORIZE.should_colorize();
+            table.set_header(columns.iter().map(|c| {
+                let cell = Cell::new(c);
+                if bold {
+                    cell.add_attribute(Attribute::Bold)
+                } else {
+                    cell
+                }
+            }));
             for r in rows {
                 table.add_row(r.iter().map(cell));
             }

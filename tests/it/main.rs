@@ -6,9 +6,15 @@
 mod broker_durability;
 mod broker_lapin;
 mod broker_wire;
+mod cli_config;
 mod cli_errors;
 mod cli_formats;
+mod cli_generated;
+mod cli_replay;
 mod cli_support;
+mod cli_tail;
+mod cli_templates;
+mod cli_terminal;
 mod cli_tutorials;
 mod cli_worker;
 mod support;

@@ -109,6 +109,14 @@ pub fn rmq() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmq"));
     cmd.env_remove("RMQ_URL")
         .env_remove("AMQP_URL")
+        .env_remove("RMQ_CONFIG")
+        .env_remove("RMQ_PROFILE")
+        .env_remove("RMQ_API_URL")
+        // The developer's own ~/.config/rmq/config.toml must not steer the tests.
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("rmq-tests-no-config"),
+        )
         .env("NO_COLOR", "1");
     cmd
 }

@@ -1,0 +1,560 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_rmq_global_optspecs
+    string join \n url= profile= config= o/output= q/quiet h/help V/version
+end
+
+function __fish_rmq_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_rmq_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_rmq_using_subcommand
+    set -l cmd (__fish_rmq_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c rmq -n "__fish_rmq_needs_command" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_needs_command" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_needs_command" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_needs_command" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_needs_command" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_needs_command" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "send" -d 'Publish messages to a queue (declaring it if needed), with publisher confirms'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "receive" -d 'Consume messages from a queue (or an exchange) and print them'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "worker" -d 'Process a queue\'s messages one at a time (tutorial 2), optionally with a command per message'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "emit-log" -d 'Publish to an exchange, declaring it like the tutorials\' emit_log (tutorials 3–5)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "rpc-serve" -d 'Answer RPC requests from a queue (tutorial 6\'s server)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "rpc-call" -d 'Send RPC requests and print the replies in request order (tutorial 6\'s client)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "bind" -d 'Bind a queue (or exchange) to an exchange'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "unbind" -d 'Remove a binding'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "declare" -d 'Declare a queue or an exchange'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "delete" -d 'Delete a queue or an exchange'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "purge" -d 'Remove every ready message from a queue'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "list-queues" -d 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "perf" -d 'Measure throughput and latency against a broker (PerfTest\'s flags)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "serve" -d 'Run the embedded AMQP 0-9-1 broker in the foreground'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "tail" -d 'Watch the messages flowing through an exchange, without taking them from anyone'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "tap" -d 'Watch the messages flowing through an exchange, without taking them from anyone'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "config" -d 'Show the connection settings in use (profiles, config file), passwords masked'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "tutorial" -d 'Print the RabbitMQ tutorials as rmq commands, runnable against `rmq serve`'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "generate" -d 'Generate shell completions or man pages'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l file -d 'Read the message(s) from this file instead of stdin' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l input -d 'Input format: raw bytes, or rmq\'s lossless JSON lines (from `receive --output jsonl`)' -r -f -a "raw\t'Bytes: the whole input, or one message per line with --lines'
+jsonl\t'rmq\'s lossless JSON lines, as `receive --output jsonl` writes them'"
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l replay-dir -d 'Send the messages that `receive --save-dir DIR` saved, in order, with their properties and typed headers (DIR/NNNNNN.json; the body from NNNNNN.body)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l exchange -d 'Publish to this exchange instead of the default one (no queue is declared)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l routing-key -d 'Routing key (default: QUEUE; with --input jsonl and --exchange, each line\'s own key)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l type -d 'type property (application message type)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -s n -l count -d 'Send every message N times' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l confirm-window -d 'Most publisher confirms outstanding at once' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l arguments -d 'Queue arguments as a JSON object, e.g. \'{"x-queue-type":"quorum","x-message-ttl":60000}\'' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -s H -l header -d 'A header, KEY=VALUE (a string) or KEY:=JSON (typed: 5, true, {"$type":"i32","value":5}); repeatable' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l content-type -d 'content_type property (MIME type), e.g. application/json' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l content-encoding -d 'content_encoding property, e.g. gzip' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l correlation-id -d 'correlation_id property (pairs RPC replies with requests)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l reply-to -d 'reply_to property (queue for the reply)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l expiration -d 'Per-message TTL in milliseconds' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l priority -d 'Priority 0–9 (for queues with x-max-priority)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l message-id -d 'message_id property' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l app-id -d 'app_id property' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l user-id -d 'user_id property (RabbitMQ checks it equals the connection\'s user)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l timestamp -d 'timestamp property, in seconds since the Unix epoch ("now" for the current time)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand send" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand send" -s l -l lines -d 'Send each line of the input as its own message'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l no-confirm -d 'Do not wait for publisher confirms (faster, but a refused message goes unnoticed)'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l mandatory -d 'Fail (exit 1) if a message cannot be routed to any queue'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l durable -d 'Create the queue durable (survives a broker restart) if it does not exist'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l passive -d 'Only check that the queue exists (error if not); never create it'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l no-declare -d 'Do not declare or check the queue at all'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l persistent -d 'Mark messages persistent (delivery_mode 2): durable queues keep them across restarts'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -s n -l count -d 'Stop after N messages' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l timeout -d 'Give up after this many seconds overall' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l idle-timeout -d 'Give up after this many seconds without a message' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l prefetch -d 'Unacknowledged messages in flight (capped at --count so no extra message is taken)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l exchange -d 'Consume from this exchange through a queue bound to it (tutorials 3–5)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -s k -l binding-key -d 'Binding key (repeatable; needs an exchange)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l match-header -d 'Headers-exchange binding: a header to match, KEY=VALUE (repeatable; needs an exchange)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l match -d 'Headers-exchange binding: all headers must match, or any' -r -f -a "all\t'Every --match-header must match'
+any\t'One --match-header is enough'"
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l type -d 'Exchange type if it must be created (default: fanout; topic with -k; headers with --match-header)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -s f -l format -d 'Print each message through a template instead of --output: {body}, {routing_key}, {exchange}, {redelivered}, {delivery_tag}, {headers.NAME}, {properties.NAME} (or the bare property name: {correlation_id}, {type}, ...), {body_base64}; \\n and \\t escapes, {{ and }} for braces. A newline follows each message' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l save-dir -d 'Save each message as DIR/NNNNNN.body (its bytes) and DIR/NNNNNN.json (the lossless JSON-lines object) instead of printing it; `send --replay-dir DIR` sends them again' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l arguments -d 'Queue arguments as a JSON object, e.g. \'{"x-queue-type":"quorum","x-message-ttl":60000}\'' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l no-ack -d 'Let the broker forget each message as soon as it is sent (no acks, no redelivery)'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l requeue -d 'Put each message back in the queue after printing it (nack with requeue)'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l reject -d 'Reject each message after printing it: dropped, or dead-lettered if the queue says so'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l durable -d 'Create the queue durable (survives a broker restart) if it does not exist'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l passive -d 'Only check that the queue exists (error if not); never create it'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l no-declare -d 'Do not declare or check the queue at all'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l exec -d 'Shell command run per message (sh -c), body on stdin; without it, the tutorial\'s simulated work' -r
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l prefetch -d 'Unacknowledged messages this worker holds (1 = fair dispatch, as in the tutorial)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l concurrency -d 'Messages processed at once (the prefetch is raised to match)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l on-failure -d 'What a failed message becomes: requeued for another try, or rejected (dead-lettered if the queue has a DLX)' -r -f -a "requeue\t'Put it back for another try (it comes back marked redelivered)'
+reject\t'Drop it, or dead-letter it when the queue has x-dead-letter-exchange'"
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -s n -l count -d 'Stop after N messages' -r
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l dot-time -d 'Simulated work per \'.\' in the body (without --exec)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l arguments -d 'Queue arguments as a JSON object, e.g. \'{"x-queue-type":"quorum","x-message-ttl":60000}\'' -r
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l durable -d 'Create the queue durable (survives a broker restart) if it does not exist'
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l passive -d 'Only check that the queue exists (error if not); never create it'
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l no-declare -d 'Do not declare or check the queue at all'
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s x -l exchange -d 'Exchange to publish to' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s t -l type -d 'Exchange type if it must be created (default: fanout; topic with a routing key; headers with -H)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s k -l routing-key -d 'Routing key (severity in tutorial 4, `<facility>.<severity>` in tutorial 5)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s H -l header -d 'A header, KEY=VALUE (a string) or KEY:=JSON (typed: 5, true, {"$type":"i32","value":5}); repeatable' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l content-type -d 'content_type property (MIME type), e.g. application/json' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l content-encoding -d 'content_encoding property, e.g. gzip' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l correlation-id -d 'correlation_id property (pairs RPC replies with requests)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l reply-to -d 'reply_to property (queue for the reply)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l expiration -d 'Per-message TTL in milliseconds' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l priority -d 'Priority 0–9 (for queues with x-max-priority)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l message-id -d 'message_id property' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l app-id -d 'app_id property' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l user-id -d 'user_id property (RabbitMQ checks it equals the connection\'s user)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l timestamp -d 'timestamp property, in seconds since the Unix epoch ("now" for the current time)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l durable -d 'Create the exchange durable if it does not exist'
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l mandatory -d 'Fail (exit 1) if no queue is bound to receive it'
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l persistent -d 'Mark messages persistent (delivery_mode 2): durable queues keep them across restarts'
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l exec -d 'Shell command per request: request body on stdin, reply is its stdout' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -s n -l count -d 'Stop after N requests' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l prefetch -d 'Requests held at once (1 spreads load evenly over several servers)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l arguments -d 'Queue arguments as a JSON object, e.g. \'{"x-queue-type":"quorum","x-message-ttl":60000}\'' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l fib -d 'The tutorial\'s demo: the request is n, the reply fib(n)'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l durable -d 'Create the queue durable (survives a broker restart) if it does not exist'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l passive -d 'Only check that the queue exists (error if not); never create it'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l no-declare -d 'Do not declare or check the queue at all'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -l timeout -d 'Seconds to wait for all replies' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -l content-type -d 'content_type of the requests' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -s f -l format -d 'Print each reply through a template ({body}, {correlation_id}, {headers.NAME}, ...; see `rmq receive --help`)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -l to-exchange -d 'Bind this exchange instead of a queue (exchange-to-exchange binding)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -s k -l key -d 'Routing/binding key' -r
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -l arguments -d 'Binding arguments as a JSON object (headers exchanges match on them)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -l to-exchange -d 'Bind this exchange instead of a queue (exchange-to-exchange binding)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -s k -l key -d 'Routing/binding key' -r
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -l arguments -d 'Binding arguments as a JSON object (headers exchanges match on them)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -f -a "queue" -d 'Declare a queue (prints its name, messages and consumers)'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -f -a "exchange" -d 'Declare an exchange'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l arguments -d 'Arguments as a JSON object (x-message-ttl, x-max-length, x-queue-type, x-dead-letter-exchange, ...)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l durable -d 'Survive a broker restart'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l auto-delete -d 'Delete it when its last consumer goes'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l passive -d 'Only check that it exists and report its counts'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -s t -l type -d 'direct, fanout, topic or headers' -r
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l arguments -d 'Arguments as a JSON object (e.g. alternate-exchange)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l durable -d 'Survive a broker restart'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l auto-delete -d 'Delete it when its last binding goes'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l internal -d 'Only reachable through exchange-to-exchange bindings'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from help" -f -a "queue" -d 'Declare a queue (prints its name, messages and consumers)'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from help" -f -a "exchange" -d 'Declare an exchange'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -f -a "queue" -d 'Delete a queue (and its messages)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -f -a "exchange" -d 'Delete an exchange (and its bindings)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l if-unused -d 'Only if no consumer is attached'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l if-empty -d 'Only if it holds no messages'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l if-exists -d 'Succeed if it does not exist (without it, a missing queue is an error)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l if-unused -d 'Only if nothing is bound to it'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l if-exists -d 'Succeed if it does not exist (without it, a missing exchange is an error)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from help" -f -a "queue" -d 'Delete a queue (and its messages)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from help" -f -a "exchange" -d 'Delete an exchange (and its bindings)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s x -l producers -d 'Producers, each on its own connection' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s y -l consumers -d 'Consumers, each on its own connection' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s s -l size -d 'Message size in bytes (at least 14)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s r -l rate -d 'Messages per second per producer (default: as fast as possible)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s c -l confirm -d 'Publisher confirms with this many outstanding (default: no confirms)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s A -l multi-ack-every -d 'Acknowledge with `multiple` every N messages (default: each message)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -l qos -d 'Consumer prefetch (basic.qos), 0 for unlimited' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s z -l time -d 'Run for this many seconds (default: until Ctrl-C or the counts are reached)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s C -l pmessages -d 'Messages each producer sends' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s D -l cmessages -d 'Messages each consumer receives' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s f -l flag -d 'Message flags: `persistent` (durable queues, delivery_mode 2)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s u -l queue -d 'Queue name (default: generated, deleted at the end)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s e -l exchange -d 'Publish to this exchange (declared with --type) instead of the default exchange' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s t -l type -d 'Exchange type for --exchange' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -l queues -d 'Spread producers and consumers over this many queues' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -l queue-args -d 'Arguments for the declared queues, as a JSON object (e.g. \'{"x-expires": 60000}\')' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s a -l autoack -d 'Consumers use automatic acknowledgement (no-ack)'
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l bind -d 'Address to listen on (loopback by default: exposing a broker is a choice)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l port -d 'AMQP port; 0 picks a free one and prints it' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l mgmt-port -d 'Management HTTP API port' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l data-dir -d 'Directory for durable queues, exchanges, bindings and persistent messages [default: $XDG_DATA_HOME/rmq, else ~/.local/share/rmq]' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l user -d 'A user as NAME:PASSWORD (repeatable). Without any, `guest:guest` exists (loopback only)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l vhost -d 'A virtual host to create at start (repeatable); `/` always exists' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l heartbeat -d 'Heartbeat interval proposed to clients, in seconds (0 disables)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l max-message-size -d 'Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l in-memory -d 'Keep everything in memory: nothing survives a restart'
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -s q -l quiet -d 'Only log errors'
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -s v -l verbose -d 'Log more (repeat for more detail)'
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -s k -l binding-key -d 'Binding key (repeatable; needs an exchange)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l match-header -d 'Headers-exchange binding: a header to match, KEY=VALUE (repeatable; needs an exchange)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l match -d 'Headers-exchange binding: all headers must match, or any' -r -f -a "all\t'Every --match-header must match'
+any\t'One --match-header is enough'"
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -s n -l count -d 'Stop after N messages' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l timeout -d 'Give up after this many seconds overall' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l idle-timeout -d 'Give up after this many seconds without a message' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -s f -l format -d 'Print each message through a template instead of --output: {body}, {routing_key}, {exchange}, {redelivered}, {delivery_tag}, {headers.NAME}, {properties.NAME} (or the bare property name: {correlation_id}, {type}, ...), {body_base64}; \\n and \\t escapes, {{ and }} for braces. A newline follows each message' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l save-dir -d 'Save each message as DIR/NNNNNN.body (its bytes) and DIR/NNNNNN.json (the lossless JSON-lines object) instead of printing it; `send --replay-dir DIR` sends them again' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -s k -l binding-key -d 'Binding key (repeatable; needs an exchange)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l match-header -d 'Headers-exchange binding: a header to match, KEY=VALUE (repeatable; needs an exchange)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l match -d 'Headers-exchange binding: all headers must match, or any' -r -f -a "all\t'Every --match-header must match'
+any\t'One --match-header is enough'"
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -s n -l count -d 'Stop after N messages' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l timeout -d 'Give up after this many seconds overall' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l idle-timeout -d 'Give up after this many seconds without a message' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -s f -l format -d 'Print each message through a template instead of --output: {body}, {routing_key}, {exchange}, {redelivered}, {delivery_tag}, {headers.NAME}, {properties.NAME} (or the bare property name: {correlation_id}, {type}, ...), {body_base64}; \\n and \\t escapes, {{ and }} for braces. A newline follows each message' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l save-dir -d 'Save each message as DIR/NNNNNN.body (its bytes) and DIR/NNNNNN.json (the lossless JSON-lines object) instead of printing it; `send --replay-dir DIR` sends them again' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -f -a "show" -d 'The resolved settings and their sources (passwords shown as ***)'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -f -a "path" -d 'The config file rmq reads (whether or not it exists)'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'The resolved settings and their sources (passwords shown as ***)'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "path" -d 'The config file rmq reads (whether or not it exists)'
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -f -a "completions" -d 'Shell completions: one shell\'s script on stdout, or every shell\'s file with --dir'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -f -a "man" -d 'Man pages: rmq.1 on stdout, or rmq.1 and one page per subcommand with --dir'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -l dir -d 'Write the file(s) into this directory instead of stdout' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -l dir -d 'Write rmq.1 and a page per subcommand (rmq-send.1, ...) into this directory, replacing any rmq*.1 there, instead of printing rmq.1' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Shell completions: one shell\'s script on stdout, or every shell\'s file with --dir'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "man" -d 'Man pages: rmq.1 on stdout, or rmq.1 and one page per subcommand with --dir'
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "send" -d 'Publish messages to a queue (declaring it if needed), with publisher confirms'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "receive" -d 'Consume messages from a queue (or an exchange) and print them'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "worker" -d 'Process a queue\'s messages one at a time (tutorial 2), optionally with a command per message'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "emit-log" -d 'Publish to an exchange, declaring it like the tutorials\' emit_log (tutorials 3–5)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "rpc-serve" -d 'Answer RPC requests from a queue (tutorial 6\'s server)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "rpc-call" -d 'Send RPC requests and print the replies in request order (tutorial 6\'s client)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "bind" -d 'Bind a queue (or exchange) to an exchange'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "unbind" -d 'Remove a binding'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "declare" -d 'Declare a queue or an exchange'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "delete" -d 'Delete a queue or an exchange'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "purge" -d 'Remove every ready message from a queue'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "list-queues" -d 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "perf" -d 'Measure throughput and latency against a broker (PerfTest\'s flags)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "serve" -d 'Run the embedded AMQP 0-9-1 broker in the foreground'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "tail" -d 'Watch the messages flowing through an exchange, without taking them from anyone'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "config" -d 'Show the connection settings in use (profiles, config file), passwords masked'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "tutorial" -d 'Print the RabbitMQ tutorials as rmq commands, runnable against `rmq serve`'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "generate" -d 'Generate shell completions or man pages'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from declare" -f -a "queue" -d 'Declare a queue (prints its name, messages and consumers)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from declare" -f -a "exchange" -d 'Declare an exchange'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from delete" -f -a "queue" -d 'Delete a queue (and its messages)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from delete" -f -a "exchange" -d 'Delete an exchange (and its bindings)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'The resolved settings and their sources (passwords shown as ***)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "path" -d 'The config file rmq reads (whether or not it exists)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "completions" -d 'Shell completions: one shell\'s script on stdout, or every shell\'s file with --dir'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "man" -d 'Man pages: rmq.1 on stdout, or rmq.1 and one page per subcommand with --dir'

@@ -1,0 +1,80 @@
+//! `rmq tail` (alias `tap`): watch what flows through an exchange without taking anything
+//! from anyone — a private queue (server-named, exclusive, auto-delete) bound with the
+//! given patterns gets its own copy of every matching message, consumed without acks.
+
+use super::Ctx;
+use super::args::{EndArgs, MessageOutArgs};
+use super::receive::BindingArgs;
+use super::stream::{Plan, consume};
+use crate::client::{ConsumeOptions, Session, Settle};
+use crate::exit::{self, coded};
+use clap::Args;
+
+/// Print the messages flowing through an exchange.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  rmq tail topic_logs                                # every message (binds '#')\n  rmq tail topic_logs -k 'kern.*' -k '*.critical'    # tutorial 5's patterns\n  rmq tail logs --count 10 --timeout 30              # tutorial 3's fanout, ten messages at most\n  rmq tail direct_logs -k error -k warning           # direct exchanges need the keys\n  rmq tail events --match-header tenant=acme         # a headers exchange\n  rmq tap amq.topic --format '{routing_key} {body}' --output raw\n  rmq tail orders -o jsonl > orders.jsonl            # a lossless recording\n\nThe exchange must exist; nothing else is declared but the private queue, which goes\naway with rmq. Every consumer of the exchange's own queues keeps getting its messages.\nWithout -k or --match-header the binding key is '#': everything on a topic, fanout or\nheaders exchange (a direct exchange only routes exact keys: give them with -k).\nExit: as receive (0, 3 when --count/--timeout ends short, 130 Ctrl-C)."
+)]
+pub(crate) struct TailArgs {
+    /// Exchange to watch.
+    exchange: String,
+    #[command(flatten)]
+    bind: BindingArgs,
+    #[command(flatten)]
+    end: EndArgs,
+    #[command(flatten)]
+    out: MessageOutArgs,
+}
+
+pub(crate) async fn run(args: TailArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let mut sink = args.out.sink(&ctx.out)?;
+    let bindings = args.bind.bindings(Some("#"))?;
+    let session = Session::connect(&ctx.connect).await?;
+    // Tapping must not create what it watches: a typo would otherwise tap a new, silent exchange.
+    if !session.exchange_exists(&args.exchange).await? {
+        return Err(coded(
+            exit::FAILURE,
+            format!(
+                "exchange '{}' does not exist in vhost '{}' (nothing to tail; list them with the management API, or declare it)",
+                args.exchange,
+                session.vhost()
+            ),
+        ));
+    }
+    let opts = ConsumeOptions {
+        prefetch: 0,
+        no_ack: true,
+        exclusive: true,
+    };
+    let (queue, mut sub) = session
+        .subscribe_exchange(None, &args.exchange, &bindings, &opts)
+        .await?;
+    let keys: Vec<String> = bindings
+        .iter()
+        .map(|(k, a)| {
+            if a.is_empty() {
+                format!("'{k}'")
+            } else {
+                serde_json::Value::Object(a.clone()).to_string()
+            }
+        })
+        .collect();
+    ctx.out.ready(&format!(
+        " [*] Waiting for messages from exchange '{}' ({}) in '{queue}'. To exit press CTRL+C",
+        args.exchange,
+        keys.join(", ")
+    ));
+    let plan = Plan {
+        count: args.end.count,
+        timeout: args.end.timeout,
+        idle_timeout: args.end.idle_timeout,
+        settle: Settle::Ack,
+        no_ack: true,
+        prefetch: 0,
+        what: "tailing",
+    };
+    let result = consume(&mut sub, &plan, &mut sink, ctx).await;
+    sub.close().await;
+    session.close().await;
+    result
+}
