@@ -5,6 +5,7 @@
 use super::config::BrokerConfig;
 use super::connection;
 use super::log;
+use super::mgmt;
 use super::state::BrokerState;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,16 +22,23 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Server {
     /// The AMQP listener (bound in `bind` so `--port 0` can be reported before serving).
     listener: TcpListener,
+    /// The management HTTP API's listener (same address, `mgmt_port`).
+    mgmt: TcpListener,
     /// Everything connections share.
     state: Arc<BrokerState>,
 }
 
 impl Server {
-    /// Bind the AMQP listener.
+    /// Bind the AMQP listener and the management API's (on the same interface).
     pub async fn bind(config: BrokerConfig) -> std::io::Result<Server> {
         let listener = TcpListener::bind(config.amqp_addr).await?;
+        let mgmt_addr = SocketAddr::new(config.amqp_addr.ip(), config.mgmt_port);
+        let mgmt = TcpListener::bind(mgmt_addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("management API on {mgmt_addr}: {e}"))
+        })?;
         Ok(Server {
             listener,
+            mgmt,
             state: Arc::new(BrokerState::open(config)?),
         })
     }
@@ -43,9 +51,24 @@ impl Server {
             .unwrap_or(self.state.config.amqp_addr)
     }
 
+    /// The management HTTP API's bound address (with the real port when 0 was asked for).
+    pub fn mgmt_addr(&self) -> SocketAddr {
+        self.mgmt.local_addr().unwrap_or(SocketAddr::new(
+            self.state.config.amqp_addr.ip(),
+            self.state.config.mgmt_port,
+        ))
+    }
+
     /// Serve until `shutdown` resolves, then close every connection.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let amqp_addr = self.local_addr();
+        let mgmt = tokio::spawn(mgmt::serve(
+            self.mgmt,
+            self.state.clone(),
+            amqp_addr,
+            stop_rx.clone(),
+        ));
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -71,6 +94,10 @@ impl Server {
         .await;
         if drained.is_err() {
             connections.abort_all();
+        }
+        // In-flight HTTP requests finish; then the API task ends on its own.
+        if tokio::time::timeout(DRAIN_TIMEOUT, mgmt).await.is_err() {
+            log::error(format_args!("management API did not stop in time"));
         }
     }
 }

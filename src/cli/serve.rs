@@ -17,7 +17,7 @@ pub(crate) struct ServeArgs {
     /// AMQP port; 0 picks a free one and prints it.
     #[arg(long, default_value_t = 5672)]
     port: u16,
-    /// Management HTTP API port.
+    /// Management HTTP API port (RabbitMQ-compatible /api and Prometheus /metrics); 0 picks a free one.
     #[arg(long, default_value_t = 15672)]
     mgmt_port: u16,
     /// Directory for durable queues, exchanges, bindings and persistent messages
@@ -83,7 +83,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         log::info(format_args!("data directory {}", dir.display()));
     }
     let server = Server::bind(config).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
+        if e.kind() == std::io::ErrorKind::AddrInUse && e.to_string().starts_with("management API") {
+            anyhow::anyhow!(
+                "cannot serve the {e} (is RabbitMQ's management plugin or another broker running? try --mgmt-port 0)"
+            )
+        } else if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow::anyhow!(
                 "cannot listen on {}:{}: {e} (is another broker running? try --port 0)",
                 args.bind,
@@ -94,7 +98,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     })?;
     let addr = server.local_addr();
+    let mgmt = server.mgmt_addr();
     println!("rmq serve: listening on amqp://{addr}");
+    println!("rmq serve: management API on http://{mgmt}");
     log::info(format_args!("AMQP 0-9-1 broker ready on amqp://{addr}"));
     server.run(shutdown_signal()).await;
     log::info(format_args!("broker stopped"));
