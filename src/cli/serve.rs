@@ -83,11 +83,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         log::info(format_args!("data directory {}", dir.display()));
     }
     let server = Server::bind(config).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse && e.to_string().starts_with("management API") {
-            anyhow::anyhow!(
-                "cannot serve the {e} (is RabbitMQ's management plugin or another broker running? try --mgmt-port 0)"
-            )
-        } else if e.kind() == std::io::ErrorKind::AddrInUse {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow::anyhow!(
                 "cannot listen on {}:{}: {e} (is another broker running? try --port 0)",
                 args.bind,
@@ -100,7 +96,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr = server.local_addr();
     let mgmt = server.mgmt_addr();
     println!("rmq serve: listening on amqp://{addr}");
-    println!("rmq serve: management API on http://{mgmt}");
+    if let Some(mgmt) = mgmt {
+        println!("rmq serve: management API on http://{mgmt}");
+    }
     log::info(format_args!("AMQP 0-9-1 broker ready on amqp://{addr}"));
     server.run(shutdown_signal()).await;
     log::info(format_args!("broker stopped"));
