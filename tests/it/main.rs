@@ -11,5 +11,7 @@ mod cli_formats;
 mod cli_support;
 mod cli_tutorials;
 mod cli_worker;
+mod mgmt_api;
+mod mgmt_cli;
 mod support;
 mod third_party;
