@@ -95,9 +95,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     let addr = server.local_addr();
     let mgmt = server.mgmt_addr();
-    println!("rmq serve: listening on amqp://{addr}");
+    // One write, errors ignored: scripts read the first line and may close the pipe, and a
+    // broker must not die of a reader that went away.
+    let mut banner = format!("rmq serve: listening on amqp://{addr}\n");
     if let Some(mgmt) = mgmt {
-        println!("rmq serve: management API on http://{mgmt}");
+        banner.push_str(&format!("rmq serve: management API on http://{mgmt}\n"));
+    }
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
     log::info(format_args!("AMQP 0-9-1 broker ready on amqp://{addr}"));
     server.run(shutdown_signal()).await;
