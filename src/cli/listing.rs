@@ -103,7 +103,27 @@ pub(crate) async fn run(
     let vhost = args.vhost.clone().unwrap_or_else(|| uri.vhost.clone());
     let api = ApiConfig::from_amqp(&uri, args.api_url.clone());
     let scoped = kind.path.contains("{vhost}");
-    let path = kind.path.replace("{vhost}", &api_segment(&vhost));
+    let mut path = kind.path.replace("{vhost}", &api_segment(&vhost));
+    // Ask only for what is shown, sorted and filtered on (RabbitMQ honours `columns` too):
+    // 10,000 queues with every field are megabytes of JSON.
+    let mut wanted: Vec<String> = Vec::new();
+    for c in columns
+        .iter()
+        .map(String::as_str)
+        .chain(kind.sort.iter().copied())
+        .chain(["vhost"])
+    {
+        let p = match kind.aliases.iter().find(|(a, _)| *a == c) {
+            Some((_, p)) if p.starts_with('=') => continue,
+            Some((_, p)) => p.to_string(),
+            None => c.to_string(),
+        };
+        if !wanted.contains(&p) {
+            wanted.push(p);
+        }
+    }
+    let encoded: Vec<String> = wanted.iter().map(|c| api_segment(c)).collect();
+    path.push_str(&format!("?columns={}", encoded.join(",")));
     let mut items = api_list(&api, &path, scoped.then_some(vhost.as_str())).await?;
     // Connection listings are broker-wide; an explicit --vhost narrows them.
     if let (false, Some(v)) = (scoped, &args.vhost) {

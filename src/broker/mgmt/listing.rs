@@ -63,6 +63,16 @@ fn param_u64(q: &HashMap<String, String>, k: &str) -> Result<Option<u64>, ()> {
     }
 }
 
+/// Whether the answer needs `field`: no `columns` (everything), a column inside it, or
+/// a `sort` by it.
+pub(crate) fn wants(q: &HashMap<String, String>, field: &str) -> bool {
+    let inside = |c: &str| c == field || c.starts_with(&format!("{field}."));
+    match q.get("columns") {
+        None => true,
+        Some(cols) => cols.split(',').any(inside) || q.get("sort").is_some_and(|s| inside(s)),
+    }
+}
+
 /// Apply the query to `items` (already in the endpoint's default order) and build the
 /// answer: a plain list, or RabbitMQ's paging envelope when `page` is given.
 pub(crate) fn respond(

@@ -30,8 +30,9 @@ fn queue_type(q: &Queue) -> String {
         .unwrap_or_else(|| "classic".into())
 }
 
-/// One queue as RabbitMQ's management API shows it.
-pub(crate) fn queue_json(q: &Arc<Queue>, node: &str) -> Value {
+/// One queue as RabbitMQ's management API shows it; `stats: false` leaves out
+/// `message_stats` (the costliest part) when the request's `columns` do not ask for it.
+pub(crate) fn queue_json(q: &Arc<Queue>, node: &str, stats: bool) -> Value {
     let snap = q.snapshot();
     let exclusive_tag = snap
         .consumers
@@ -44,7 +45,7 @@ pub(crate) fn queue_json(q: &Arc<Queue>, node: &str) -> Value {
         None
     };
     let own = &q.counters.own;
-    json!({
+    let mut v = json!({
         "arguments": table(&q.arguments),
         "auto_delete": q.auto_delete,
         "consumers": snap.consumers.len(),
@@ -54,7 +55,6 @@ pub(crate) fn queue_json(q: &Arc<Queue>, node: &str) -> Value {
         "exclusive_consumer_tag": exclusive_tag,
         "message_bytes": snap.ready_bytes,
         "message_bytes_ready": snap.ready_bytes,
-        "message_stats": message_stats(&own.totals(), own, &QUEUE_STATS),
         "messages": snap.ready + snap.unacked,
         "messages_ready": snap.ready,
         "messages_unacknowledged": snap.unacked,
@@ -66,12 +66,20 @@ pub(crate) fn queue_json(q: &Arc<Queue>, node: &str) -> Value {
         "state": "running",
         "type": queue_type(q),
         "vhost": q.vhost,
-    })
+    });
+    if stats && let Value::Object(m) = &mut v {
+        m.insert(
+            "message_stats".into(),
+            message_stats(&own.totals(), own, &QUEUE_STATS),
+        );
+    }
+    v
 }
 
 /// Every queue of `vhosts`, by vhost then name (RabbitMQ's order).
-fn list(api: &Api, vhosts: Vec<Arc<VHost>>) -> Vec<Value> {
+fn list(api: &Api, vhosts: Vec<Arc<VHost>>, q: &HashMap<String, String>) -> Vec<Value> {
     let node = api.node();
+    let stats = listing::wants(q, "message_stats");
     let mut out = Vec::new();
     for v in vhosts {
         let mut queues: Vec<_> = v
@@ -82,7 +90,7 @@ fn list(api: &Api, vhosts: Vec<Arc<VHost>>) -> Vec<Value> {
             .cloned()
             .collect();
         queues.sort_by(|a, b| a.name.cmp(&b.name));
-        out.extend(queues.iter().map(|q| queue_json(q, &node)));
+        out.extend(queues.iter().map(|q| queue_json(q, &node, stats)));
     }
     out
 }
@@ -91,7 +99,7 @@ pub(super) async fn list_all(
     State(api): State<Api>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = list(&api, api.scope(None)?);
+    let items = list(&api, api.scope(None)?, &q);
     Ok(Json(listing::respond(items, &q)?))
 }
 
@@ -100,7 +108,7 @@ pub(super) async fn list_vhost(
     Path(vhost): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = list(&api, api.scope(Some(&vhost))?);
+    let items = list(&api, api.scope(Some(&vhost))?, &q);
     Ok(Json(listing::respond(items, &q)?))
 }
 
@@ -115,7 +123,7 @@ pub(super) async fn show(
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (_, q) = find(&api, &vhost, &name)?;
-    Ok(Json(queue_json(&q, &api.node())))
+    Ok(Json(queue_json(&q, &api.node(), true)))
 }
 
 /// `PUT /api/queues/{vhost}/{name}`: declare (201), or check an existing queue is
