@@ -6,6 +6,7 @@
 //! - `output`  everything that prints: table | json | jsonl | tsv | raw, colour, progress
 //! - `exit`    exit codes (sysexits style), documented in one table
 //! - `broker`  the embedded AMQP 0-9-1 broker behind `rmq serve`
+//! - `perf`    `rmq perf`: a lean raw-AMQP load generator (uses lapin's URI parser only)
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub, clippy::dbg_macro, clippy::todo)]
 
@@ -14,3 +15,4 @@ pub mod cli;
 pub mod client;
 pub mod exit;
 pub mod output;
+pub mod perf;

@@ -25,7 +25,7 @@
 //! - `error`          typed AMQP errors with RabbitMQ's codes and texts
 
 mod channel;
-mod codec;
+pub(crate) mod codec;
 pub mod config;
 mod connection;
 mod counters;
@@ -34,7 +34,7 @@ mod error;
 mod exchange;
 mod handshake;
 pub mod log;
-mod message;
+pub(crate) mod message;
 mod methods_basic;
 mod methods_queue;
 mod mgmt;

@@ -15,6 +15,7 @@ mod list_queues;
 mod list_vhosts;
 mod listing;
 mod overview;
+mod perf;
 mod purge;
 mod receive;
 mod rpc_call;
@@ -107,6 +108,8 @@ enum Command {
     ListVhosts(list_vhosts::ListVhostsArgs),
     /// A one-screen summary of the broker: versions, totals, rates, listeners.
     Overview(overview::OverviewArgs),
+    /// Measure throughput and latency against a broker (PerfTest's flags).
+    Perf(perf::PerfArgs),
     /// Run the embedded AMQP 0-9-1 broker in the foreground.
     Serve(serve::ServeArgs),
 }
@@ -168,6 +171,7 @@ pub fn main() -> ExitCode {
             Command::ListVhosts(a) => list_vhosts::run(a, &ctx).await,
             Command::Overview(a) => overview::run(a, &ctx).await,
             Command::Serve(a) => serve::run(a).await,
+            Command::Perf(a) => perf::run(a, ctx.connect.url.clone(), &ctx.out).await,
         }
     });
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));

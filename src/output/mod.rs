@@ -73,6 +73,11 @@ impl Output {
         self.quiet
     }
 
+    /// `--output json` was asked for (one JSON document on stdout).
+    pub fn is_json(&self) -> bool {
+        self.format == Some(Format::Json)
+    }
+
     /// The format for rows of results.
     pub fn table_format(&self) -> Format {
         self.format.unwrap_or(if self.stdout_tty {
