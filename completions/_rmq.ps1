@@ -44,6 +44,12 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a queue or an exchange')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove every ready message from a queue')
             [CompletionResult]::new('list-queues', 'list-queues', [CompletionResultType]::ParameterValue, 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)')
+            [CompletionResult]::new('list-exchanges', 'list-exchanges', [CompletionResultType]::ParameterValue, 'List exchanges through the management HTTP API (like `rabbitmqctl list_exchanges`)')
+            [CompletionResult]::new('list-bindings', 'list-bindings', [CompletionResultType]::ParameterValue, 'List bindings through the management HTTP API (like `rabbitmqctl list_bindings`)')
+            [CompletionResult]::new('list-connections', 'list-connections', [CompletionResultType]::ParameterValue, 'List client connections through the management HTTP API (like `rabbitmqctl list_connections`)')
+            [CompletionResult]::new('list-consumers', 'list-consumers', [CompletionResultType]::ParameterValue, 'List consumers through the management HTTP API (like `rabbitmqctl list_consumers`)')
+            [CompletionResult]::new('list-vhosts', 'list-vhosts', [CompletionResultType]::ParameterValue, 'List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`)')
+            [CompletionResult]::new('overview', 'overview', [CompletionResultType]::ParameterValue, 'A one-screen summary of the broker: versions, totals, rates, listeners')
             [CompletionResult]::new('perf', 'perf', [CompletionResultType]::ParameterValue, 'Measure throughput and latency against a broker (PerfTest''s flags)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the embedded AMQP 0-9-1 broker in the foreground')
             [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Watch the messages flowing through an exchange, without taking them from anyone')
@@ -422,6 +428,112 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
         'rmq;list-queues' {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;list-exchanges' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;list-bindings' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;list-connections' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;list-consumers' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;list-vhosts' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;overview' {
             [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
@@ -484,7 +596,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
         'rmq;serve' {
             [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Address to listen on (loopback by default: exposing a broker is a choice)')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'AMQP port; 0 picks a free one and prints it')
-            [CompletionResult]::new('--mgmt-port', '--mgmt-port', [CompletionResultType]::ParameterName, 'Management HTTP API port')
+            [CompletionResult]::new('--mgmt-port', '--mgmt-port', [CompletionResultType]::ParameterName, 'Management HTTP API port (RabbitMQ-compatible /api and Prometheus /metrics); 0 picks a free one')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory for durable queues, exchanges, bindings and persistent messages [default: $XDG_DATA_HOME/rmq, else ~/.local/share/rmq]')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'A user as NAME:PASSWORD (repeatable). Without any, `guest:guest` exists (loopback only)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'A virtual host to create at start (repeatable); `/` always exists')
@@ -705,6 +817,12 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a queue or an exchange')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove every ready message from a queue')
             [CompletionResult]::new('list-queues', 'list-queues', [CompletionResultType]::ParameterValue, 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)')
+            [CompletionResult]::new('list-exchanges', 'list-exchanges', [CompletionResultType]::ParameterValue, 'List exchanges through the management HTTP API (like `rabbitmqctl list_exchanges`)')
+            [CompletionResult]::new('list-bindings', 'list-bindings', [CompletionResultType]::ParameterValue, 'List bindings through the management HTTP API (like `rabbitmqctl list_bindings`)')
+            [CompletionResult]::new('list-connections', 'list-connections', [CompletionResultType]::ParameterValue, 'List client connections through the management HTTP API (like `rabbitmqctl list_connections`)')
+            [CompletionResult]::new('list-consumers', 'list-consumers', [CompletionResultType]::ParameterValue, 'List consumers through the management HTTP API (like `rabbitmqctl list_consumers`)')
+            [CompletionResult]::new('list-vhosts', 'list-vhosts', [CompletionResultType]::ParameterValue, 'List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`)')
+            [CompletionResult]::new('overview', 'overview', [CompletionResultType]::ParameterValue, 'A one-screen summary of the broker: versions, totals, rates, listeners')
             [CompletionResult]::new('perf', 'perf', [CompletionResultType]::ParameterValue, 'Measure throughput and latency against a broker (PerfTest''s flags)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the embedded AMQP 0-9-1 broker in the foreground')
             [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Watch the messages flowing through an exchange, without taking them from anyone')
@@ -764,6 +882,24 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             break
         }
         'rmq;help;list-queues' {
+            break
+        }
+        'rmq;help;list-exchanges' {
+            break
+        }
+        'rmq;help;list-bindings' {
+            break
+        }
+        'rmq;help;list-connections' {
+            break
+        }
+        'rmq;help;list-consumers' {
+            break
+        }
+        'rmq;help;list-vhosts' {
+            break
+        }
+        'rmq;help;overview' {
             break
         }
         'rmq;help;perf' {

@@ -41,6 +41,12 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand delete 'Delete a queue or an exchange'
             cand purge 'Remove every ready message from a queue'
             cand list-queues 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)'
+            cand list-exchanges 'List exchanges through the management HTTP API (like `rabbitmqctl list_exchanges`)'
+            cand list-bindings 'List bindings through the management HTTP API (like `rabbitmqctl list_bindings`)'
+            cand list-connections 'List client connections through the management HTTP API (like `rabbitmqctl list_connections`)'
+            cand list-consumers 'List consumers through the management HTTP API (like `rabbitmqctl list_consumers`)'
+            cand list-vhosts 'List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`)'
+            cand overview 'A one-screen summary of the broker: versions, totals, rates, listeners'
             cand perf 'Measure throughput and latency against a broker (PerfTest''s flags)'
             cand serve 'Run the embedded AMQP 0-9-1 broker in the foreground'
             cand tail 'Watch the messages flowing through an exchange, without taking them from anyone'
@@ -395,6 +401,106 @@ set edit:completion:arg-completer[rmq] = {|@words|
         &'rmq;list-queues'= {
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
+            cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
+            cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
+            cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
+            cand -o 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand --output 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand -q 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand --quiet 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rmq;list-exchanges'= {
+            cand -p 'Virtual host (default: the URL''s)'
+            cand --vhost 'Virtual host (default: the URL''s)'
+            cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
+            cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
+            cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
+            cand -o 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand --output 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand -q 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand --quiet 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rmq;list-bindings'= {
+            cand -p 'Virtual host (default: the URL''s)'
+            cand --vhost 'Virtual host (default: the URL''s)'
+            cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
+            cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
+            cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
+            cand -o 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand --output 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand -q 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand --quiet 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rmq;list-connections'= {
+            cand -p 'Virtual host (default: the URL''s)'
+            cand --vhost 'Virtual host (default: the URL''s)'
+            cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
+            cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
+            cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
+            cand -o 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand --output 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand -q 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand --quiet 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rmq;list-consumers'= {
+            cand -p 'Virtual host (default: the URL''s)'
+            cand --vhost 'Virtual host (default: the URL''s)'
+            cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
+            cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
+            cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
+            cand -o 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand --output 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand -q 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand --quiet 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rmq;list-vhosts'= {
+            cand -p 'Virtual host (default: the URL''s)'
+            cand --vhost 'Virtual host (default: the URL''s)'
+            cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
+            cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
+            cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
+            cand -o 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand --output 'Output format (default: table on a terminal, tsv otherwise; raw for messages)'
+            cand -q 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand --quiet 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rmq;overview'= {
             cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
@@ -455,7 +561,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
         &'rmq;serve'= {
             cand --bind 'Address to listen on (loopback by default: exposing a broker is a choice)'
             cand --port 'AMQP port; 0 picks a free one and prints it'
-            cand --mgmt-port 'Management HTTP API port'
+            cand --mgmt-port 'Management HTTP API port (RabbitMQ-compatible /api and Prometheus /metrics); 0 picks a free one'
             cand --data-dir 'Directory for durable queues, exchanges, bindings and persistent messages [default: $XDG_DATA_HOME/rmq, else ~/.local/share/rmq]'
             cand --user 'A user as NAME:PASSWORD (repeatable). Without any, `guest:guest` exists (loopback only)'
             cand --vhost 'A virtual host to create at start (repeatable); `/` always exists'
@@ -658,6 +764,12 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand delete 'Delete a queue or an exchange'
             cand purge 'Remove every ready message from a queue'
             cand list-queues 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)'
+            cand list-exchanges 'List exchanges through the management HTTP API (like `rabbitmqctl list_exchanges`)'
+            cand list-bindings 'List bindings through the management HTTP API (like `rabbitmqctl list_bindings`)'
+            cand list-connections 'List client connections through the management HTTP API (like `rabbitmqctl list_connections`)'
+            cand list-consumers 'List consumers through the management HTTP API (like `rabbitmqctl list_consumers`)'
+            cand list-vhosts 'List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`)'
+            cand overview 'A one-screen summary of the broker: versions, totals, rates, listeners'
             cand perf 'Measure throughput and latency against a broker (PerfTest''s flags)'
             cand serve 'Run the embedded AMQP 0-9-1 broker in the foreground'
             cand tail 'Watch the messages flowing through an exchange, without taking them from anyone'
@@ -701,6 +813,18 @@ set edit:completion:arg-completer[rmq] = {|@words|
         &'rmq;help;purge'= {
         }
         &'rmq;help;list-queues'= {
+        }
+        &'rmq;help;list-exchanges'= {
+        }
+        &'rmq;help;list-bindings'= {
+        }
+        &'rmq;help;list-connections'= {
+        }
+        &'rmq;help;list-consumers'= {
+        }
+        &'rmq;help;list-vhosts'= {
+        }
+        &'rmq;help;overview'= {
         }
         &'rmq;help;perf'= {
         }

@@ -47,6 +47,12 @@ complete -c rmq -n "__fish_rmq_needs_command" -f -a "declare" -d 'Declare a queu
 complete -c rmq -n "__fish_rmq_needs_command" -f -a "delete" -d 'Delete a queue or an exchange'
 complete -c rmq -n "__fish_rmq_needs_command" -f -a "purge" -d 'Remove every ready message from a queue'
 complete -c rmq -n "__fish_rmq_needs_command" -f -a "list-queues" -d 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "list-exchanges" -d 'List exchanges through the management HTTP API (like `rabbitmqctl list_exchanges`)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "list-bindings" -d 'List bindings through the management HTTP API (like `rabbitmqctl list_bindings`)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "list-connections" -d 'List client connections through the management HTTP API (like `rabbitmqctl list_connections`)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "list-consumers" -d 'List consumers through the management HTTP API (like `rabbitmqctl list_consumers`)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "list-vhosts" -d 'List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`)'
+complete -c rmq -n "__fish_rmq_needs_command" -f -a "overview" -d 'A one-screen summary of the broker: versions, totals, rates, listeners'
 complete -c rmq -n "__fish_rmq_needs_command" -f -a "perf" -d 'Measure throughput and latency against a broker (PerfTest\'s flags)'
 complete -c rmq -n "__fish_rmq_needs_command" -f -a "serve" -d 'Run the embedded AMQP 0-9-1 broker in the foreground'
 complete -c rmq -n "__fish_rmq_needs_command" -f -a "tail" -d 'Watch the messages flowing through an exchange, without taking them from anyone'
@@ -339,6 +345,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand purge" -s q -l quiet -d 'No note
 complete -c rmq -n "__fish_rmq_using_subcommand purge" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand purge" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
@@ -351,6 +358,88 @@ raw\t'Bare values: message bodies (default for messages), or TSV without the hea
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s V -l version -d 'Print version'
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -s o -l output -d 'Output format (default: table on a terminal, tsv otherwise; raw for messages)' -r -f -a "table\t'Aligned table (default for results on a terminal)'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (lossless for messages)'
+tsv\t'Tab-separated values with a header line (default for results off a terminal)'
+raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand perf" -s x -l producers -d 'Producers, each on its own connection' -r
 complete -c rmq -n "__fish_rmq_using_subcommand perf" -s y -l consumers -d 'Consumers, each on its own connection' -r
 complete -c rmq -n "__fish_rmq_using_subcommand perf" -s s -l size -d 'Message size in bytes (at least 14)' -r
@@ -381,7 +470,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand perf" -s h -l help -d 'Print hel
 complete -c rmq -n "__fish_rmq_using_subcommand perf" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l bind -d 'Address to listen on (loopback by default: exposing a broker is a choice)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l port -d 'AMQP port; 0 picks a free one and prints it' -r
-complete -c rmq -n "__fish_rmq_using_subcommand serve" -l mgmt-port -d 'Management HTTP API port' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l mgmt-port -d 'Management HTTP API port (RabbitMQ-compatible /api and Prometheus /metrics); 0 picks a free one' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l data-dir -d 'Directory for durable queues, exchanges, bindings and persistent messages [default: $XDG_DATA_HOME/rmq, else ~/.local/share/rmq]' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l user -d 'A user as NAME:PASSWORD (repeatable). Without any, `guest:guest` exists (loopback only)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l vhost -d 'A virtual host to create at start (repeatable); `/` always exists' -r
@@ -531,25 +620,31 @@ complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcom
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Shell completions: one shell\'s script on stdout, or every shell\'s file with --dir'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "man" -d 'Man pages: rmq.1 on stdout, or rmq.1 and one page per subcommand with --dir'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "send" -d 'Publish messages to a queue (declaring it if needed), with publisher confirms'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "receive" -d 'Consume messages from a queue (or an exchange) and print them'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "worker" -d 'Process a queue\'s messages one at a time (tutorial 2), optionally with a command per message'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "emit-log" -d 'Publish to an exchange, declaring it like the tutorials\' emit_log (tutorials 3–5)'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "rpc-serve" -d 'Answer RPC requests from a queue (tutorial 6\'s server)'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "rpc-call" -d 'Send RPC requests and print the replies in request order (tutorial 6\'s client)'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "bind" -d 'Bind a queue (or exchange) to an exchange'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "unbind" -d 'Remove a binding'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "declare" -d 'Declare a queue or an exchange'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "delete" -d 'Delete a queue or an exchange'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "purge" -d 'Remove every ready message from a queue'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "list-queues" -d 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "perf" -d 'Measure throughput and latency against a broker (PerfTest\'s flags)'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "serve" -d 'Run the embedded AMQP 0-9-1 broker in the foreground'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "tail" -d 'Watch the messages flowing through an exchange, without taking them from anyone'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "config" -d 'Show the connection settings in use (profiles, config file), passwords masked'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "tutorial" -d 'Print the RabbitMQ tutorials as rmq commands, runnable against `rmq serve`'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "generate" -d 'Generate shell completions or man pages'
-complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues perf serve tail config tutorial generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "send" -d 'Publish messages to a queue (declaring it if needed), with publisher confirms'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "receive" -d 'Consume messages from a queue (or an exchange) and print them'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "worker" -d 'Process a queue\'s messages one at a time (tutorial 2), optionally with a command per message'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "emit-log" -d 'Publish to an exchange, declaring it like the tutorials\' emit_log (tutorials 3–5)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "rpc-serve" -d 'Answer RPC requests from a queue (tutorial 6\'s server)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "rpc-call" -d 'Send RPC requests and print the replies in request order (tutorial 6\'s client)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "bind" -d 'Bind a queue (or exchange) to an exchange'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "unbind" -d 'Remove a binding'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "declare" -d 'Declare a queue or an exchange'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "delete" -d 'Delete a queue or an exchange'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "purge" -d 'Remove every ready message from a queue'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "list-queues" -d 'List queues through the management HTTP API (like `rabbitmqctl list_queues`)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "list-exchanges" -d 'List exchanges through the management HTTP API (like `rabbitmqctl list_exchanges`)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "list-bindings" -d 'List bindings through the management HTTP API (like `rabbitmqctl list_bindings`)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "list-connections" -d 'List client connections through the management HTTP API (like `rabbitmqctl list_connections`)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "list-consumers" -d 'List consumers through the management HTTP API (like `rabbitmqctl list_consumers`)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "list-vhosts" -d 'List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "overview" -d 'A one-screen summary of the broker: versions, totals, rates, listeners'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "perf" -d 'Measure throughput and latency against a broker (PerfTest\'s flags)'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "serve" -d 'Run the embedded AMQP 0-9-1 broker in the foreground'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "tail" -d 'Watch the messages flowing through an exchange, without taking them from anyone'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "config" -d 'Show the connection settings in use (profiles, config file), passwords masked'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "tutorial" -d 'Print the RabbitMQ tutorials as rmq commands, runnable against `rmq serve`'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "generate" -d 'Generate shell completions or man pages'
+complete -c rmq -n "__fish_rmq_using_subcommand help; and not __fish_seen_subcommand_from send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail config tutorial generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from declare" -f -a "queue" -d 'Declare a queue (prints its name, messages and consumers)'
 complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from declare" -f -a "exchange" -d 'Declare an exchange'
 complete -c rmq -n "__fish_rmq_using_subcommand help; and __fish_seen_subcommand_from delete" -f -a "queue" -d 'Delete a queue (and its messages)'

@@ -411,6 +411,7 @@ module completions {
   # List queues through the management HTTP API (like `rabbitmqctl list_queues`)
   export extern "rmq list-queues" [
     --vhost(-p): string       # Virtual host (default: the URL's)
+    --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
@@ -420,6 +421,117 @@ module completions {
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show
+  ]
+
+  def "nu-complete rmq list-exchanges output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # List exchanges through the management HTTP API (like `rabbitmqctl list_exchanges`)
+  export extern "rmq list-exchanges" [
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq list-exchanges output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    ...columns: string        # Columns to show (rabbitmqctl's info items)
+  ]
+
+  def "nu-complete rmq list-bindings output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # List bindings through the management HTTP API (like `rabbitmqctl list_bindings`)
+  export extern "rmq list-bindings" [
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq list-bindings output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    ...columns: string        # Columns to show (rabbitmqctl's info items)
+  ]
+
+  def "nu-complete rmq list-connections output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # List client connections through the management HTTP API (like `rabbitmqctl list_connections`)
+  export extern "rmq list-connections" [
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq list-connections output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    ...columns: string        # Columns to show (rabbitmqctl's info items)
+  ]
+
+  def "nu-complete rmq list-consumers output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # List consumers through the management HTTP API (like `rabbitmqctl list_consumers`)
+  export extern "rmq list-consumers" [
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq list-consumers output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    ...columns: string        # Columns to show (rabbitmqctl's info items)
+  ]
+
+  def "nu-complete rmq list-vhosts output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`)
+  export extern "rmq list-vhosts" [
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq list-vhosts output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    ...columns: string        # Columns to show (rabbitmqctl's info items)
+  ]
+
+  def "nu-complete rmq overview output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # A one-screen summary of the broker: versions, totals, rates, listeners
+  export extern "rmq overview" [
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq overview output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
   ]
 
   def "nu-complete rmq perf output" [] {
@@ -462,7 +574,7 @@ module completions {
   export extern "rmq serve" [
     --bind: string            # Address to listen on (loopback by default: exposing a broker is a choice)
     --port: string            # AMQP port; 0 picks a free one and prints it
-    --mgmt-port: string       # Management HTTP API port
+    --mgmt-port: string       # Management HTTP API port (RabbitMQ-compatible /api and Prometheus /metrics); 0 picks a free one
     --data-dir: path          # Directory for durable queues, exchanges, bindings and persistent messages [default: $XDG_DATA_HOME/rmq, else ~/.local/share/rmq]
     --in-memory               # Keep everything in memory: nothing survives a restart
     --user: string            # A user as NAME:PASSWORD (repeatable). Without any, `guest:guest` exists (loopback only)
@@ -718,6 +830,30 @@ module completions {
 
   # List queues through the management HTTP API (like `rabbitmqctl list_queues`)
   export extern "rmq help list-queues" [
+  ]
+
+  # List exchanges through the management HTTP API (like `rabbitmqctl list_exchanges`)
+  export extern "rmq help list-exchanges" [
+  ]
+
+  # List bindings through the management HTTP API (like `rabbitmqctl list_bindings`)
+  export extern "rmq help list-bindings" [
+  ]
+
+  # List client connections through the management HTTP API (like `rabbitmqctl list_connections`)
+  export extern "rmq help list-connections" [
+  ]
+
+  # List consumers through the management HTTP API (like `rabbitmqctl list_consumers`)
+  export extern "rmq help list-consumers" [
+  ]
+
+  # List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`)
+  export extern "rmq help list-vhosts" [
+  ]
+
+  # A one-screen summary of the broker: versions, totals, rates, listeners
+  export extern "rmq help overview" [
   ]
 
   # Measure throughput and latency against a broker (PerfTest's flags)

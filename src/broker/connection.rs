@@ -9,6 +9,7 @@ use super::codec::{self, FRAME_METHOD};
 use super::error::{AmqpError, code};
 use super::handshake::{self, HANDSHAKE_TIMEOUT};
 use super::log;
+use super::registry::NewConn;
 use super::session::{End, Session};
 use super::state::BrokerState;
 use amq_protocol::protocol::{AMQPClass, connection};
@@ -33,6 +34,7 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(broker.config.amqp_addr);
     let mut neg = match tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         handshake::negotiate(&broker, &mut stream, peer),
@@ -63,6 +65,17 @@ pub(crate) async fn serve(
     let heartbeat = Duration::from_secs(u64::from(neg.heartbeat));
     let mut buf = std::mem::take(&mut neg.leftover);
     let frame_max = neg.frame_max;
+    let registered = broker.registry.add(NewConn {
+        user: neg.user.clone(),
+        vhost: neg.vhost.name.clone(),
+        peer,
+        local,
+        client_properties: neg.client_properties.clone(),
+        frame_max: neg.frame_max,
+        channel_max: neg.channel_max,
+        heartbeat: neg.heartbeat,
+        shared: conn.clone(),
+    });
     let mut session = Session::new(broker.clone(), conn.clone(), neg, peer);
 
     let mut last_read = Instant::now();
@@ -84,6 +97,10 @@ pub(crate) async fn serve(
             },
             _ = tokio::time::sleep_until(dead_at), if !heartbeat.is_zero() => {
                 break End::PeerGone(format!("missed heartbeats from client, timeout: {}s", heartbeat.as_secs()));
+            }
+            () = registered.close.notified() => {
+                let reason = registered.close_reason();
+                break End::Close(AmqpError::new(code::CONNECTION_FORCED, format_args!("{reason}")));
             }
             _ = shutdown.changed() => {
                 break End::Close(AmqpError::new(code::CONNECTION_FORCED, "broker forced connection closure with reason 'shutdown'"));
@@ -119,6 +136,7 @@ pub(crate) async fn serve(
         End::ClientClosed => "closed by client".to_string(),
         End::PeerGone(why) => why,
     };
+    broker.registry.remove(id);
     session.teardown();
     conn.shutdown();
     let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, writer).await;

@@ -27,7 +27,7 @@ pub(crate) struct Negotiated {
     pub(crate) frame_max: u32,
     pub(crate) channel_max: u16,
     pub(crate) heartbeat: u16,
-    #[allow(dead_code, reason = "listed by the management API")]
+    /// Listed by the management API (`client_properties`).
     pub(crate) client_properties: FieldTable,
     pub(crate) cancel_notify: bool,
     /// Bytes read past the handshake (a pipelining client may already have sent more).

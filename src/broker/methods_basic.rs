@@ -52,6 +52,9 @@ impl Session {
                     }
                 } else {
                     self.chan(ch).consumer_prefetch = count;
+                    if let Some(c) = self.broker.registry.channel(self.conn.id, ch) {
+                        c.set_prefetch(count);
+                    }
                 }
                 self.reply(
                     ch,
@@ -319,6 +322,9 @@ impl Session {
                     ));
                 }
                 self.chan(ch).confirm = true;
+                if let Some(c) = self.broker.registry.channel(self.conn.id, ch) {
+                    c.confirm.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 if !s.nowait {
                     self.reply(
                         ch,
@@ -343,6 +349,10 @@ impl Session {
                     ));
                 }
                 self.chan(ch).tx = true;
+                if let Some(c) = self.broker.registry.channel(self.conn.id, ch) {
+                    c.transactional
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 self.reply(ch, AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
             }
             tx::AMQPMethod::Commit(_) => {

@@ -16,6 +16,9 @@
 //! - `exchange`       direct / fanout / topic / headers routing, exchange bindings
 //! - `vhost`          registry of exchanges and queues, routing across exchanges
 //! - `state`          broker-wide state: vhosts, users, direct reply-to
+//! - `registry`       open connections and channels (listing, closing from outside)
+//! - `counters`       message counters and rates for `message_stats` and `/metrics`
+//! - `mgmt`           the RabbitMQ-compatible management HTTP API and `/metrics`
 //! - `store`          persistence: definitions log, queue message logs, group commit
 //! - `recover`        start-up from the data directory
 //! - `message`        a published message and its content header
@@ -25,6 +28,7 @@ mod channel;
 pub(crate) mod codec;
 pub mod config;
 mod connection;
+mod counters;
 mod deadletter;
 mod error;
 mod exchange;
@@ -35,11 +39,13 @@ pub mod log;
 pub(crate) mod message;
 mod methods_basic;
 mod methods_queue;
+mod mgmt;
 mod publish;
 mod queue;
 mod queue_args;
 mod ready;
 mod recover;
+mod registry;
 mod server;
 mod session;
 mod state;

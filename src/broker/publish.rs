@@ -2,6 +2,7 @@
 //! mandatory returns, transactions and the publisher-confirm count.
 
 use super::codec;
+use super::counters::Stat;
 use super::error::{AmqpError, AmqpResult, code};
 use super::message::{Message, MessageRef, header_keys, without_headers};
 use super::methods_basic::REPLY_TO;
@@ -180,6 +181,18 @@ impl Session {
                 any
             }),
         };
+        let counters = &self.vhost.counters.exchange;
+        counters.add(Stat::Publish, 1);
+        if !routed {
+            counters.add(
+                if mandatory {
+                    Stat::ReturnUnroutable
+                } else {
+                    Stat::DropUnroutable
+                },
+                1,
+            );
+        }
         if !routed && mandatory {
             // basic.return goes out before the confirm (sent at the end of the read batch).
             let mut out = BytesMut::with_capacity(96 + msg.header.len() + msg.body.len());
@@ -205,6 +218,7 @@ impl Session {
             if refused {
                 chan.nacks.push(chan.publish_seq);
             }
+            self.vhost.counters.exchange.add(Stat::Confirm, 1);
         }
     }
 }

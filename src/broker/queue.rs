@@ -7,6 +7,7 @@
 //! publishes into other queues, so it always runs after the queue's own lock is released.
 
 use super::channel::{ChannelShared, ConsumerCredit};
+use super::counters::{QueueCounters, Stat};
 use super::deadletter::{self, Reason};
 use super::log;
 use super::message::{Message, MessageRef};
@@ -131,6 +132,23 @@ pub(crate) struct Queue {
     /// The arguments rmq acts on, validated.
     pub(crate) args: QueueArgs,
     state: Mutex<QueueState>,
+    /// Publish/deliver/ack counts for the management API (relaxed atomics).
+    pub(crate) counters: QueueCounters,
+}
+
+/// A queue's state for the management API.
+#[derive(Debug)]
+pub(crate) struct QueueSnapshot {
+    /// Ready messages.
+    pub(crate) ready: u64,
+    /// Body bytes of the ready messages.
+    pub(crate) ready_bytes: u64,
+    /// Delivered, not yet settled.
+    pub(crate) unacked: u64,
+    /// The consumers, highest priority first.
+    pub(crate) consumers: Vec<Consumer>,
+    /// `x-single-active-consumer`: only the first consumer gets messages.
+    pub(crate) single_active: bool,
 }
 
 /// What a queue is declared as.
@@ -198,6 +216,7 @@ impl Queue {
                 log,
             }),
             args,
+            counters: QueueCounters::new(vhost.counters.retired.clone()),
         });
         if let Some(ms) = q.args.expires {
             watch_expires(Arc::downgrade(&q), Duration::from_millis(ms));
@@ -249,6 +268,7 @@ impl Queue {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            q.counters.own.add(Stat::Publish, 1);
             let seq = st.next_seq;
             st.next_seq += 1;
             let stored = match &mut st.log {
@@ -333,6 +353,7 @@ impl Queue {
 
     /// Deliveries were acked: forget them and deliver more.
     pub(crate) fn ack(self: &Arc<Self>, entries: Vec<Entry>) {
+        self.counters.own.add(Stat::Ack, entries.len() as u64);
         self.with(|q, st| {
             st.unacked = st.unacked.saturating_sub(entries.len());
             for e in &entries {
@@ -419,7 +440,11 @@ impl Queue {
         self.with(|q, st| {
             st.last_used = Instant::now();
             q.expire_head(st, Instant::now());
-            let mut e = st.ready.pop_front()?;
+            let Some(mut e) = st.ready.pop_front() else {
+                q.counters.own.add(Stat::GetEmpty, 1);
+                return None;
+            };
+            q.count_delivery(if ack { Stat::Get } else { Stat::GetNoAck }, e.redelivered);
             if e.msg.is_none() {
                 e.msg = q.load(st, &e);
                 if e.msg.is_none() {
@@ -457,6 +482,28 @@ impl Queue {
             log.destroy();
         }
         (n, std::mem::take(&mut st.consumers))
+    }
+
+    fn count_delivery(&self, stat: Stat, redelivered: bool) {
+        self.counters.own.add(stat, 1);
+        if redelivered {
+            self.counters.own.add(Stat::Redeliver, 1);
+        }
+    }
+
+    /// What the management API shows of this queue right now (one lock, no copies of
+    /// messages), expired messages excluded.
+    pub(crate) fn snapshot(self: &Arc<Self>) -> QueueSnapshot {
+        self.with(|q, st| {
+            q.expire_head(st, Instant::now());
+            QueueSnapshot {
+                ready: st.ready.len() as u64,
+                ready_bytes: st.ready.bytes(),
+                unacked: st.unacked as u64,
+                consumers: st.consumers.clone(),
+                single_active: q.args.single_active_consumer,
+            }
+        })
     }
 
     /// (ready, unacked, consumers) right now, expired messages excluded.
@@ -589,6 +636,14 @@ impl Queue {
                         if !no_ack {
                             st.unacked += 1;
                         }
+                        self.count_delivery(
+                            if no_ack {
+                                Stat::DeliverNoAck
+                            } else {
+                                Stat::Deliver
+                            },
+                            head.redelivered,
+                        );
                         st.next_consumer = idx - start + 1;
                         delivered = Some(no_ack);
                         break 'levels;

@@ -5,6 +5,7 @@
 use super::config::BrokerConfig;
 use super::connection;
 use super::log;
+use super::mgmt;
 use super::state::BrokerState;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,16 +22,36 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Server {
     /// The AMQP listener (bound in `bind` so `--port 0` can be reported before serving).
     listener: TcpListener,
+    /// The management HTTP API's listener (same address, `mgmt_port`); `None` when that
+    /// port was taken (RabbitMQ's own management plugin, say): AMQP is served regardless.
+    mgmt: Option<TcpListener>,
     /// Everything connections share.
     state: Arc<BrokerState>,
 }
 
 impl Server {
-    /// Bind the AMQP listener.
+    /// Bind the AMQP listener and the management API's (on the same interface).
     pub async fn bind(config: BrokerConfig) -> std::io::Result<Server> {
         let listener = TcpListener::bind(config.amqp_addr).await?;
+        let mgmt_addr = SocketAddr::new(config.amqp_addr.ip(), config.mgmt_port);
+        let mgmt = match TcpListener::bind(mgmt_addr).await {
+            Ok(l) => Some(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                log::error(format_args!(
+                    "management API not started: {mgmt_addr} is in use ({e}); pass --mgmt-port 0 for a free port"
+                ));
+                None
+            }
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("management API on {mgmt_addr}: {e}"),
+                ));
+            }
+        };
         Ok(Server {
             listener,
+            mgmt,
             state: Arc::new(BrokerState::open(config)?),
         })
     }
@@ -43,9 +64,24 @@ impl Server {
             .unwrap_or(self.state.config.amqp_addr)
     }
 
+    /// The management HTTP API's bound address (with the real port when 0 was asked
+    /// for); `None` when its port was in use.
+    pub fn mgmt_addr(&self) -> Option<SocketAddr> {
+        self.mgmt.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serve until `shutdown` resolves, then close every connection.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let amqp_addr = self.local_addr();
+        let mgmt = self.mgmt.map(|listener| {
+            tokio::spawn(mgmt::serve(
+                listener,
+                self.state.clone(),
+                amqp_addr,
+                stop_rx.clone(),
+            ))
+        });
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -71,6 +107,12 @@ impl Server {
         .await;
         if drained.is_err() {
             connections.abort_all();
+        }
+        // In-flight HTTP requests finish; then the API task ends on its own.
+        if let Some(mgmt) = mgmt
+            && tokio::time::timeout(DRAIN_TIMEOUT, mgmt).await.is_err()
+        {
+            log::error(format_args!("management API did not stop in time"));
         }
     }
 }

@@ -317,8 +317,9 @@ impl Session {
                     format_args!("channel_max exceeded: channel {ch} > {}", self.channel_max),
                 )));
             }
-            self.channels
-                .insert(ch, Channel::new(ch, self.conn.clone()));
+            let chan = Channel::new(ch, self.conn.clone());
+            self.broker.registry.channel_opened(&chan.shared);
+            self.channels.insert(ch, chan);
             self.conn.send_method(
                 ch,
                 AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
@@ -577,6 +578,9 @@ impl Session {
     /// Release a closing channel: stop deliveries, cancel its consumers (auto-delete
     /// queues may go), requeue its unacked messages as redelivered.
     pub(crate) fn release_channel(&mut self, chan: &mut Channel) {
+        self.broker
+            .registry
+            .channel_closed(self.conn.id, chan.shared.id);
         let consumers = {
             let mut st = chan.shared.lock();
             st.open = false;

@@ -2,7 +2,9 @@
 
 use super::channel::ChannelShared;
 use super::config::BrokerConfig;
+use super::counters::Counters;
 use super::recover;
+use super::registry::Registry;
 use super::store::Store;
 use super::vhost::VHost;
 use std::collections::HashMap;
@@ -19,6 +21,12 @@ pub(crate) struct BrokerState {
     pub(crate) users: HashMap<String, String>,
     /// Direct reply-to: token → the channel whose reply consumer gets the answers.
     pub(crate) reply_to: Mutex<HashMap<String, Weak<ChannelShared>>>,
+    /// Open connections and channels, for the management API.
+    pub(crate) registry: Registry,
+    /// When the broker started (uptime, rates' first sample).
+    pub(crate) started: std::time::Instant,
+    /// Broker-wide message totals and rates as of the management sampler's last sample.
+    pub(crate) counters: Counters,
     next_id: AtomicU64,
     random: RandomState,
 }
@@ -46,6 +54,9 @@ impl BrokerState {
             vhosts: RwLock::new(vhosts),
             users,
             reply_to: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
+            started: std::time::Instant::now(),
+            counters: Counters::default(),
             next_id: AtomicU64::new(1),
             random: RandomState::new(),
         })

@@ -1,6 +1,7 @@
 //! A virtual host: its exchanges, queues and bindings, each behind its own lock so that
 //! publishing to one queue never waits for another.
 
+use super::counters::VhostCounters;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::message::Message;
@@ -19,6 +20,8 @@ pub(crate) struct VHost {
     pub(crate) queues: RwLock<HashMap<String, Arc<Queue>>>,
     /// Persistence (`--data-dir`); None keeps everything in memory.
     pub(crate) store: Option<Arc<Store>>,
+    /// Publish counts and deleted queues' totals, for `message_stats` (management API).
+    pub(crate) counters: VhostCounters,
 }
 
 /// The exchanges every RabbitMQ vhost starts with.
@@ -55,6 +58,7 @@ impl VHost {
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
             store,
+            counters: VhostCounters::default(),
         }
     }
 

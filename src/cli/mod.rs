@@ -9,7 +9,14 @@ mod delete;
 mod emit_log;
 mod exec;
 mod generate;
+mod list_bindings;
+mod list_connections;
+mod list_consumers;
+mod list_exchanges;
 mod list_queues;
+mod list_vhosts;
+mod listing;
+mod overview;
 mod perf;
 mod purge;
 mod receive;
@@ -129,6 +136,18 @@ enum Command {
     Purge(purge::PurgeArgs),
     /// List queues through the management HTTP API (like `rabbitmqctl list_queues`).
     ListQueues(list_queues::ListQueuesArgs),
+    /// List exchanges through the management HTTP API (like `rabbitmqctl list_exchanges`).
+    ListExchanges(list_exchanges::ListExchangesArgs),
+    /// List bindings through the management HTTP API (like `rabbitmqctl list_bindings`).
+    ListBindings(list_bindings::ListBindingsArgs),
+    /// List client connections through the management HTTP API (like `rabbitmqctl list_connections`).
+    ListConnections(list_connections::ListConnectionsArgs),
+    /// List consumers through the management HTTP API (like `rabbitmqctl list_consumers`).
+    ListConsumers(list_consumers::ListConsumersArgs),
+    /// List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`).
+    ListVhosts(list_vhosts::ListVhostsArgs),
+    /// A one-screen summary of the broker: versions, totals, rates, listeners.
+    Overview(overview::OverviewArgs),
     /// Measure throughput and latency against a broker (PerfTest's flags).
     Perf(perf::PerfArgs),
     /// Run the embedded AMQP 0-9-1 broker in the foreground.
@@ -215,6 +234,12 @@ pub fn main() -> ExitCode {
             Command::Delete(a) => delete::run(a, &ctx()?).await,
             Command::Purge(a) => purge::run(a, &ctx()?).await,
             Command::ListQueues(a) => list_queues::run(a, &ctx()?).await,
+            Command::ListExchanges(a) => list_exchanges::run(a, &ctx()?).await,
+            Command::ListBindings(a) => list_bindings::run(a, &ctx()?).await,
+            Command::ListConnections(a) => list_connections::run(a, &ctx()?).await,
+            Command::ListConsumers(a) => list_consumers::run(a, &ctx()?).await,
+            Command::ListVhosts(a) => list_vhosts::run(a, &ctx()?).await,
+            Command::Overview(a) => overview::run(a, &ctx()?).await,
             Command::Serve(a) => serve::run(a).await,
             Command::Perf(a) => {
                 let ctx = ctx()?;

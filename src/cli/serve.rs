@@ -17,7 +17,7 @@ pub(crate) struct ServeArgs {
     /// AMQP port; 0 picks a free one and prints it.
     #[arg(long, default_value_t = 5672)]
     port: u16,
-    /// Management HTTP API port.
+    /// Management HTTP API port (RabbitMQ-compatible /api and Prometheus /metrics); 0 picks a free one.
     #[arg(long, default_value_t = 15672)]
     mgmt_port: u16,
     /// Directory for durable queues, exchanges, bindings and persistent messages
@@ -94,7 +94,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     })?;
     let addr = server.local_addr();
-    println!("rmq serve: listening on amqp://{addr}");
+    let mgmt = server.mgmt_addr();
+    // One write, errors ignored: scripts read the first line and may close the pipe, and a
+    // broker must not die of a reader that went away.
+    let mut banner = format!("rmq serve: listening on amqp://{addr}\n");
+    if let Some(mgmt) = mgmt {
+        banner.push_str(&format!("rmq serve: management API on http://{mgmt}\n"));
+    }
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
     log::info(format_args!("AMQP 0-9-1 broker ready on amqp://{addr}"));
     server.run(shutdown_signal()).await;
     log::info(format_args!("broker stopped"));

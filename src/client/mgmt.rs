@@ -1,4 +1,5 @@
-//! The RabbitMQ management HTTP API (`/api/...`), for what AMQP cannot tell: listing queues.
+//! The RabbitMQ management HTTP API (`/api/...`), for what AMQP cannot tell: listings and
+//! the overview.
 
 use crate::exit::{self, coded};
 use anyhow::Context;
@@ -37,7 +38,7 @@ impl ApiConfig {
 }
 
 /// Percent-encode one path segment (a vhost `/` becomes `%2F`).
-fn segment(s: &str) -> String {
+pub fn segment(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -51,16 +52,49 @@ fn segment(s: &str) -> String {
 
 /// `GET /api/queues/{vhost}`: one JSON object per queue, with RabbitMQ's field names.
 pub async fn list_queues(api: &ApiConfig, vhost: &str) -> anyhow::Result<Vec<Map<String, Value>>> {
+    list(api, &format!("queues/{}", segment(vhost)), Some(vhost)).await
+}
+
+/// `GET /api/{path}` as a list of objects (a paged answer's `items` too). `vhost` names
+/// the vhost in a 404's message when the path is vhost-scoped.
+pub async fn list(
+    api: &ApiConfig,
+    path: &str,
+    vhost: Option<&str>,
+) -> anyhow::Result<Vec<Map<String, Value>>> {
     let base = api.base.trim_end_matches('/');
-    let url = format!("{base}/api/queues/{}", segment(vhost));
-    let unreachable = |why: String| {
-        coded(
-            exit::UNAVAILABLE,
-            format!(
-                "cannot reach the management API at {base}: {why} (is the plugin on? `rabbitmq-plugins enable rabbitmq_management`; or point --api-url / RMQ_API_URL at it)"
-            ),
-        )
+    let items = match get(api, path, vhost).await? {
+        Value::Array(items) => items,
+        // Paged answers wrap the list.
+        Value::Object(mut o) => match o.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => return Err(unreachable(base, "unexpected JSON (no list)".into())),
+        },
+        _ => return Err(unreachable(base, "unexpected JSON (no list)".into())),
     };
+    Ok(items
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::Object(o) => Some(o),
+            _ => None,
+        })
+        .collect())
+}
+
+fn unreachable(base: &str, why: String) -> anyhow::Error {
+    coded(
+        exit::UNAVAILABLE,
+        format!(
+            "cannot reach the management API at {base}: {why} (is the plugin on? `rabbitmq-plugins enable rabbitmq_management`; or point --api-url / RMQ_API_URL at it)"
+        ),
+    )
+}
+
+/// `GET /api/{path}` as JSON, with the answers scripts need told apart: unreachable (69),
+/// refused login (77), unknown vhost or object (1).
+pub async fn get(api: &ApiConfig, path: &str, vhost: Option<&str>) -> anyhow::Result<Value> {
+    let base = api.base.trim_end_matches('/');
+    let url = format!("{base}/api/{path}");
     let client = reqwest::Client::builder()
         .timeout(api.timeout)
         .build()
@@ -70,7 +104,7 @@ pub async fn list_queues(api: &ApiConfig, vhost: &str) -> anyhow::Result<Vec<Map
         .basic_auth(&api.user, Some(&api.password))
         .send()
         .await
-        .map_err(|e| unreachable(root_cause(&e)))?;
+        .map_err(|e| unreachable(base, root_cause(&e)))?;
     let status = resp.status();
     match status.as_u16() {
         200 => {}
@@ -84,33 +118,20 @@ pub async fn list_queues(api: &ApiConfig, vhost: &str) -> anyhow::Result<Vec<Map
             ));
         }
         404 => {
+            let what = match vhost {
+                Some(v) => format!("has no vhost '{v}'"),
+                None => format!("has no /api/{path}"),
+            };
             return Err(coded(
                 exit::FAILURE,
-                format!("the management API at {base} has no vhost '{vhost}' (404)"),
+                format!("the management API at {base} {what} (404)"),
             ));
         }
-        _ => return Err(unreachable(format!("HTTP {status}"))),
+        _ => return Err(unreachable(base, format!("HTTP {status}"))),
     }
-    let body: Value = resp
-        .json()
+    resp.json()
         .await
-        .map_err(|e| unreachable(format!("the answer is not JSON ({e})")))?;
-    let items = match body {
-        Value::Array(items) => items,
-        // Paged answers wrap the list.
-        Value::Object(mut o) => match o.remove("items") {
-            Some(Value::Array(items)) => items,
-            _ => return Err(unreachable("unexpected JSON (no queue list)".into())),
-        },
-        _ => return Err(unreachable("unexpected JSON (no queue list)".into())),
-    };
-    Ok(items
-        .into_iter()
-        .filter_map(|v| match v {
-            Value::Object(o) => Some(o),
-            _ => None,
-        })
-        .collect())
+        .map_err(|e| unreachable(base, format!("the answer is not JSON ({e})")))
 }
 
 /// reqwest's top-level message is "error sending request"; the cause says why.

@@ -9,7 +9,7 @@
 //! - `rpc`       request/reply with correlation ids and direct reply-to
 //! - `message`   the plain message type and its lossless JSON-lines form
 //! - `value`     AMQP field values ⇄ typed JSON
-//! - `mgmt`      the management HTTP API (list queues)
+//! - `mgmt`      the management HTTP API (listings, overview)
 
 mod connect;
 mod consume;
@@ -26,7 +26,7 @@ pub use connect::{
 };
 pub use consume::{ConsumeOptions, Delivery, Settle, Settler, Subscription};
 pub use message::{Message, Properties};
-pub use mgmt::{ApiConfig, list_queues};
+pub use mgmt::{ApiConfig, get as api_get, list as api_list, list_queues, segment as api_segment};
 pub use publish::{PublishOptions, PublishReport, Publisher};
 pub use rpc::{DIRECT_REPLY_TO, RpcClient};
 pub use topology::{DeclareMode, Destination, ExchangeSpec, QueueInfo, QueueSpec};

@@ -17,5 +17,7 @@ mod cli_templates;
 mod cli_terminal;
 mod cli_tutorials;
 mod cli_worker;
+mod mgmt_api;
+mod mgmt_cli;
 mod support;
 mod third_party;

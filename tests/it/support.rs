@@ -14,6 +14,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub struct Broker {
     /// The bound AMQP address (port chosen by the OS).
     pub addr: SocketAddr,
+    /// The management HTTP API's address (port chosen by the OS).
+    pub mgmt_addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -44,7 +46,8 @@ impl Broker {
                 let server = rmq::broker::Server::bind(config)
                     .await
                     .expect("bind broker");
-                addr_tx.send(server.local_addr()).unwrap();
+                let mgmt = server.mgmt_addr().expect("management API bound on port 0");
+                addr_tx.send((server.local_addr(), mgmt)).unwrap();
                 server
                     .run(async {
                         let _ = stop_rx.await;
@@ -52,9 +55,10 @@ impl Broker {
                     .await;
             });
         });
-        let addr = addr_rx.recv_timeout(WAIT).expect("broker did not start");
+        let (addr, mgmt_addr) = addr_rx.recv_timeout(WAIT).expect("broker did not start");
         Broker {
             addr,
+            mgmt_addr,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -63,6 +67,11 @@ impl Broker {
     /// `amqp://guest:guest@127.0.0.1:PORT/%2F`
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@{}/%2F", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT`, the management API's base URL.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.mgmt_addr)
     }
 }
 

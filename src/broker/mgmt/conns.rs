@@ -1,0 +1,224 @@
+//! `/api/connections` (list, one, `DELETE` closes with 320 CONNECTION_FORCED and the
+//! `X-Reason` header as the reason), `/api/channels`, `/api/consumers`.
+
+use super::error::ApiError;
+use super::json::table;
+use super::{Api, listing};
+use crate::broker::registry::{ChannelEntry, ConnEntry};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+type Params = Query<HashMap<String, String>>;
+
+fn connection_json(c: &ConnEntry, node: &str) -> Value {
+    json!({
+        "auth_mechanism": "PLAIN",
+        "channel_max": c.channel_max,
+        "channels": c.channels().len(),
+        "client_properties": table(&c.client_properties),
+        "connected_at": c.connected_at,
+        "frame_max": c.frame_max,
+        "host": c.local.ip().to_string(),
+        "name": c.name,
+        "node": node,
+        "peer_host": c.peer.ip().to_string(),
+        "peer_port": c.peer.port(),
+        "port": c.local.port(),
+        "protocol": "AMQP 0-9-1",
+        "ssl": false,
+        "state": "running",
+        "timeout": c.heartbeat,
+        "type": "network",
+        "user": c.user,
+        "user_who_performed_action": c.user,
+        "vhost": c.vhost,
+    })
+}
+
+fn channel_json(c: &ConnEntry, ch: &ChannelEntry, node: &str) -> Value {
+    let (unacked, consumers, global) = {
+        let st = ch.shared.lock();
+        (st.unacked.len(), st.consumers.len(), st.global_prefetch)
+    };
+    json!({
+        "acks_uncommitted": 0,
+        "confirm": ch.confirm.load(Ordering::Relaxed),
+        "connection_details": {
+            "name": c.name,
+            "peer_host": c.peer.ip().to_string(),
+            "peer_port": c.peer.port(),
+        },
+        "consumer_count": consumers,
+        "global_prefetch_count": global,
+        "messages_unacknowledged": unacked,
+        "messages_uncommitted": 0,
+        "messages_unconfirmed": 0,
+        "name": c.channel_name(ch.shared.id),
+        "node": node,
+        "number": ch.shared.id,
+        "prefetch_count": ch.prefetch.load(Ordering::Relaxed),
+        "state": "running",
+        "transactional": ch.transactional.load(Ordering::Relaxed),
+        "user": c.user,
+        "user_who_performed_action": c.user,
+        "vhost": c.vhost,
+    })
+}
+
+pub(super) async fn connections(
+    State(api): State<Api>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let node = api.node();
+    let items = api
+        .broker
+        .registry
+        .connections()
+        .iter()
+        .map(|c| connection_json(c, &node))
+        .collect();
+    Ok(Json(listing::respond(items, &q)?))
+}
+
+fn by_name(api: &Api, name: &str) -> Result<Arc<ConnEntry>, ApiError> {
+    api.broker
+        .registry
+        .connections()
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(ApiError::not_found)
+}
+
+pub(super) async fn connection(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(connection_json(&*by_name(&api, &name)?, &api.node())))
+}
+
+/// Close a connection as RabbitMQ does: connection.close 320 with the `X-Reason`
+/// header's text (default "Closed via management plugin"); 204 at once.
+pub(super) async fn close_connection(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let c = by_name(&api, &name)?;
+    let reason = headers
+        .get("x-reason")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| "Closed via management plugin".into());
+    c.force_close(reason);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn channel_items(api: &Api, conns: &[Arc<ConnEntry>]) -> Vec<Value> {
+    let node = api.node();
+    conns
+        .iter()
+        .flat_map(|c| {
+            c.channels()
+                .iter()
+                .map(|ch| channel_json(c, ch, &node))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+pub(super) async fn channels(
+    State(api): State<Api>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let items = channel_items(&api, &api.broker.registry.connections());
+    Ok(Json(listing::respond(items, &q)?))
+}
+
+pub(super) async fn channels_of(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let items = channel_items(&api, &[by_name(&api, &name)?]);
+    Ok(Json(listing::respond(items, &q)?))
+}
+
+fn consumers(api: &Api, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
+    let node = api.node();
+    let mut out = Vec::new();
+    for v in api.scope(vhost)? {
+        let mut queues: Vec<_> = v
+            .queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
+        for q in queues {
+            let snap = q.snapshot();
+            for (i, c) in snap.consumers.iter().enumerate() {
+                let conn = api.broker.registry.get(c.channel.conn.id);
+                let (conn_name, peer_host, peer_port, user) = match &conn {
+                    Some(e) => (
+                        e.name.clone(),
+                        e.peer.ip().to_string(),
+                        e.peer.port(),
+                        e.user.clone(),
+                    ),
+                    None => (String::new(), String::new(), 0, String::new()),
+                };
+                let active = !snap.single_active || i == 0;
+                let arguments = if c.priority != 0 {
+                    json!({ "x-priority": c.priority })
+                } else {
+                    json!({})
+                };
+                out.push(json!({
+                    "arguments": arguments,
+                    "ack_required": !c.no_ack,
+                    "active": active,
+                    "activity_status": match (snap.single_active, active) {
+                        (false, _) => "up",
+                        (true, true) => "single_active",
+                        (true, false) => "waiting",
+                    },
+                    "channel_details": {
+                        "connection_name": conn_name,
+                        "name": format!("{conn_name} ({})", c.channel.id),
+                        "node": node,
+                        "number": c.channel.id,
+                        "peer_host": peer_host,
+                        "peer_port": peer_port,
+                        "user": user,
+                    },
+                    "consumer_tag": c.tag.to_string(),
+                    "exclusive": c.exclusive,
+                    "prefetch_count": c.credit.prefetch,
+                    "queue": { "name": q.name, "vhost": q.vhost },
+                }));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn consumers_all(
+    State(api): State<Api>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(listing::respond(consumers(&api, None)?, &q)?))
+}
+
+pub(super) async fn consumers_vhost(
+    State(api): State<Api>,
+    Path(vhost): Path<String>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(listing::respond(consumers(&api, Some(&vhost))?, &q)?))
+}

@@ -1,0 +1,179 @@
+//! Prometheus `GET /metrics` in the text exposition format, with the names of RabbitMQ's
+//! `rabbitmq_prometheus` plugin where one exists (aggregated, per-object metrics off, as
+//! its default endpoint answers). Unauthenticated, like RabbitMQ's port 15692.
+
+use super::Api;
+use super::stats::broker_totals;
+use crate::broker::counters::Stat;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use std::fmt::Write;
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# TYPE {name} {kind}\n# HELP {name} {help}\n{name} {value}"
+    );
+}
+
+pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
+    let (mut ready, mut unacked, mut consumers, mut queues) = (0u64, 0u64, 0u64, 0u64);
+    for v in api.vhosts() {
+        let qs: Vec<_> = v
+            .queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        queues += qs.len() as u64;
+        for q in qs {
+            let s = q.snapshot();
+            ready += s.ready;
+            unacked += s.unacked;
+            consumers += s.consumers.len() as u64;
+        }
+    }
+    let conns = api.broker.registry.connections();
+    let channels: usize = conns.iter().map(|c| c.channels().len()).sum();
+    let t = broker_totals(&api.broker);
+    let n = |s: Stat| t[s as usize];
+    let mut out = String::new();
+    let m = &mut out;
+    metric(
+        m,
+        "rabbitmq_connections",
+        "gauge",
+        "Connections currently open",
+        conns.len(),
+    );
+    metric(
+        m,
+        "rabbitmq_channels",
+        "gauge",
+        "Channels currently open",
+        channels,
+    );
+    metric(m, "rabbitmq_queues", "gauge", "Queues available", queues);
+    metric(
+        m,
+        "rabbitmq_consumers",
+        "gauge",
+        "Consumers currently connected",
+        consumers,
+    );
+    metric(
+        m,
+        "rabbitmq_queue_messages_ready",
+        "gauge",
+        "Messages ready to be delivered to consumers",
+        ready,
+    );
+    metric(
+        m,
+        "rabbitmq_queue_messages_unacked",
+        "gauge",
+        "Messages delivered to consumers but not yet acknowledged",
+        unacked,
+    );
+    metric(
+        m,
+        "rabbitmq_queue_messages",
+        "gauge",
+        "Sum of ready and unacknowledged messages - total queue depth",
+        ready + unacked,
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_received_total",
+        "counter",
+        "Total number of messages received from publishers",
+        n(Stat::Publish),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_confirmed_total",
+        "counter",
+        "Total number of messages confirmed to publishers",
+        n(Stat::Confirm),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_routed_total",
+        "counter",
+        "Total number of messages routed to queues or streams",
+        n(Stat::Publish).saturating_sub(n(Stat::DropUnroutable) + n(Stat::ReturnUnroutable)),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_unroutable_dropped_total",
+        "counter",
+        "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
+        n(Stat::DropUnroutable),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_unroutable_returned_total",
+        "counter",
+        "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable",
+        n(Stat::ReturnUnroutable),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_delivered_total",
+        "counter",
+        "Total number of messages delivered to consumers",
+        n(Stat::Deliver) + n(Stat::DeliverNoAck) + n(Stat::Get) + n(Stat::GetNoAck),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_delivered_consume_manual_ack_total",
+        "counter",
+        "Total number of messages delivered to consumers using manual acknowledgement mode",
+        n(Stat::Deliver),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_delivered_consume_auto_ack_total",
+        "counter",
+        "Total number of messages delivered to consumers using automatic acknowledgement mode",
+        n(Stat::DeliverNoAck),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_delivered_get_manual_ack_total",
+        "counter",
+        "Total number of messages delivered to consumers via basic.get using manual acknowledgement mode",
+        n(Stat::Get),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_delivered_get_auto_ack_total",
+        "counter",
+        "Total number of messages delivered to consumers via basic.get using automatic acknowledgement mode",
+        n(Stat::GetNoAck),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_get_empty_total",
+        "counter",
+        "Total number of times basic.get operations fetched no message",
+        n(Stat::GetEmpty),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_redelivered_total",
+        "counter",
+        "Total number of messages redelivered to consumers",
+        n(Stat::Redeliver),
+    );
+    metric(
+        m,
+        "rabbitmq_global_messages_acknowledged_total",
+        "counter",
+        "Total number of messages acknowledged by consumers",
+        n(Stat::Ack),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

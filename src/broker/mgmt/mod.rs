@@ -1,0 +1,279 @@
+//! The RabbitMQ-compatible management HTTP API of `rmq serve` (the subset tools use, with
+//! RabbitMQ 3.10's JSON field names, status codes and error bodies), plus Prometheus
+//! `/metrics`. It reads broker state through accessors and changes it through the same
+//! vhost operations AMQP uses, so both paths see one truth.
+//!
+//! - `error`     RabbitMQ's `{"error","reason"}` answers and AMQP error mapping
+//! - `listing`   paging, filtering, sorting and column selection shared by list endpoints
+//! - `json`      field tables and message properties to and from JSON
+//! - `stats`     the rate sampler and `message_stats` objects
+//! - `overview`  /api/overview, /api/vhosts, /api/users, /api/whoami
+//! - `queues`    /api/queues: list, declare, delete, purge, get
+//! - `exchanges` /api/exchanges: list, declare, delete, publish
+//! - `bindings`  /api/bindings and the per-queue / per-exchange binding lists
+//! - `conns`     /api/connections, /api/channels, /api/consumers
+//! - `metrics`   Prometheus text exposition
+
+mod bindings;
+mod conns;
+mod error;
+mod exchanges;
+mod json;
+mod listing;
+mod metrics;
+mod overview;
+mod queues;
+mod stats;
+
+use super::state::BrokerState;
+use super::vhost::VHost;
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use base64::Engine;
+use error::ApiError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// RabbitMQ's path for the default exchange (its name is empty).
+const DEFAULT_EXCHANGE: &str = "amq.default";
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub(crate) struct Api {
+    /// The broker whose state is listed and changed.
+    broker: Arc<BrokerState>,
+    /// The AMQP listener's address, for `listeners`.
+    amqp_addr: SocketAddr,
+    /// Our own address, for `listeners`.
+    http_addr: SocketAddr,
+}
+
+/// The authenticated user of a request (`/api/whoami`).
+#[derive(Debug, Clone)]
+struct User(String);
+
+/// Serve the API on `listener` until `shutdown` flips; the rate sampler runs alongside.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    broker: Arc<BrokerState>,
+    amqp_addr: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let http_addr = listener.local_addr().unwrap_or(amqp_addr);
+    let api = Api {
+        broker: broker.clone(),
+        amqp_addr,
+        http_addr,
+    };
+    let sampler = tokio::spawn(stats::run_sampler(broker));
+    let app = router(api);
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    sampler.abort();
+    if let Err(e) = result {
+        super::log::error(format_args!("management API stopped: {e}"));
+    }
+}
+
+fn router(api: Api) -> Router {
+    let authenticated = Router::new()
+        .route("/api/overview", get(overview::overview))
+        .route("/api/whoami", get(overview::whoami))
+        .route("/api/vhosts", get(overview::vhosts))
+        .route("/api/vhosts/{vhost}", get(overview::vhost))
+        .route("/api/users", get(overview::users))
+        .route("/api/users/{user}", get(overview::user))
+        .route("/api/queues", get(queues::list_all))
+        .route("/api/queues/{vhost}", get(queues::list_vhost))
+        .route(
+            "/api/queues/{vhost}/{name}",
+            get(queues::show)
+                .put(queues::declare)
+                .delete(queues::delete),
+        )
+        .route("/api/queues/{vhost}/{name}/contents", delete(queues::purge))
+        .route("/api/queues/{vhost}/{name}/get", post(queues::get_messages))
+        .route(
+            "/api/queues/{vhost}/{name}/bindings",
+            get(bindings::of_queue),
+        )
+        .route("/api/exchanges", get(exchanges::list_all))
+        .route("/api/exchanges/{vhost}", get(exchanges::list_vhost))
+        .route(
+            "/api/exchanges/{vhost}/{name}",
+            get(exchanges::show)
+                .put(exchanges::declare)
+                .delete(exchanges::delete),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/publish",
+            post(exchanges::publish),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/bindings/source",
+            get(bindings::of_source),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/bindings/destination",
+            get(bindings::of_destination),
+        )
+        .route("/api/bindings", get(bindings::list_all))
+        .route("/api/bindings/{vhost}", get(bindings::list_vhost))
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{dest}",
+            get(bindings::between).post(bindings::create),
+        )
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{dest}/{props}",
+            get(bindings::show).delete(bindings::delete),
+        )
+        .route("/api/connections", get(conns::connections))
+        .route(
+            "/api/connections/{name}",
+            get(conns::connection).delete(conns::close_connection),
+        )
+        .route("/api/connections/{name}/channels", get(conns::channels_of))
+        .route("/api/channels", get(conns::channels))
+        .route("/api/consumers", get(conns::consumers_all))
+        .route("/api/consumers/{vhost}", get(conns::consumers_vhost))
+        .route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
+    Router::new()
+        .merge(authenticated)
+        .route("/metrics", get(metrics::metrics))
+        .fallback(|| async { ApiError::not_found() })
+        .with_state(api)
+}
+
+/// HTTP basic auth with the broker's users; `guest` from loopback only (RabbitMQ's
+/// `loopback_users`). No credentials: 401 with an empty body and a challenge, as RabbitMQ.
+async fn authenticate(
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let creds = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok());
+    let Some(creds) = creds else {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"RabbitMQ Management\"",
+            )],
+        )
+            .into_response();
+    };
+    let (user, pass) = creds.split_once(':').unwrap_or((creds.as_str(), ""));
+    if api.broker.users.get(user).is_none_or(|p| p != pass) {
+        return ApiError::new(401, "not_authorized", "Login failed").into_response();
+    }
+    if user == "guest" && !peer.ip().is_loopback() {
+        return ApiError::new(401, "not_authorized", "User can only log in via localhost")
+            .into_response();
+    }
+    req.extensions_mut().insert(User(user.to_string()));
+    next.run(req).await
+}
+
+impl Api {
+    fn vhost(&self, name: &str) -> Result<Arc<VHost>, ApiError> {
+        self.broker.vhost(name).ok_or_else(ApiError::not_found)
+    }
+
+    /// Every vhost, by name.
+    fn vhosts(&self) -> Vec<Arc<VHost>> {
+        let mut v: Vec<_> = self
+            .broker
+            .vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// One vhost, or every vhost when `None` (the `/api/x` vs `/api/x/{vhost}` lists).
+    fn scope(&self, vhost: Option<&str>) -> Result<Vec<Arc<VHost>>, ApiError> {
+        match vhost {
+            Some(v) => Ok(vec![self.vhost(v)?]),
+            None => Ok(self.vhosts()),
+        }
+    }
+
+    /// RabbitMQ's node name: we have one node.
+    fn node(&self) -> String {
+        node_name()
+    }
+}
+
+/// `rabbit@<hostname>`-like, so tools that group by node see one.
+pub(crate) fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("rmq@{host}")
+}
+
+/// The exchange name a path segment means (`amq.default` is the default exchange).
+fn exchange_name(segment: &str) -> &str {
+    if segment == DEFAULT_EXCHANGE {
+        ""
+    } else {
+        segment
+    }
+}
+
+/// A request body as JSON: RabbitMQ answers a body that does not parse with
+/// `{"error":"bad_request","reason":"not_json"}`. An empty body counts as `{}`.
+fn body_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::json!({}));
+    }
+    match serde_json::from_slice(body) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        _ => Err(ApiError::bad_request("not_json")),
+    }
+}
+
+/// A boolean field of a request body; RabbitMQ also takes "true"/"false" strings.
+fn body_bool(v: &serde_json::Value, key: &str, default: bool) -> Result<bool, ApiError> {
+    match v.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(default),
+        Some(serde_json::Value::Bool(b)) => Ok(*b),
+        Some(serde_json::Value::String(s)) if s == "true" => Ok(true),
+        Some(serde_json::Value::String(s)) if s == "false" => Ok(false),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{key} must be a boolean, got {other}"
+        ))),
+    }
+}

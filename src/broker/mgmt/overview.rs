@@ -1,0 +1,149 @@
+//! `/api/overview`, `/api/vhosts[/{vhost}]`, `/api/users[/{user}]`, `/api/whoami`.
+
+use super::error::ApiError;
+use super::stats::{broker_totals, message_stats, vhost_totals};
+use super::{Api, User, listing};
+use crate::broker::counters::ALL;
+use crate::broker::vhost::VHost;
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+type Params = Query<HashMap<String, String>>;
+
+/// The management API level `rmq serve` answers like (tools feature-detect on it).
+pub(crate) const COMPATIBLE_VERSION: &str = "3.10.8";
+
+/// (ready, unacked, consumers, queues) summed over `v`'s queues.
+fn queue_sums(v: &VHost) -> (u64, u64, u64, u64) {
+    let queues: Vec<_> = v
+        .queues
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let mut s = (0, 0, 0, queues.len() as u64);
+    for q in queues {
+        let snap = q.snapshot();
+        s.0 += snap.ready;
+        s.1 += snap.unacked;
+        s.2 += snap.consumers.len() as u64;
+    }
+    s
+}
+
+pub(super) async fn overview(State(api): State<Api>) -> Json<Value> {
+    let node = api.node();
+    let (mut ready, mut unacked, mut consumers, mut queues, mut exchanges) = (0, 0, 0, 0, 0);
+    for v in api.vhosts() {
+        let s = queue_sums(&v);
+        ready += s.0;
+        unacked += s.1;
+        consumers += s.2;
+        queues += s.3;
+        exchanges += v.exchanges.read().unwrap_or_else(|e| e.into_inner()).len();
+    }
+    let conns = api.broker.registry.connections();
+    let channels: usize = conns.iter().map(|c| c.channels().len()).sum();
+    let totals = broker_totals(&api.broker);
+    Json(json!({
+        "management_version": COMPATIBLE_VERSION,
+        "rates_mode": "basic",
+        "product_name": "rmq",
+        "product_version": env!("CARGO_PKG_VERSION"),
+        "rabbitmq_version": COMPATIBLE_VERSION,
+        "cluster_name": node,
+        "node": node,
+        "uptime": api.broker.started.elapsed().as_millis() as u64,
+        "exchange_types": [
+            {"name": "direct", "description": "AMQP direct exchange, as per the AMQP specification", "enabled": true},
+            {"name": "fanout", "description": "AMQP fanout exchange, as per the AMQP specification", "enabled": true},
+            {"name": "headers", "description": "AMQP headers exchange, as per the AMQP specification", "enabled": true},
+            {"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification", "enabled": true},
+        ],
+        "message_stats": message_stats(&totals, &api.broker.counters, &ALL),
+        "queue_totals": {
+            "messages": ready + unacked,
+            "messages_ready": ready,
+            "messages_unacknowledged": unacked,
+        },
+        "object_totals": {
+            "channels": channels,
+            "connections": conns.len(),
+            "consumers": consumers,
+            "exchanges": exchanges,
+            "queues": queues,
+        },
+        "statistics_db_event_queue": 0,
+        "listeners": [
+            {"node": node, "protocol": "amqp", "ip_address": api.amqp_addr.ip().to_string(), "port": api.amqp_addr.port()},
+            {"node": node, "protocol": "http", "ip_address": api.http_addr.ip().to_string(), "port": api.http_addr.port()},
+        ],
+    }))
+}
+
+fn vhost_json(api: &Api, v: &VHost) -> Value {
+    let (ready, unacked, _, _) = queue_sums(v);
+    let node = api.node();
+    json!({
+        "cluster_state": { node: "running" },
+        "default_queue_type": "undefined",
+        "description": "",
+        "message_stats": message_stats(&vhost_totals(v), &v.counters.sampled, &ALL),
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+        "metadata": { "description": "", "tags": [] },
+        "name": v.name,
+        "tags": [],
+        "tracing": false,
+    })
+}
+
+pub(super) async fn vhosts(
+    State(api): State<Api>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let items = api.vhosts().iter().map(|v| vhost_json(&api, v)).collect();
+    Ok(Json(listing::respond(items, &q)?))
+}
+
+pub(super) async fn vhost(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(vhost_json(&api, &*api.vhost(&name)?)))
+}
+
+/// Every user is an administrator in `rmq serve` (no permissions model yet). Password
+/// hashes are not shown: there are none, and plain passwords must not leak.
+fn user_json(name: &str) -> Value {
+    json!({ "name": name, "tags": ["administrator"], "limits": {} })
+}
+
+pub(super) async fn users(
+    State(api): State<Api>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let mut names: Vec<&String> = api.broker.users.keys().collect();
+    names.sort();
+    let items = names.into_iter().map(|n| user_json(n)).collect();
+    Ok(Json(listing::respond(items, &q)?))
+}
+
+pub(super) async fn user(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if api.broker.users.contains_key(&name) {
+        Ok(Json(user_json(&name)))
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+pub(super) async fn whoami(Extension(User(name)): Extension<User>) -> Json<Value> {
+    Json(json!({ "name": name, "tags": ["administrator"] }))
+}

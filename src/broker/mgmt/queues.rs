@@ -1,0 +1,317 @@
+//! `/api/queues`: list (all, per vhost, one), `PUT` declare, `DELETE` (`if-empty`,
+//! `if-unused`), `DELETE .../contents` (purge) and `POST .../get`.
+
+use super::error::ApiError;
+use super::json::{self, table};
+use super::stats::{QUEUE_STATS, message_stats};
+use super::{Api, body_bool, body_json, listing};
+use crate::broker::error::AmqpError;
+use crate::broker::queue::{Queue, QueueSpec};
+use crate::broker::queue_args::{QueueArgs, as_string, assert_equivalent};
+use crate::broker::store::definitions::{Def, encode_args};
+use crate::broker::vhost::VHost;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Params = Query<HashMap<String, String>>;
+
+/// `x-queue-type`, else `classic`.
+fn queue_type(q: &Queue) -> String {
+    q.arguments
+        .inner()
+        .get("x-queue-type")
+        .and_then(as_string)
+        .unwrap_or_else(|| "classic".into())
+}
+
+/// One queue as RabbitMQ's management API shows it; `stats: false` leaves out
+/// `message_stats` (the costliest part) when the request's `columns` do not ask for it.
+pub(crate) fn queue_json(q: &Arc<Queue>, node: &str, stats: bool) -> Value {
+    let snap = q.snapshot();
+    let exclusive_tag = snap
+        .consumers
+        .iter()
+        .find(|c| c.exclusive)
+        .map(|c| c.tag.to_string());
+    let sac_tag = if snap.single_active {
+        snap.consumers.first().map(|c| c.tag.to_string())
+    } else {
+        None
+    };
+    let own = &q.counters.own;
+    let mut v = json!({
+        "arguments": table(&q.arguments),
+        "auto_delete": q.auto_delete,
+        "consumers": snap.consumers.len(),
+        "durable": q.durable,
+        "effective_policy_definition": {},
+        "exclusive": q.exclusive_owner.is_some(),
+        "exclusive_consumer_tag": exclusive_tag,
+        "message_bytes": snap.ready_bytes,
+        "message_bytes_ready": snap.ready_bytes,
+        "messages": snap.ready + snap.unacked,
+        "messages_ready": snap.ready,
+        "messages_unacknowledged": snap.unacked,
+        "name": q.name,
+        "node": node,
+        "operator_policy": null,
+        "policy": null,
+        "single_active_consumer_tag": sac_tag,
+        "state": "running",
+        "type": queue_type(q),
+        "vhost": q.vhost,
+    });
+    if stats && let Value::Object(m) = &mut v {
+        m.insert(
+            "message_stats".into(),
+            message_stats(&own.totals(), own, &QUEUE_STATS),
+        );
+    }
+    v
+}
+
+/// Every queue of `vhosts`, by vhost then name (RabbitMQ's order).
+fn list(api: &Api, vhosts: Vec<Arc<VHost>>, q: &HashMap<String, String>) -> Vec<Value> {
+    let node = api.node();
+    let stats = listing::wants(q, "message_stats");
+    let mut out = Vec::new();
+    for v in vhosts {
+        let mut queues: Vec<_> = v
+            .queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(queues.iter().map(|q| queue_json(q, &node, stats)));
+    }
+    out
+}
+
+pub(super) async fn list_all(
+    State(api): State<Api>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let items = list(&api, api.scope(None)?, &q);
+    Ok(Json(listing::respond(items, &q)?))
+}
+
+pub(super) async fn list_vhost(
+    State(api): State<Api>,
+    Path(vhost): Path<String>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let items = list(&api, api.scope(Some(&vhost))?, &q);
+    Ok(Json(listing::respond(items, &q)?))
+}
+
+fn find(api: &Api, vhost: &str, name: &str) -> Result<(Arc<VHost>, Arc<Queue>), ApiError> {
+    let v = api.vhost(vhost)?;
+    let q = v.queue(name).ok_or_else(ApiError::not_found)?;
+    Ok((v, q))
+}
+
+pub(super) async fn show(
+    State(api): State<Api>,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, q) = find(&api, &vhost, &name)?;
+    Ok(Json(queue_json(&q, &api.node(), true)))
+}
+
+/// `PUT /api/queues/{vhost}/{name}`: declare (201), or check an existing queue is
+/// equivalent (204), as queue.declare would; nothing changes on error.
+pub(super) async fn declare(
+    State(api): State<Api>,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let v = api
+        .broker
+        .vhost(&vhost)
+        .ok_or_else(ApiError::vhost_not_found)?;
+    let body = body_json(&body)?;
+    let durable = body_bool(&body, "durable", false)?;
+    let auto_delete = body_bool(&body, "auto_delete", false)?;
+    let arguments = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
+        .ok_or_else(|| ApiError::bad_request("arguments must be an object"))?;
+    if name.starts_with("amq.") {
+        return Err(ApiError::new(401, "not_authorised", "Access refused."));
+    }
+    let args = QueueArgs::parse(&arguments, &name, &vhost)?;
+    let is_quorum = arguments
+        .inner()
+        .get("x-queue-type")
+        .and_then(as_string)
+        .is_some_and(|t| t == "quorum");
+    let durable = durable || is_quorum;
+    let mut queues = v.queues.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(q) = queues.get(&name) {
+        let inequivalent = |arg: &str, received: bool, current: bool| {
+            ApiError::bad_request(format!(
+                "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
+            ))
+        };
+        if q.durable != durable {
+            return Err(inequivalent("durable", durable, q.durable));
+        }
+        if q.auto_delete != auto_delete {
+            return Err(inequivalent("auto_delete", auto_delete, q.auto_delete));
+        }
+        if q.exclusive_owner.is_some() {
+            return Err(AmqpError::locked(&name, &vhost).into());
+        }
+        assert_equivalent(&arguments, &q.arguments, &name, &vhost)?;
+        q.touch();
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let log = match &v.store {
+        Some(store) if durable => {
+            let (id, log) = store.new_queue_log().map_err(|e| {
+                ApiError::new(
+                    500,
+                    "internal_error",
+                    format!("cannot create the log of queue '{name}': {e}"),
+                )
+            })?;
+            v.record(|vhost| Def::Queue {
+                vhost,
+                name: name.clone(),
+                id,
+                auto_delete,
+                args: encode_args(&arguments),
+            });
+            Some((id, log))
+        }
+        _ => None,
+    };
+    let spec = QueueSpec {
+        name: name.clone(),
+        durable,
+        exclusive_owner: None,
+        auto_delete,
+        arguments,
+        args,
+    };
+    let q = Queue::create(spec, &v, log);
+    queues.insert(name, q);
+    Ok(StatusCode::CREATED)
+}
+
+/// `DELETE /api/queues/{vhost}/{name}[?if-empty=true&if-unused=true]`.
+pub(super) async fn delete(
+    State(api): State<Api>,
+    Path((vhost, name)): Path<(String, String)>,
+    Query(params): Params,
+) -> Result<StatusCode, ApiError> {
+    let (v, q) = find(&api, &vhost, &name)?;
+    let (ready, _, consumers) = q.counts();
+    if params.get("if-unused").is_some_and(|s| s == "true") && consumers > 0 {
+        return Err(ApiError::bad_request(format!(
+            "queue '{name}' in vhost '{vhost}' in use"
+        )));
+    }
+    if params.get("if-empty").is_some_and(|s| s == "true") && ready > 0 {
+        return Err(ApiError::bad_request(format!(
+            "queue '{name}' in vhost '{vhost}' not empty"
+        )));
+    }
+    v.delete_queue(&q);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/queues/{vhost}/{name}/contents`: queue.purge.
+pub(super) async fn purge(
+    State(api): State<Api>,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (_, q) = find(&api, &vhost, &name)?;
+    q.purge();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What `POST .../get` does with the messages it took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AckMode {
+    /// Put them back (redelivered).
+    Requeue,
+    /// Take them for good.
+    Consume,
+    /// Reject without requeue: dead-lettered when the queue says so.
+    Reject,
+}
+
+/// `POST /api/queues/{vhost}/{name}/get` with `{"count","ackmode","encoding","truncate"}`.
+pub(super) async fn get_messages(
+    State(api): State<Api>,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (_, q) = find(&api, &vhost, &name)?;
+    let body = body_json(&body)?;
+    let count = body
+        .get("count")
+        .and_then(|c| c.as_u64().or_else(|| c.as_str()?.parse().ok()))
+        .ok_or_else(|| ApiError::bad_request("count missing"))?;
+    let mode = match body.get("ackmode").and_then(Value::as_str) {
+        Some("ack_requeue_true" | "reject_requeue_true") => AckMode::Requeue,
+        Some("ack_requeue_false") => AckMode::Consume,
+        Some("reject_requeue_false") => AckMode::Reject,
+        Some(other) => return Err(ApiError::bad_request(format!("Unknown ackmode: {other}"))),
+        None => return Err(ApiError::bad_request("ackmode missing")),
+    };
+    let base64_only = match body.get("encoding").and_then(Value::as_str) {
+        Some("auto") | None => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("Unknown encoding: {other}")));
+        }
+    };
+    let truncate = body
+        .get("truncate")
+        .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()));
+    let mut taken = Vec::new();
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let Some((entry, left)) = q.get(mode != AckMode::Consume) else {
+            break;
+        };
+        let Some(msg) = entry.msg.clone() else { break };
+        let mut body = &msg.body[..];
+        if let Some(t) = truncate {
+            body = &body[..body.len().min(t as usize)];
+        }
+        let (payload, encoding) = match std::str::from_utf8(body) {
+            Ok(s) if !base64_only => (s.to_string(), "string"),
+            _ => (
+                base64::engine::general_purpose::STANDARD.encode(body),
+                "base64",
+            ),
+        };
+        out.push(json!({
+            "payload_bytes": msg.body.len(),
+            "redelivered": entry.redelivered,
+            "exchange": msg.exchange,
+            "routing_key": msg.routing_key,
+            "message_count": left,
+            "properties": json::properties(&msg.properties),
+            "payload": payload,
+            "payload_encoding": encoding,
+        }));
+        taken.push(entry);
+    }
+    // Settled only after all were taken, so a requeued message is not fetched twice.
+    match mode {
+        AckMode::Requeue => q.requeue(taken),
+        AckMode::Reject => q.reject(taken),
+        AckMode::Consume => {}
+    }
+    Ok(Json(Value::Array(out)))
+}
