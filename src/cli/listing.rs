@@ -145,6 +145,11 @@ pub(crate) async fn run(
     Ok(())
 }
 
+/// The management API URL from `--api-url`'s fallbacks: `RMQ_API_URL` or the profile.
+pub(crate) fn profile_api_url(ctx: &Ctx) -> Option<String> {
+    ctx.settings.api_url.as_ref().map(|s| s.value.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::name_matches;
@@ -157,9 +162,4 @@ mod tests {
         assert!(name_matches("q?", "q1"));
         assert!(name_matches("*a*b", "xxaxxb"));
     }
-}
-
-/// The management API URL from `--api-url`'s fallbacks: `RMQ_API_URL` or the profile.
-pub(crate) fn profile_api_url(ctx: &Ctx) -> Option<String> {
-    ctx.settings.api_url.as_ref().map(|s| s.value.clone())
 }
