@@ -175,5 +175,22 @@ pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
         "Total number of messages acknowledged by consumers",
         n(Stat::Ack),
     );
+    // No RabbitMQ name for this one: rmq's group commit, for the durability benchmark.
+    let fsyncs = api
+        .vhosts()
+        .iter()
+        .find_map(|v| {
+            v.store
+                .as_ref()
+                .map(|s| s.syncer.syncs.load(std::sync::atomic::Ordering::Relaxed))
+        })
+        .unwrap_or(0);
+    metric(
+        m,
+        "rmq_disk_fdatasyncs_total",
+        "counter",
+        "fdatasync calls made by the group-commit thread for queue logs",
+        fsyncs,
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
