@@ -1,19 +1,17 @@
-//! exchange.* and queue.* handlers: decode, apply, reply — with RabbitMQ's checks and texts.
+//! queue.* handlers: decode, apply, reply — with RabbitMQ's checks and texts.
 
 use super::error::{AmqpError, AmqpResult, code};
-use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
+use super::exchange::{Binding, Dest, Exchange};
 use super::queue::{Queue, QueueSpec};
-use super::queue_args::{
-    QueueArgs, as_string, assert_args_equivalent, assert_equivalent, type_name,
-};
+use super::queue_args::{QueueArgs, assert_equivalent};
 use super::session::Session;
 use super::store::definitions::{Def, encode_args};
 use super::vhost::notify_cancelled;
-use amq_protocol::protocol::{AMQPClass, exchange, queue};
+use amq_protocol::protocol::{AMQPClass, queue};
 use amq_protocol::types::{AMQPValue, FieldTable};
 use std::sync::Arc;
 
-fn inequivalent(
+pub(crate) fn inequivalent(
     arg: &str,
     kind: &str,
     name: &str,
@@ -69,196 +67,6 @@ impl Session {
         match q.exclusive_owner {
             Some(owner) if owner != self.conn.id => Err(AmqpError::locked(&q.name, &q.vhost)),
             _ => Ok(()),
-        }
-    }
-
-    pub(crate) fn exchange_method(&mut self, ch: u16, m: exchange::AMQPMethod) -> AmqpResult {
-        match m {
-            exchange::AMQPMethod::Declare(d) => {
-                let name = d.exchange.as_str();
-                let vhost = &self.vhost.name;
-                if name.is_empty() {
-                    return Err(AmqpError::access_refused(
-                        "operation not permitted on the default exchange",
-                    ));
-                }
-                if d.passive {
-                    self.vhost.exchange_or_404(name)?;
-                } else {
-                    let Some(kind) = ExchangeKind::parse(d.kind.as_str()) else {
-                        return Err(AmqpError::new(
-                            code::COMMAND_INVALID,
-                            format_args!("unknown exchange type '{}'", d.kind),
-                        ));
-                    };
-                    if let Some(v) = d.arguments.inner().get("alternate-exchange")
-                        && as_string(v).is_none()
-                    {
-                        return Err(AmqpError::precondition(format_args!(
-                            "invalid type '{}' for arg 'alternate-exchange' in exchange '{name}' in vhost '{vhost}'",
-                            type_name(v)
-                        )));
-                    }
-                    let existing = self.vhost.exchange(name);
-                    match existing {
-                        Some(x) => {
-                            if x.kind != kind {
-                                return Err(inequivalent(
-                                    "type",
-                                    "exchange",
-                                    name,
-                                    vhost,
-                                    d.kind.as_str(),
-                                    x.kind.as_str(),
-                                ));
-                            }
-                            if x.durable != d.durable {
-                                return Err(inequivalent(
-                                    "durable", "exchange", name, vhost, d.durable, x.durable,
-                                ));
-                            }
-                            if x.auto_delete != d.auto_delete {
-                                return Err(inequivalent(
-                                    "auto_delete",
-                                    "exchange",
-                                    name,
-                                    vhost,
-                                    d.auto_delete,
-                                    x.auto_delete,
-                                ));
-                            }
-                            if x.internal != d.internal {
-                                return Err(inequivalent(
-                                    "internal", "exchange", name, vhost, d.internal, x.internal,
-                                ));
-                            }
-                            assert_args_equivalent(
-                                &d.arguments,
-                                &x.arguments,
-                                &["alternate-exchange"],
-                                "exchange",
-                                name,
-                                vhost,
-                            )?;
-                        }
-                        None => {
-                            if name.starts_with("amq.") {
-                                return Err(AmqpError::access_refused(format_args!(
-                                    "exchange name '{name}' contains reserved prefix 'amq.*'"
-                                )));
-                            }
-                            let x = Arc::new(Exchange::new(
-                                name,
-                                kind,
-                                d.durable,
-                                d.auto_delete,
-                                d.internal,
-                                d.arguments,
-                            ));
-                            let mut exchanges = self
-                                .vhost
-                                .exchanges
-                                .write()
-                                .unwrap_or_else(|e| e.into_inner());
-                            if !exchanges.contains_key(name) {
-                                if x.durable {
-                                    self.vhost.record(|vhost| Def::Exchange {
-                                        vhost,
-                                        name: name.to_string(),
-                                        kind: x.kind.as_str().to_string(),
-                                        auto_delete: x.auto_delete,
-                                        internal: x.internal,
-                                        args: encode_args(&x.arguments),
-                                    });
-                                }
-                                exchanges.insert(name.to_string(), x);
-                            }
-                        }
-                    }
-                }
-                if !d.nowait {
-                    self.reply(
-                        ch,
-                        AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(
-                            exchange::DeclareOk {},
-                        )),
-                    );
-                }
-                Ok(())
-            }
-            exchange::AMQPMethod::Delete(d) => {
-                let name = d.exchange.as_str();
-                if name.is_empty() {
-                    return Err(AmqpError::access_refused(
-                        "operation not permitted on the default exchange",
-                    ));
-                }
-                if name.starts_with("amq.") {
-                    return Err(AmqpError::access_refused(format_args!(
-                        "deletion of system exchange '{name}' in vhost '{}' not allowed",
-                        self.vhost.name
-                    )));
-                }
-                if let Some(x) = self.vhost.exchange(name) {
-                    if d.if_unused && x.binding_count() > 0 {
-                        return Err(AmqpError::precondition(format_args!(
-                            "exchange '{name}' in vhost '{}' in use",
-                            self.vhost.name
-                        )));
-                    }
-                    self.vhost.delete_exchange(name);
-                }
-                if !d.nowait {
-                    self.reply(
-                        ch,
-                        AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})),
-                    );
-                }
-                Ok(())
-            }
-            exchange::AMQPMethod::Bind(b) => {
-                let source = self.bindable_exchange(b.source.as_str())?;
-                self.bindable_exchange(b.destination.as_str())?;
-                self.vhost.bind(
-                    &source,
-                    Binding {
-                        dest: Dest::Exchange(b.destination.to_string()),
-                        routing_key: b.routing_key.to_string(),
-                        arguments: b.arguments,
-                    },
-                );
-                if !b.nowait {
-                    self.reply(
-                        ch,
-                        AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
-                    );
-                }
-                Ok(())
-            }
-            exchange::AMQPMethod::Unbind(u) => {
-                let source = self.bindable_exchange(u.source.as_str())?;
-                self.bindable_exchange(u.destination.as_str())?;
-                let dest = Dest::Exchange(u.destination.to_string());
-                if self
-                    .vhost
-                    .unbind(&source, &dest, u.routing_key.as_str(), &u.arguments)
-                    && source.auto_delete
-                    && source.binding_count() == 0
-                {
-                    self.vhost.delete_exchange(&source.name);
-                }
-                if !u.nowait {
-                    self.reply(
-                        ch,
-                        AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})),
-                    );
-                }
-                Ok(())
-            }
-            other => Err(AmqpError::new(
-                code::COMMAND_INVALID,
-                format_args!("unexpected method {:?}", other),
-            )),
         }
     }
 
@@ -370,7 +178,7 @@ impl Session {
         }
     }
 
-    fn bindable_exchange(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
+    pub(crate) fn bindable_exchange(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
         if name.is_empty() {
             return Err(AmqpError::access_refused(
                 "operation not permitted on the default exchange",

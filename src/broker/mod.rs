@@ -4,8 +4,10 @@
 //! - `connection`     one socket: read batches, writer task, heartbeats, teardown
 //! - `handshake`      protocol header, Start/Tune/Open, authentication
 //! - `codec`          frames on the wire around amq-protocol
-//! - `session`        an open connection's channels, content assembly, confirms, exceptions
-//! - `methods_queue`  exchange.* and queue.* handlers
+//! - `session`        an open connection's channels, confirms, exceptions
+//! - `session_content` content assembly: method, header, body frames
+//! - `methods_exchange` exchange.* handlers
+//! - `methods_queue`  queue.* handlers
 //! - `methods_basic`  basic.*, confirm.*, tx.* handlers
 //! - `publish`        a complete message: checks, routing, returns, transactions
 //! - `channel`        what queues share with a channel: unacked, credit, outbound
@@ -38,6 +40,7 @@ mod handshake;
 pub mod log;
 pub(crate) mod message;
 mod methods_basic;
+mod methods_exchange;
 mod methods_queue;
 mod mgmt;
 mod publish;
@@ -48,6 +51,7 @@ mod recover;
 mod registry;
 mod server;
 mod session;
+mod session_content;
 mod state;
 mod store;
 mod vhost;

@@ -6,16 +6,19 @@
 //! never the other way round, and no lock is held across an `.await`. Dead-lettering
 //! publishes into other queues, so it always runs after the queue's own lock is released.
 
+mod dispatch;
+
 use super::channel::{ChannelShared, ConsumerCredit};
 use super::counters::{QueueCounters, Stat};
-use super::deadletter::{self, Reason};
+use super::deadletter::Reason;
 use super::log;
-use super::message::{Message, MessageRef};
+use super::message::MessageRef;
 use super::queue_args::{Overflow, QueueArgs};
 use super::ready::Ready;
 use super::store::queue_log::QueueLog;
 use super::vhost::VHost;
 use amq_protocol::types::FieldTable;
+use dispatch::watch_expires;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -517,240 +520,6 @@ impl Queue {
             )
         })
     }
-
-    /// The message of `e`, read back from the log when paged out.
-    fn load(&self, st: &mut QueueState, e: &Entry) -> Option<MessageRef> {
-        if let Some(m) = &e.msg {
-            return Some(m.clone());
-        }
-        let (segment, offset) = e.stored?;
-        let read = st.log.as_mut()?.read(segment, offset);
-        match read.map(Message::from_stored) {
-            Ok(Some(m)) => Some(Arc::new(m)),
-            Ok(None) => {
-                log::error(format_args!(
-                    "queue '{}': unreadable content header in its log",
-                    self.name
-                ));
-                None
-            }
-            Err(err) => {
-                log::error(format_args!(
-                    "queue '{}': cannot read its log: {err}",
-                    self.name
-                ));
-                None
-            }
-        }
-    }
-
-    /// A message leaves the queue without delivery: settle it in the log and dead-letter
-    /// it when the queue has a dead-letter exchange.
-    fn drop_entry(&self, st: &mut QueueState, e: &Entry, reason: Reason) {
-        st.settle_stored(e);
-        if self.args.dead_letter_exchange.is_some()
-            && let Some(m) = self.load(st, e)
-        {
-            st.dead.push((m, reason));
-        }
-    }
-
-    /// Drop expired messages at the head (RabbitMQ expires only at the head).
-    fn expire_head(&self, st: &mut QueueState, now: Instant) {
-        while st
-            .ready
-            .front()
-            .is_some_and(|e| e.expires_at.is_some_and(|t| t < now))
-        {
-            if let Some(e) = st.ready.pop_front() {
-                self.drop_entry(st, &e, Reason::Expired);
-            }
-        }
-    }
-
-    /// drop-head overflow: remove the oldest ready messages beyond the limits.
-    fn enforce_limits(&self, st: &mut QueueState) {
-        if self.args.overflow != Overflow::DropHead {
-            return;
-        }
-        let over = |st: &QueueState| {
-            self.args
-                .max_length
-                .is_some_and(|m| st.ready.len() as u64 > m)
-                || self
-                    .args
-                    .max_length_bytes
-                    .is_some_and(|m| st.ready.bytes() > m)
-        };
-        while over(st) {
-            match st.ready.pop_front() {
-                Some(e) => self.drop_entry(st, &e, Reason::Maxlen),
-                None => break,
-            }
-        }
-    }
-
-    /// Deliver ready messages to consumers with credit until either runs out: the
-    /// highest consumer priority first, round-robin within a priority.
-    fn dispatch(self: &Arc<Self>, st: &mut QueueState, now: Instant) {
-        loop {
-            self.expire_head(st, now);
-            if st.consumers.is_empty() {
-                return;
-            }
-            if let Some(e) = st.ready.front().filter(|e| e.msg.is_none()).cloned() {
-                match self.load(st, &e) {
-                    Some(m) => st.ready.set_front_msg(m),
-                    None => {
-                        // Unreadable (reported by load): skip it rather than wedge the queue.
-                        st.ready.pop_front();
-                        st.settle_stored(&e);
-                        continue;
-                    }
-                }
-            }
-            let Some(head) = st.ready.front().cloned() else {
-                return;
-            };
-            let end = if self.args.single_active_consumer {
-                st.consumers.len().min(1)
-            } else {
-                st.consumers.len()
-            };
-            let mut start = 0;
-            // Some(no_ack) once a consumer took the head.
-            let mut delivered = None;
-            'levels: while start < end {
-                let priority = st.consumers[start].priority;
-                let stop = start
-                    + st.consumers[start..end]
-                        .iter()
-                        .take_while(|c| c.priority == priority)
-                        .count();
-                let len = stop - start;
-                for i in 0..len {
-                    let idx = start + (st.next_consumer + i) % len;
-                    let consumer = &st.consumers[idx];
-                    let no_ack = consumer.no_ack;
-                    if consumer.channel.try_deliver(self, consumer, &head) {
-                        if !no_ack {
-                            st.unacked += 1;
-                        }
-                        self.count_delivery(
-                            if no_ack {
-                                Stat::DeliverNoAck
-                            } else {
-                                Stat::Deliver
-                            },
-                            head.redelivered,
-                        );
-                        st.next_consumer = idx - start + 1;
-                        delivered = Some(no_ack);
-                        break 'levels;
-                    }
-                }
-                start = stop;
-            }
-            let Some(no_ack) = delivered else { return };
-            if let Some(e) = st.ready.pop_front()
-                && e.stored.is_some()
-            {
-                // A no-ack delivery is the end of the message; an ack-mode one may come back.
-                if no_ack {
-                    st.settle_stored(&e);
-                } else {
-                    st.mark_delivered(&e);
-                }
-            }
-        }
-    }
-
-    /// Make sure a timer fires when the head message expires, so expired messages are
-    /// removed (and dead-lettered) even when nobody touches the queue.
-    fn arm_ttl_timer(self: &Arc<Self>, st: &mut QueueState) {
-        let Some(at) = st.ready.front().and_then(|e| e.expires_at) else {
-            return;
-        };
-        if st.deleted || st.timer_at.is_some_and(|t| t <= at) {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        st.timer_at = Some(at);
-        let weak = Arc::downgrade(self);
-        rt.spawn(async move {
-            // Just past the deadline: expiry is `expires_at < now`.
-            tokio::time::sleep_until(at + Duration::from_millis(1)).await;
-            if let Some(q) = weak.upgrade() {
-                q.with(|q, st| {
-                    if st.timer_at == Some(at) {
-                        st.timer_at = None;
-                    }
-                    q.expire_head(st, Instant::now());
-                });
-            }
-        });
-    }
-
-    /// Republish dropped messages to the dead-letter exchange, if the queue has one.
-    fn dead_letter(&self, dead: Vec<(MessageRef, Reason)>) {
-        if dead.is_empty() {
-            return;
-        }
-        let Some(dlx) = &self.args.dead_letter_exchange else {
-            return;
-        };
-        let Some(vhost) = self.vhost_ref.upgrade() else {
-            return;
-        };
-        // A missing dead-letter exchange drops the messages, as in RabbitMQ.
-        let Some(exchange) = vhost.exchange(dlx) else {
-            return;
-        };
-        let dlrk = self.args.dead_letter_routing_key.as_deref();
-        for (msg, reason) in dead {
-            let out = Arc::new(deadletter::dead_lettered(
-                &msg, &self.name, reason, dlx, dlrk,
-            ));
-            for q in vhost.route_message(&exchange, &out) {
-                if !deadletter::is_cycle(&out, &q.name, reason) {
-                    q.publish(out.clone(), None);
-                }
-            }
-        }
-    }
-}
-
-/// `x-expires`: delete the queue once it has had no consumers and no use for `after`.
-fn watch_expires(queue: Weak<Queue>, after: Duration) {
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    rt.spawn(async move {
-        loop {
-            let deadline = {
-                let Some(q) = queue.upgrade() else { return };
-                let st = q.lock();
-                if st.deleted {
-                    return;
-                }
-                st.last_used + after
-            };
-            tokio::time::sleep_until(deadline).await;
-            let Some(q) = queue.upgrade() else { return };
-            let expired = {
-                let st = q.lock();
-                !st.deleted && st.consumers.is_empty() && st.last_used + after <= Instant::now()
-            };
-            if expired {
-                if let Some(vhost) = q.vhost_ref.upgrade() {
-                    vhost.delete_queue(&q);
-                }
-                return;
-            }
-        }
-    });
 }
 
 /// Milliseconds since the Unix epoch (stored expiry survives restarts; Instants do not).
