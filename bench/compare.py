@@ -187,10 +187,13 @@ def main():
         a, b = med("value", "rmq"), med("value", "rabbitmq")
         unit = "µs" if metric == "p99" else "msg/s"
         ratio = (b / a if metric == "p99" else a / b) if r["rabbitmq"] else float("nan")
-        lost = sum(x["lost"] + x["duplicates"] for x in r["rmq"] + r["rabbitmq"])
+        # Without confirms a broker may drop what is in flight when a publisher closes
+        # (RabbitMQ does); the counts show which broker did.
+        lost = {side: sum(x["lost"] + x["duplicates"] for x in r[side]) for side in r}
+        note = ", ".join(f"{side} lost/dup {n}" for side, n in lost.items() if n)
         print(f"| {desc} | {a:,.0f} {unit} | {b:,.0f} {unit} | {ratio:.1f}× | "
               f"{med('broker_cpu', 'rmq'):.2f} / {med('broker_cpu', 'rabbitmq'):.2f} cores | "
-              f"{med('client_cpu_us', 'rmq'):.2f} |" + (f" lost/dup {lost}" if lost else ""))
+              f"{med('client_cpu_us', 'rmq'):.2f} |" + (f" {note}" if note else ""))
     if not args.only or "queues" in args.only:
         serve = Serve()
         try:

@@ -7,7 +7,7 @@
 //! `RMQ_FUZZ_FRAMES` sets the number of frames (default 300k, a few seconds); the test
 //! prints how many it ran.
 
-use super::channel::ConnShared;
+use super::channel::{ConnShared, Outbound};
 use super::codec;
 use super::config::BrokerConfig;
 use super::handshake::Negotiated;
@@ -278,6 +278,33 @@ fn random_input(r: &mut Rng, out: &mut BytesMut) {
     }
 }
 
+/// A session as after a successful handshake (guest on `/`, frame_max 4096), with the
+/// receiving end of what it writes.
+fn open_session(
+    broker: &Arc<BrokerState>,
+    id: u64,
+) -> (Session, Arc<ConnShared>, mpsc::UnboundedReceiver<Outbound>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = Arc::new(ConnShared::new(id, 4096, true, tx));
+    let neg = Negotiated {
+        user: "guest".into(),
+        vhost: broker.vhost("/").expect("vhost /"),
+        frame_max: 4096,
+        channel_max: 8,
+        heartbeat: 0,
+        client_properties: FieldTable::default(),
+        cancel_notify: true,
+        leftover: BytesMut::new(),
+    };
+    let session = Session::new(
+        broker.clone(),
+        conn.clone(),
+        neg,
+        "127.0.0.1:1".parse().unwrap(),
+    );
+    (session, conn, rx)
+}
+
 #[test]
 fn random_frames_never_panic_and_end_cleanly() {
     let frames: u64 = std::env::var("RMQ_FUZZ_FRAMES")
@@ -291,24 +318,7 @@ fn random_frames_never_panic_and_end_cleanly() {
     let started = std::time::Instant::now();
     while ran < frames {
         connections += 1;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let conn = Arc::new(ConnShared::new(connections, 4096, true, tx));
-        let neg = Negotiated {
-            user: "guest".into(),
-            vhost: broker.vhost("/").expect("vhost /"),
-            frame_max: 4096,
-            channel_max: 8,
-            heartbeat: 0,
-            client_properties: FieldTable::default(),
-            cancel_notify: true,
-            leftover: BytesMut::new(),
-        };
-        let mut session = Session::new(
-            broker.clone(),
-            conn.clone(),
-            neg,
-            "127.0.0.1:1".parse().unwrap(),
-        );
+        let (mut session, conn, mut rx) = open_session(&broker, connections);
         let mut buf = BytesMut::new();
         for ch in 1..=2 {
             codec::put_method(
@@ -323,7 +333,7 @@ fn random_frames_never_panic_and_end_cleanly() {
             ran += 1;
             let result = session.process(&mut buf);
             // Drain what the broker wrote: the writer task's job in production.
-            while let Ok(super::channel::Outbound::Data(d)) = rx.try_recv() {
+            while let Ok(Outbound::Data(d)) = rx.try_recv() {
                 conn.written(d.len());
             }
             if let Err(end) = result {
@@ -345,19 +355,7 @@ fn random_frames_never_panic_and_end_cleanly() {
     );
     eprintln!("fuzz: connection errors by reply code (0: dropped): {codes:?}");
     // The broker is still consistent: a fresh connection can declare and publish.
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let conn = Arc::new(ConnShared::new(u64::MAX, 4096, true, tx));
-    let neg = Negotiated {
-        user: "guest".into(),
-        vhost: broker.vhost("/").expect("vhost /"),
-        frame_max: 4096,
-        channel_max: 8,
-        heartbeat: 0,
-        client_properties: FieldTable::default(),
-        cancel_notify: true,
-        leftover: BytesMut::new(),
-    };
-    let mut session = Session::new(broker.clone(), conn, neg, "127.0.0.1:1".parse().unwrap());
+    let (mut session, _conn, _rx) = open_session(&broker, u64::MAX);
     let mut buf = BytesMut::new();
     codec::put_method(
         &mut buf,

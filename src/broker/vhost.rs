@@ -190,8 +190,16 @@ impl VHost {
         headers: Option<&FieldTable>,
     ) -> Vec<Arc<Queue>> {
         let mut queues = Vec::new();
-        let mut visited = vec![exchange.name.clone()];
-        self.route_from(exchange, routing_key, headers, &mut queues, &mut visited);
+        // Allocated only when routing goes past the first exchange: the hot path is one
+        // direct lookup.
+        let mut visited = Vec::new();
+        self.route_from(
+            exchange,
+            routing_key,
+            headers,
+            &mut queues,
+            (&exchange.name, &mut visited),
+        );
         queues
     }
 
@@ -216,7 +224,7 @@ impl VHost {
         routing_key: &str,
         headers: Option<&FieldTable>,
         queues: &mut Vec<Arc<Queue>>,
-        visited: &mut Vec<String>,
+        (root, visited): (&str, &mut Vec<String>),
     ) {
         let mut next = Vec::new();
         let hit = if exchange.name.is_empty() {
@@ -236,12 +244,12 @@ impl VHost {
             next.push(ae.clone());
         }
         for name in next {
-            if visited.contains(&name) {
+            if name == root || visited.contains(&name) {
                 continue;
             }
             visited.push(name.clone());
             if let Some(x) = self.exchange(&name) {
-                self.route_from(&x, routing_key, headers, queues, visited);
+                self.route_from(&x, routing_key, headers, queues, (root, &mut *visited));
             }
         }
     }
