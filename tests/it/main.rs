@@ -19,5 +19,6 @@ mod cli_tutorials;
 mod cli_worker;
 mod mgmt_api;
 mod mgmt_cli;
+mod mgmt_fields;
 mod support;
 mod third_party;

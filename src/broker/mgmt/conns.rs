@@ -4,6 +4,7 @@
 use super::error::ApiError;
 use super::json::table;
 use super::{Api, listing};
+use crate::broker::queue::Queue;
 use crate::broker::registry::{ChannelEntry, ConnEntry};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -149,7 +150,6 @@ pub(super) async fn channels_of(
 }
 
 fn consumers(api: &Api, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
-    let node = api.node();
     let mut out = Vec::new();
     for v in api.scope(vhost)? {
         let mut queues: Vec<_> = v
@@ -161,51 +161,60 @@ fn consumers(api: &Api, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
             .collect();
         queues.sort_by(|a, b| a.name.cmp(&b.name));
         for q in queues {
-            let snap = q.snapshot();
-            for (i, c) in snap.consumers.iter().enumerate() {
-                let conn = api.broker.registry.get(c.channel.conn.id);
-                let (conn_name, peer_host, peer_port, user) = match &conn {
-                    Some(e) => (
-                        e.name.clone(),
-                        e.peer.ip().to_string(),
-                        e.peer.port(),
-                        e.user.clone(),
-                    ),
-                    None => (String::new(), String::new(), 0, String::new()),
-                };
-                let active = !snap.single_active || i == 0;
-                let arguments = if c.priority != 0 {
-                    json!({ "x-priority": c.priority })
-                } else {
-                    json!({})
-                };
-                out.push(json!({
-                    "arguments": arguments,
-                    "ack_required": !c.no_ack,
-                    "active": active,
-                    "activity_status": match (snap.single_active, active) {
-                        (false, _) => "up",
-                        (true, true) => "single_active",
-                        (true, false) => "waiting",
-                    },
-                    "channel_details": {
-                        "connection_name": conn_name,
-                        "name": format!("{conn_name} ({})", c.channel.id),
-                        "node": node,
-                        "number": c.channel.id,
-                        "peer_host": peer_host,
-                        "peer_port": peer_port,
-                        "user": user,
-                    },
-                    "consumer_tag": c.tag.to_string(),
-                    "exclusive": c.exclusive,
-                    "prefetch_count": c.credit.prefetch,
-                    "queue": { "name": q.name, "vhost": q.vhost },
-                }));
-            }
+            out.extend(queue_consumers(api, &q));
         }
     }
     Ok(out)
+}
+
+/// The consumers of one queue as `/api/consumers` items (also a queue's
+/// `consumer_details`).
+pub(super) fn queue_consumers(api: &Api, q: &Arc<Queue>) -> Vec<Value> {
+    let node = api.node();
+    let snap = q.snapshot();
+    let mut out = Vec::new();
+    for (i, c) in snap.consumers.iter().enumerate() {
+        let conn = api.broker.registry.get(c.channel.conn.id);
+        let (conn_name, peer_host, peer_port, user) = match &conn {
+            Some(e) => (
+                e.name.clone(),
+                e.peer.ip().to_string(),
+                e.peer.port(),
+                e.user.clone(),
+            ),
+            None => (String::new(), String::new(), 0, String::new()),
+        };
+        let active = !snap.single_active || i == 0;
+        let arguments = if c.priority != 0 {
+            json!({ "x-priority": c.priority })
+        } else {
+            json!({})
+        };
+        out.push(json!({
+            "arguments": arguments,
+            "ack_required": !c.no_ack,
+            "active": active,
+            "activity_status": match (snap.single_active, active) {
+                (false, _) => "up",
+                (true, true) => "single_active",
+                (true, false) => "waiting",
+            },
+            "channel_details": {
+                "connection_name": conn_name,
+                "name": format!("{conn_name} ({})", c.channel.id),
+                "node": node,
+                "number": c.channel.id,
+                "peer_host": peer_host,
+                "peer_port": peer_port,
+                "user": user,
+            },
+            "consumer_tag": c.tag.to_string(),
+            "exclusive": c.exclusive,
+            "prefetch_count": c.credit.prefetch,
+            "queue": { "name": q.name, "vhost": q.vhost },
+        }));
+    }
+    out
 }
 
 pub(super) async fn consumers_all(

@@ -77,11 +77,34 @@ pub(super) async fn overview(State(api): State<Api>) -> Json<Value> {
             "queues": queues,
         },
         "statistics_db_event_queue": 0,
+        // Static settings RabbitMQ reports; tools read them to decide what to show.
+        "disable_stats": false,
+        "enable_queue_totals": false,
+        "release_series_support_status": "supported",
+        "sample_retention_policies": {
+            "global": [600, 3600, 28800, 86400],
+            "basic": [600, 3600],
+            "detailed": [600],
+        },
+        "contexts": [{
+            "node": node,
+            "description": "RabbitMQ Management",
+            "path": "/",
+            "cowboy_opts": "[]",
+            "ip": api.http_addr.ip().to_string(),
+            "port": api.http_addr.port().to_string(),
+            "ssl_opts": [],
+        }],
         "listeners": [
-            {"node": node, "protocol": "amqp", "ip_address": api.amqp_addr.ip().to_string(), "port": api.amqp_addr.port()},
-            {"node": node, "protocol": "http", "ip_address": api.http_addr.ip().to_string(), "port": api.http_addr.port()},
+            {"node": node, "protocol": "amqp", "ip_address": api.amqp_addr.ip().to_string(), "port": api.amqp_addr.port(), "socket_opts": socket_opts()},
+            {"node": node, "protocol": "http", "ip_address": api.http_addr.ip().to_string(), "port": api.http_addr.port(), "socket_opts": socket_opts()},
         ],
     }))
+}
+
+/// The listener socket options, in RabbitMQ's shape (what rmq's sockets use).
+fn socket_opts() -> Value {
+    json!({ "backlog": 1024, "nodelay": true, "linger": [true, 0], "exit_on_close": false })
 }
 
 fn vhost_json(api: &Api, v: &VHost) -> Value {

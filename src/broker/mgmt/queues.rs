@@ -123,7 +123,15 @@ pub(super) async fn show(
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (_, q) = find(&api, &vhost, &name)?;
-    Ok(Json(queue_json(&q, &api.node(), true)))
+    let mut v = queue_json(&q, &api.node(), true);
+    // Only the one-queue view carries its consumers, as in RabbitMQ.
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "consumer_details".into(),
+            Value::Array(super::conns::queue_consumers(&api, &q)),
+        );
+    }
+    Ok(Json(v))
 }
 
 /// `PUT /api/queues/{vhost}/{name}`: declare (201), or check an existing queue is
