@@ -602,6 +602,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'A virtual host to create at start (repeatable); `/` always exists')
             [CompletionResult]::new('--heartbeat', '--heartbeat', [CompletionResultType]::ParameterName, 'Heartbeat interval proposed to clients, in seconds (0 disables)')
             [CompletionResult]::new('--max-message-size', '--max-message-size', [CompletionResultType]::ParameterName, 'Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB)')
+            [CompletionResult]::new('--consumer-timeout', '--consumer-timeout', [CompletionResultType]::ParameterName, 'Close a channel (406) whose delivery stays unacknowledged this long, requeueing it (RabbitMQ''s consumer_timeout); 0 disables')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')

@@ -581,6 +581,7 @@ module completions {
     --vhost: string           # A virtual host to create at start (repeatable); `/` always exists
     --heartbeat: string       # Heartbeat interval proposed to clients, in seconds (0 disables)
     --max-message-size: string # Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB)
+    --consumer-timeout: string # Close a channel (406) whose delivery stays unacknowledged this long, requeueing it (RabbitMQ's consumer_timeout); 0 disables
     --quiet(-q)               # Only log errors
     --verbose(-v)             # Log more (repeat for more detail)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F

@@ -127,6 +127,8 @@ pub(crate) struct Unacked {
     pub(crate) entry: Entry,
     /// The consumer whose credit this delivery uses (None for basic.get).
     pub(crate) credit: Option<Arc<ConsumerCredit>>,
+    /// When it was delivered: the consumer acknowledgement timeout counts from here.
+    pub(crate) at: tokio::time::Instant,
 }
 
 /// Delivery state shared between the connection task and the queues delivering to it.
@@ -208,6 +210,7 @@ impl ChannelShared {
                     queue: queue.clone(),
                     entry: entry.clone(),
                     credit: Some(consumer.credit.clone()),
+                    at: tokio::time::Instant::now(),
                 },
             );
         }
@@ -269,6 +272,7 @@ impl ChannelShared {
                     queue: queue.clone(),
                     entry: entry.clone(),
                     credit: None,
+                    at: tokio::time::Instant::now(),
                 },
             );
         }

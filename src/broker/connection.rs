@@ -79,9 +79,21 @@ pub(crate) async fn serve(
     let mut session = Session::new(broker.clone(), conn.clone(), neg, peer);
 
     let mut last_read = Instant::now();
+    // Unacked deliveries are checked against the consumer timeout a few times per period.
+    let ack_timeout = broker.config.consumer_timeout;
+    let check_every = ack_timeout.map_or(Duration::from_secs(3600), |t| {
+        (t / 4).clamp(Duration::from_millis(20), Duration::from_secs(15))
+    });
+    let mut next_check = Instant::now() + check_every;
     let end = loop {
         let dead_at = last_read + heartbeat * 2 + Duration::from_millis(500);
         tokio::select! {
+            _ = tokio::time::sleep_until(next_check), if ack_timeout.is_some() => {
+                next_check = Instant::now() + check_every;
+                if let Some(limit) = ack_timeout {
+                    session.enforce_ack_timeout(limit);
+                }
+            }
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) => break End::PeerGone("client closed the socket".into()),
                 Err(e) => break End::PeerGone(format!("read error: {e}")),

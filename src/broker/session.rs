@@ -488,6 +488,32 @@ impl Session {
         }
     }
 
+    /// Close (406) every channel holding a delivery unacknowledged for longer than
+    /// `limit`; closing requeues its unacked messages (RabbitMQ's consumer_timeout).
+    pub(crate) fn enforce_ack_timeout(&mut self, limit: std::time::Duration) {
+        let late: Vec<u16> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| !c.closing)
+            .filter(|(_, c)| {
+                c.shared
+                    .lock()
+                    .unacked
+                    .first_key_value()
+                    .is_some_and(|(_, u)| u.at.elapsed() > limit)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for ch in late {
+            let err = AmqpError::precondition(format_args!(
+                "delivery acknowledgement on channel {ch} timed out. Timeout value used: {} ms. \
+                 This timeout value can be configured, see consumers doc guide to learn more",
+                limit.as_millis()
+            ));
+            self.close_channel(ch, err);
+        }
+    }
+
     pub(crate) fn chan(&mut self, ch: u16) -> &mut Channel {
         self.channels
             .get_mut(&ch)

@@ -39,6 +39,10 @@ pub(crate) struct ServeArgs {
     /// Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB).
     #[arg(long, default_value_t = 128 * 1024 * 1024)]
     max_message_size: u64,
+    /// Close a channel (406) whose delivery stays unacknowledged this long, requeueing it
+    /// (RabbitMQ's consumer_timeout); 0 disables.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    consumer_timeout: u64,
     /// Only log errors.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -69,6 +73,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         vhosts,
         heartbeat: args.heartbeat,
         max_message_size: args.max_message_size,
+        consumer_timeout: (args.consumer_timeout > 0)
+            .then(|| std::time::Duration::from_secs(args.consumer_timeout)),
         data_dir: if args.in_memory {
             None
         } else {

@@ -711,3 +711,47 @@ async fn direct_reply_to_round_trip() {
         .unwrap_err();
     assert_eq!(reply_code(&err), 406);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_never_acks_times_out_and_its_message_is_requeued() {
+    let broker =
+        Broker::start_with(|c| c.consumer_timeout = Some(std::time::Duration::from_millis(300)));
+    let conn = connect(&broker.url()).await;
+    let ch = channel(&conn).await;
+    let q = unique("never-acked");
+    declare(&ch, &q).await;
+    publish(&ch, "", &q, b"hold me").await;
+    let mut consumer = bounded(
+        "consume",
+        ch.basic_consume(
+            s(&q),
+            s("lazy"),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    let d = next(&mut consumer).await;
+    assert_eq!(d.data, b"hold me");
+    // No ack: RabbitMQ's consumer_timeout closes the channel with 406 and requeues.
+    let err = bounded("channel close", consumer.next())
+        .await
+        .expect("the consumer stream ends with the close")
+        .unwrap_err();
+    assert_eq!(reply_code(&err), 406);
+    assert!(
+        reply_text(&err).starts_with("PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. Timeout value used: 300 ms."),
+        "{}",
+        reply_text(&err)
+    );
+    let other = channel(&conn).await;
+    let m = bounded(
+        "get",
+        other.basic_get(s(&q), BasicGetOptions { no_ack: true }),
+    )
+    .await
+    .unwrap()
+    .expect("the message is back in the queue");
+    assert!(m.delivery.redelivered);
+}

@@ -172,6 +172,12 @@ fn bad_frames_close_the_connection_with_rabbitmqs_codes() {
         .unwrap();
     expect_connection_close(&mut s, 504);
 
+    // A channel number above the negotiated channel_max (2047): 530 NOT_ALLOWED.
+    let mut s = handshake(broker.addr);
+    s.write_all(&frame(1, 3000, &method(20, 10, &short(""))))
+        .unwrap();
+    expect_connection_close(&mut s, 530);
+
     // A second channel.open on an open channel: 504.
     let mut s = handshake(broker.addr);
     s.write_all(&frame(1, 1, &method(20, 10, &short(""))))
