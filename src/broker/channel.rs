@@ -10,19 +10,19 @@ use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 /// Above this many bytes waiting for the socket, queues stop delivering to a connection
 /// until its writer drains: a slow reader must not make the broker buffer without bound.
 pub(crate) const OUTBOUND_HIGH_WATER: usize = 4 * 1024 * 1024;
 
-/// What the connection's writer task receives.
-#[derive(Debug)]
-pub(crate) enum Outbound {
-    /// Encoded frames, written in order.
-    Data(Bytes),
-    /// Flush what is queued, then close the socket.
-    Shutdown,
+/// Frames waiting for the connection's writer.
+#[derive(Debug, Default)]
+struct OutBuf {
+    /// Encoded frames in order; the writer takes all of it at once.
+    buf: BytesMut,
+    /// Set once the connection is closing: write what is here, then close the socket.
+    shutdown: bool,
 }
 
 /// The parts of a connection that queues and channels need.
@@ -34,46 +34,91 @@ pub(crate) struct ConnShared {
     pub(crate) frame_max: u32,
     /// Whether the client advertised `consumer_cancel_notify`.
     pub(crate) cancel_notify: bool,
-    out: mpsc::UnboundedSender<Outbound>,
+    /// Frames are encoded straight into this buffer (one copy of each body, no allocation
+    /// per frame) and the writer swaps it out whole.
+    out: Mutex<OutBuf>,
+    /// Wakes the writer; a notify without a waiter leaves a permit, so none is lost.
+    wake: Notify,
     /// Bytes handed to the writer and not yet written.
     pending: AtomicUsize,
     /// Queues that held back deliveries because `pending` was high; kicked on drain.
     stalled: Mutex<Vec<Weak<Queue>>>,
 }
 
+/// What the writer gets from `ConnShared::take`.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// Frames to write, in order.
+    Data(Bytes),
+    /// Nothing queued yet.
+    Idle,
+    /// The connection is closing and everything has been handed out.
+    Shutdown,
+}
+
 impl ConnShared {
-    pub(crate) fn new(
-        id: u64,
-        frame_max: u32,
-        cancel_notify: bool,
-        out: mpsc::UnboundedSender<Outbound>,
-    ) -> ConnShared {
+    pub(crate) fn new(id: u64, frame_max: u32, cancel_notify: bool) -> ConnShared {
         ConnShared {
             id,
             frame_max,
             cancel_notify,
-            out,
+            out: Mutex::new(OutBuf::default()),
+            wake: Notify::new(),
             pending: AtomicUsize::new(0),
             stalled: Mutex::new(Vec::new()),
         }
     }
 
+    /// Encode frames in place at the end of the outbound buffer and wake the writer.
+    pub(crate) fn send_with(&self, encode: impl FnOnce(&mut BytesMut)) {
+        let added = {
+            let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            if out.shutdown {
+                // The connection is going away; the frames have nowhere to go.
+                return;
+            }
+            if out.buf.capacity() - out.buf.len() < 4096 {
+                out.buf.reserve(64 * 1024);
+            }
+            let before = out.buf.len();
+            encode(&mut out.buf);
+            out.buf.len() - before
+        };
+        self.pending.fetch_add(added, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
     /// Queue encoded frames for the writer.
     pub(crate) fn send(&self, data: Bytes) {
-        self.pending.fetch_add(data.len(), Ordering::Relaxed);
-        // A closed writer means the connection is going away; the frames have nowhere to go.
-        let _ = self.out.send(Outbound::Data(data));
+        self.send_with(|b| b.extend_from_slice(&data));
     }
 
     /// Encode and queue one method frame.
     pub(crate) fn send_method(&self, channel: u16, method: AMQPClass) {
-        let mut out = BytesMut::with_capacity(64);
-        codec::put_method(&mut out, channel, method);
-        self.send(out.freeze());
+        self.send_with(|b| codec::put_method(b, channel, method));
     }
 
+    /// Write what is queued, then close the socket.
     pub(crate) fn shutdown(&self) {
-        let _ = self.out.send(Outbound::Shutdown);
+        self.out.lock().unwrap_or_else(|e| e.into_inner()).shutdown = true;
+        self.wake.notify_one();
+    }
+
+    /// For the writer: everything queued so far.
+    pub(crate) fn take(&self) -> Outbound {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if !out.buf.is_empty() {
+            Outbound::Data(out.buf.split().freeze())
+        } else if out.shutdown {
+            Outbound::Shutdown
+        } else {
+            Outbound::Idle
+        }
+    }
+
+    /// Wait until something may have been queued (or the connection shuts down).
+    pub(crate) async fn queued(&self) {
+        self.wake.notified().await;
     }
 
     /// The writer wrote `n` bytes; when below the mark again, let stalled queues deliver.
@@ -219,7 +264,7 @@ impl ChannelShared {
         true
     }
 
-    /// Encode basic.deliver plus content and queue it.
+    /// Encode basic.deliver plus content straight into the connection's outbound buffer.
     pub(crate) fn send_delivery(
         &self,
         consumer_tag: &str,
@@ -227,24 +272,19 @@ impl ChannelShared {
         redelivered: bool,
         msg: &MessageRef,
     ) {
-        let mut out = BytesMut::with_capacity(64 + msg.header.len() + msg.body.len() + 16);
-        codec::put_deliver(
-            &mut out,
-            self.id,
-            consumer_tag,
-            tag,
-            redelivered,
-            &msg.exchange,
-            &msg.routing_key,
-        );
-        codec::put_content(
-            &mut out,
-            self.id,
-            &msg.header,
-            &msg.body,
-            self.conn.frame_max,
-        );
-        self.conn.send(out.freeze());
+        let (id, frame_max) = (self.id, self.conn.frame_max);
+        self.conn.send_with(|out| {
+            codec::put_deliver(
+                out,
+                id,
+                consumer_tag,
+                tag,
+                redelivered,
+                &msg.exchange,
+                &msg.routing_key,
+            );
+            codec::put_content(out, id, &msg.header, &msg.body, frame_max);
+        });
     }
 
     /// Deliver a direct reply-to message to this channel's reply consumer (no ack).

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// How long we wait for close-ok after sending connection.close.
@@ -59,9 +59,8 @@ pub(crate) async fn serve(
         neg.user, neg.vhost.name
     ));
     let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let conn = Arc::new(ConnShared::new(id, neg.frame_max, neg.cancel_notify, tx));
-    let writer = tokio::spawn(write_loop(wr, rx, conn.clone(), neg.heartbeat));
+    let conn = Arc::new(ConnShared::new(id, neg.frame_max, neg.cancel_notify));
+    let writer = tokio::spawn(write_loop(wr, conn.clone(), neg.heartbeat));
     let heartbeat = Duration::from_secs(u64::from(neg.heartbeat));
     let mut buf = std::mem::take(&mut neg.leftover);
     let frame_max = neg.frame_max;
@@ -191,61 +190,32 @@ async fn await_close_ok(
     }
 }
 
-/// Write queued frames, gathering everything already queued into one write; send a
-/// heartbeat when nothing was written for half the heartbeat interval.
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
-    conn: Arc<ConnShared>,
-    heartbeat: u16,
-) {
+/// Write queued frames: everything queued since the last write goes out in one write;
+/// a heartbeat goes out when nothing was written for half the heartbeat interval.
+async fn write_loop(mut wr: OwnedWriteHalf, conn: Arc<ConnShared>, heartbeat: u16) {
     let idle = if heartbeat == 0 {
         Duration::from_secs(3600 * 24 * 365)
     } else {
         Duration::from_millis(u64::from(heartbeat) * 500)
     };
-    let mut batch = BytesMut::with_capacity(64 * 1024);
     loop {
-        let first = match tokio::time::timeout(idle, rx.recv()).await {
-            Ok(Some(m)) => m,
-            Ok(None) => break,
-            Err(_) => {
-                let mut hb = BytesMut::new();
-                codec::put_heartbeat(&mut hb);
-                if wr.write_all(&hb).await.is_err() {
+        match conn.take() {
+            Outbound::Data(frames) => {
+                if wr.write_all(&frames).await.is_err() {
                     break;
                 }
-                continue;
+                conn.written(frames.len());
             }
-        };
-        let mut shutdown = false;
-        let mut queued = 0usize;
-        let mut next = Some(first);
-        while let Some(m) = next {
-            match m {
-                Outbound::Data(d) => {
-                    queued += d.len();
-                    batch.extend_from_slice(&d);
-                }
-                Outbound::Shutdown => {
-                    shutdown = true;
-                    break;
+            Outbound::Shutdown => break,
+            Outbound::Idle => {
+                if tokio::time::timeout(idle, conn.queued()).await.is_err() {
+                    let mut hb = BytesMut::new();
+                    codec::put_heartbeat(&mut hb);
+                    if wr.write_all(&hb).await.is_err() {
+                        break;
+                    }
                 }
             }
-            if batch.len() >= 256 * 1024 {
-                break;
-            }
-            next = rx.try_recv().ok();
-        }
-        if !batch.is_empty() {
-            if wr.write_all(&batch).await.is_err() {
-                break;
-            }
-            batch.clear();
-            conn.written(queued);
-        }
-        if shutdown {
-            break;
         }
     }
     let _ = wr.shutdown().await;

@@ -19,7 +19,6 @@ use amq_protocol::protocol::{
 use amq_protocol::types::{AMQPValue, FieldTable};
 use bytes::{BufMut, BytesMut};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// xorshift64*: deterministic, seedable, no dependency.
 struct Rng(u64);
@@ -280,12 +279,8 @@ fn random_input(r: &mut Rng, out: &mut BytesMut) {
 
 /// A session as after a successful handshake (guest on `/`, frame_max 4096), with the
 /// receiving end of what it writes.
-fn open_session(
-    broker: &Arc<BrokerState>,
-    id: u64,
-) -> (Session, Arc<ConnShared>, mpsc::UnboundedReceiver<Outbound>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let conn = Arc::new(ConnShared::new(id, 4096, true, tx));
+fn open_session(broker: &Arc<BrokerState>, id: u64) -> (Session, Arc<ConnShared>) {
+    let conn = Arc::new(ConnShared::new(id, 4096, true));
     let neg = Negotiated {
         user: "guest".into(),
         vhost: broker.vhost("/").expect("vhost /"),
@@ -302,7 +297,7 @@ fn open_session(
         neg,
         "127.0.0.1:1".parse().unwrap(),
     );
-    (session, conn, rx)
+    (session, conn)
 }
 
 #[test]
@@ -318,7 +313,7 @@ fn random_frames_never_panic_and_end_cleanly() {
     let started = std::time::Instant::now();
     while ran < frames {
         connections += 1;
-        let (mut session, conn, mut rx) = open_session(&broker, connections);
+        let (mut session, conn) = open_session(&broker, connections);
         let mut buf = BytesMut::new();
         for ch in 1..=2 {
             codec::put_method(
@@ -333,7 +328,7 @@ fn random_frames_never_panic_and_end_cleanly() {
             ran += 1;
             let result = session.process(&mut buf);
             // Drain what the broker wrote: the writer task's job in production.
-            while let Ok(Outbound::Data(d)) = rx.try_recv() {
+            if let Outbound::Data(d) = conn.take() {
                 conn.written(d.len());
             }
             if let Err(end) = result {
@@ -355,7 +350,7 @@ fn random_frames_never_panic_and_end_cleanly() {
     );
     eprintln!("fuzz: connection errors by reply code (0: dropped): {codes:?}");
     // The broker is still consistent: a fresh connection can declare and publish.
-    let (mut session, _conn, _rx) = open_session(&broker, u64::MAX);
+    let (mut session, _conn) = open_session(&broker, u64::MAX);
     let mut buf = BytesMut::new();
     codec::put_method(
         &mut buf,

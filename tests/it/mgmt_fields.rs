@@ -82,6 +82,9 @@ const NO_MESSAGE_STATS: &[&str] = &["/api/channels", "/api/exchanges/"];
 fn shape(v: &Value, path: &str, out: &mut BTreeMap<String, &'static str>) {
     let kind = match v {
         Value::Null => "null",
+        // RabbitMQ writes an empty Erlang proplist (e.g. the channel_details of a channel
+        // that just went) as [], where a full one is an object.
+        Value::Array(a) if a.is_empty() => "null",
         Value::Bool(_) => "bool",
         Value::Number(_) => "number",
         Value::String(_) => "string",
@@ -245,8 +248,18 @@ async fn every_field_rabbitmq_answers_is_in_rmqs_answer_with_its_type() {
     ];
     let mut report = Vec::new();
     for p in &paths {
-        let theirs = get(&rabbit_api, p).await;
-        let ours = get(&broker.api_url(), p).await;
+        // Lists may hold other tests' objects on the shared RabbitMQ: compare ours.
+        let mine = |v: Value| match v {
+            Value::Array(items) if p.starts_with("/api/consumers") => Value::Array(
+                items
+                    .into_iter()
+                    .filter(|c| c["queue"]["name"] == q.as_str())
+                    .collect(),
+            ),
+            other => other,
+        };
+        let theirs = mine(get(&rabbit_api, p).await);
+        let ours = mine(get(&broker.api_url(), p).await);
         let skip_stats = NO_MESSAGE_STATS.iter().any(|e| p.starts_with(e));
         for d in differences(&theirs, &ours) {
             if skip_stats && d.contains("message_stats") {
