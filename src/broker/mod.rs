@@ -5,6 +5,7 @@
 //! - `handshake`      protocol header, Start/Tune/Open, authentication
 //! - `codec`          frames on the wire around amq-protocol
 //! - `session`        an open connection's channels, confirms, exceptions
+//! - `session_confirms` publisher confirms, batched, after the fsync when needed
 //! - `session_content` content assembly: method, header, body frames
 //! - `methods_exchange` exchange.* handlers
 //! - `methods_queue`  queue.* handlers
@@ -51,6 +52,7 @@ mod recover;
 mod registry;
 mod server;
 mod session;
+mod session_confirms;
 mod session_content;
 mod state;
 mod store;

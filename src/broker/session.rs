@@ -12,12 +12,12 @@ use super::message::MessageRef;
 use super::queue::Queue;
 use super::state::BrokerState;
 use super::vhost::VHost;
-use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, connection};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, channel, connection};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 /// How a connection ends.
 #[derive(Debug)]
@@ -112,7 +112,7 @@ pub(crate) struct Session {
     pub(crate) awaiting_sync: bool,
     /// Confirm batches handed to the sync thread and not yet sent: while any is
     /// outstanding, later confirms queue behind it so acks never overtake each other.
-    sync_outstanding: Arc<AtomicUsize>,
+    pub(crate) sync_outstanding: Arc<AtomicUsize>,
 }
 
 impl Session {
@@ -152,70 +152,6 @@ impl Session {
         };
         self.flush_confirms();
         result
-    }
-
-    /// Publisher confirms for everything handled in this batch: one cumulative
-    /// `basic.ack multiple=true` per channel instead of one frame per message.
-    fn flush_confirms(&mut self) {
-        let mut out = BytesMut::new();
-        for (id, ch) in self.channels.iter_mut() {
-            let Some(upto) = ch.unconfirmed.take() else {
-                continue;
-            };
-            let ack = |out: &mut BytesMut, tag: u64| {
-                codec::put_method(
-                    out,
-                    *id,
-                    AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
-                        delivery_tag: tag,
-                        multiple: true,
-                    })),
-                );
-            };
-            let mut done = ch.confirmed_upto;
-            ch.nacks.sort_unstable();
-            for n in ch.nacks.drain(..) {
-                if n > done + 1 {
-                    ack(&mut out, n - 1);
-                }
-                codec::put_method(
-                    &mut out,
-                    *id,
-                    AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
-                        delivery_tag: n,
-                        multiple: false,
-                        requeue: false,
-                    })),
-                );
-                done = n;
-            }
-            if upto > done {
-                ack(&mut out, upto);
-            }
-            ch.confirmed_upto = upto;
-        }
-        if !out.is_empty() {
-            self.send_after_sync(out.freeze());
-        }
-    }
-
-    /// Send frames that acknowledge publishes: after the next fsync when this batch
-    /// wrote to a queue log (or an earlier such send is still waiting), else now.
-    pub(crate) fn send_after_sync(&mut self, frames: Bytes) {
-        let must_wait = std::mem::take(&mut self.awaiting_sync)
-            || self.sync_outstanding.load(Ordering::Acquire) > 0;
-        match self.vhost.store.as_ref().filter(|_| must_wait) {
-            Some(store) => {
-                self.sync_outstanding.fetch_add(1, Ordering::AcqRel);
-                let conn = self.conn.clone();
-                let outstanding = self.sync_outstanding.clone();
-                store.syncer.after_sync(Box::new(move || {
-                    conn.send(frames);
-                    outstanding.fetch_sub(1, Ordering::AcqRel);
-                }));
-            }
-            None => self.conn.send(frames),
-        }
     }
 
     fn handle_frame(&mut self, frame: RawFrame) -> Result<(), End> {

@@ -39,142 +39,6 @@ pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     let channels: usize = conns.iter().map(|c| c.channels().len()).sum();
     let t = broker_totals(&api.broker);
     let n = |s: Stat| t[s as usize];
-    let mut out = String::new();
-    let m = &mut out;
-    metric(
-        m,
-        "rabbitmq_connections",
-        "gauge",
-        "Connections currently open",
-        conns.len(),
-    );
-    metric(
-        m,
-        "rabbitmq_channels",
-        "gauge",
-        "Channels currently open",
-        channels,
-    );
-    metric(m, "rabbitmq_queues", "gauge", "Queues available", queues);
-    metric(
-        m,
-        "rabbitmq_consumers",
-        "gauge",
-        "Consumers currently connected",
-        consumers,
-    );
-    metric(
-        m,
-        "rabbitmq_queue_messages_ready",
-        "gauge",
-        "Messages ready to be delivered to consumers",
-        ready,
-    );
-    metric(
-        m,
-        "rabbitmq_queue_messages_unacked",
-        "gauge",
-        "Messages delivered to consumers but not yet acknowledged",
-        unacked,
-    );
-    metric(
-        m,
-        "rabbitmq_queue_messages",
-        "gauge",
-        "Sum of ready and unacknowledged messages - total queue depth",
-        ready + unacked,
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_received_total",
-        "counter",
-        "Total number of messages received from publishers",
-        n(Stat::Publish),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_confirmed_total",
-        "counter",
-        "Total number of messages confirmed to publishers",
-        n(Stat::Confirm),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_routed_total",
-        "counter",
-        "Total number of messages routed to queues or streams",
-        n(Stat::Publish).saturating_sub(n(Stat::DropUnroutable) + n(Stat::ReturnUnroutable)),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_unroutable_dropped_total",
-        "counter",
-        "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
-        n(Stat::DropUnroutable),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_unroutable_returned_total",
-        "counter",
-        "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable",
-        n(Stat::ReturnUnroutable),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_delivered_total",
-        "counter",
-        "Total number of messages delivered to consumers",
-        n(Stat::Deliver) + n(Stat::DeliverNoAck) + n(Stat::Get) + n(Stat::GetNoAck),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_delivered_consume_manual_ack_total",
-        "counter",
-        "Total number of messages delivered to consumers using manual acknowledgement mode",
-        n(Stat::Deliver),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_delivered_consume_auto_ack_total",
-        "counter",
-        "Total number of messages delivered to consumers using automatic acknowledgement mode",
-        n(Stat::DeliverNoAck),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_delivered_get_manual_ack_total",
-        "counter",
-        "Total number of messages delivered to consumers via basic.get using manual acknowledgement mode",
-        n(Stat::Get),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_delivered_get_auto_ack_total",
-        "counter",
-        "Total number of messages delivered to consumers via basic.get using automatic acknowledgement mode",
-        n(Stat::GetNoAck),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_get_empty_total",
-        "counter",
-        "Total number of times basic.get operations fetched no message",
-        n(Stat::GetEmpty),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_redelivered_total",
-        "counter",
-        "Total number of messages redelivered to consumers",
-        n(Stat::Redeliver),
-    );
-    metric(
-        m,
-        "rabbitmq_global_messages_acknowledged_total",
-        "counter",
-        "Total number of messages acknowledged by consumers",
-        n(Stat::Ack),
-    );
     // No RabbitMQ name for this one: rmq's group commit, for the durability benchmark.
     let fsyncs = api
         .vhosts()
@@ -185,12 +49,133 @@ pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
                 .map(|s| s.syncer.syncs.load(std::sync::atomic::Ordering::Relaxed))
         })
         .unwrap_or(0);
-    metric(
-        m,
-        "rmq_disk_fdatasyncs_total",
-        "counter",
-        "fdatasync calls made by the group-commit thread for queue logs",
-        fsyncs,
-    );
+    // (name, type, help, value): RabbitMQ's names where one exists.
+    let rows: [(&str, &str, &str, u64); 21] = [
+        (
+            "rabbitmq_connections",
+            "gauge",
+            "Connections currently open",
+            conns.len() as u64,
+        ),
+        (
+            "rabbitmq_channels",
+            "gauge",
+            "Channels currently open",
+            channels as u64,
+        ),
+        ("rabbitmq_queues", "gauge", "Queues available", queues),
+        (
+            "rabbitmq_consumers",
+            "gauge",
+            "Consumers currently connected",
+            consumers,
+        ),
+        (
+            "rabbitmq_queue_messages_ready",
+            "gauge",
+            "Messages ready to be delivered to consumers",
+            ready,
+        ),
+        (
+            "rabbitmq_queue_messages_unacked",
+            "gauge",
+            "Messages delivered to consumers but not yet acknowledged",
+            unacked,
+        ),
+        (
+            "rabbitmq_queue_messages",
+            "gauge",
+            "Sum of ready and unacknowledged messages - total queue depth",
+            ready + unacked,
+        ),
+        (
+            "rabbitmq_global_messages_received_total",
+            "counter",
+            "Total number of messages received from publishers",
+            n(Stat::Publish),
+        ),
+        (
+            "rabbitmq_global_messages_confirmed_total",
+            "counter",
+            "Total number of messages confirmed to publishers",
+            n(Stat::Confirm),
+        ),
+        (
+            "rabbitmq_global_messages_routed_total",
+            "counter",
+            "Total number of messages routed to queues or streams",
+            n(Stat::Publish).saturating_sub(n(Stat::DropUnroutable) + n(Stat::ReturnUnroutable)),
+        ),
+        (
+            "rabbitmq_global_messages_unroutable_dropped_total",
+            "counter",
+            "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
+            n(Stat::DropUnroutable),
+        ),
+        (
+            "rabbitmq_global_messages_unroutable_returned_total",
+            "counter",
+            "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable",
+            n(Stat::ReturnUnroutable),
+        ),
+        (
+            "rabbitmq_global_messages_delivered_total",
+            "counter",
+            "Total number of messages delivered to consumers",
+            n(Stat::Deliver) + n(Stat::DeliverNoAck) + n(Stat::Get) + n(Stat::GetNoAck),
+        ),
+        (
+            "rabbitmq_global_messages_delivered_consume_manual_ack_total",
+            "counter",
+            "Total number of messages delivered to consumers using manual acknowledgement mode",
+            n(Stat::Deliver),
+        ),
+        (
+            "rabbitmq_global_messages_delivered_consume_auto_ack_total",
+            "counter",
+            "Total number of messages delivered to consumers using automatic acknowledgement mode",
+            n(Stat::DeliverNoAck),
+        ),
+        (
+            "rabbitmq_global_messages_delivered_get_manual_ack_total",
+            "counter",
+            "Total number of messages delivered to consumers via basic.get using manual acknowledgement mode",
+            n(Stat::Get),
+        ),
+        (
+            "rabbitmq_global_messages_delivered_get_auto_ack_total",
+            "counter",
+            "Total number of messages delivered to consumers via basic.get using automatic acknowledgement mode",
+            n(Stat::GetNoAck),
+        ),
+        (
+            "rabbitmq_global_messages_get_empty_total",
+            "counter",
+            "Total number of times basic.get operations fetched no message",
+            n(Stat::GetEmpty),
+        ),
+        (
+            "rabbitmq_global_messages_redelivered_total",
+            "counter",
+            "Total number of messages redelivered to consumers",
+            n(Stat::Redeliver),
+        ),
+        (
+            "rabbitmq_global_messages_acknowledged_total",
+            "counter",
+            "Total number of messages acknowledged by consumers",
+            n(Stat::Ack),
+        ),
+        (
+            "rmq_disk_fdatasyncs_total",
+            "counter",
+            "fdatasync calls made by the group-commit thread for queue logs",
+            fsyncs,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        metric(&mut out, name, kind, help, value);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
