@@ -128,6 +128,10 @@ pub(crate) async fn serve(
             } else {
                 log::error(format_args!("connection {id} from {peer}: {}", err.text));
             }
+            // Release consumers and unacked messages before telling the client, as
+            // RabbitMQ does: nothing may be delivered to a connection that is closing
+            // (a no-ack delivery would be lost, an ack-mode one only come back late).
+            session.teardown();
             conn.send_method(
                 0,
                 AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
