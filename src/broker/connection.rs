@@ -75,7 +75,7 @@ pub(crate) async fn serve(
         heartbeat: neg.heartbeat,
         shared: conn.clone(),
     });
-    let mut session = Session::new(broker.clone(), conn.clone(), neg, peer);
+    let mut session = Session::new(broker.clone(), conn.clone(), neg);
 
     let mut last_read = Instant::now();
     // Unacked deliveries are checked against the consumer timeout a few times per period.

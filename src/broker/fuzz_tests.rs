@@ -291,12 +291,7 @@ fn open_session(broker: &Arc<BrokerState>, id: u64) -> (Session, Arc<ConnShared>
         cancel_notify: true,
         leftover: BytesMut::new(),
     };
-    let session = Session::new(
-        broker.clone(),
-        conn.clone(),
-        neg,
-        "127.0.0.1:1".parse().unwrap(),
-    );
+    let session = Session::new(broker.clone(), conn.clone(), neg);
     (session, conn)
 }
 

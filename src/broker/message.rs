@@ -28,7 +28,6 @@ pub(crate) struct Message {
 
 impl Message {
     /// delivery_mode 2 marks a message to be kept on disk in durable queues.
-    #[allow(dead_code, reason = "used by persistence")]
     pub(crate) fn is_persistent(&self) -> bool {
         self.properties.delivery_mode() == &Some(2)
     }

@@ -15,7 +15,6 @@ use super::vhost::VHost;
 use amq_protocol::protocol::{AMQPClass, BasicProperties, channel, connection};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
@@ -101,8 +100,6 @@ pub(crate) struct Session {
     pub(crate) conn: Arc<ConnShared>,
     pub(crate) vhost: Arc<VHost>,
     pub(crate) user: String,
-    #[allow(dead_code, reason = "listed by the management API")]
-    pub(crate) peer: SocketAddr,
     pub(crate) frame_max: u32,
     pub(crate) channel_max: u16,
     pub(crate) channels: HashMap<u16, Channel>,
@@ -116,18 +113,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(
-        broker: Arc<BrokerState>,
-        conn: Arc<ConnShared>,
-        neg: Negotiated,
-        peer: SocketAddr,
-    ) -> Session {
+    pub(crate) fn new(broker: Arc<BrokerState>, conn: Arc<ConnShared>, neg: Negotiated) -> Session {
         Session {
             broker,
             conn,
             vhost: neg.vhost,
             user: neg.user,
-            peer,
             frame_max: neg.frame_max,
             channel_max: neg.channel_max,
             channels: HashMap::new(),
