@@ -1,6 +1,7 @@
 //! Exchanges and routing: direct, fanout, topic and headers, as RabbitMQ routes them.
 
 use super::queue::Queue;
+use super::queue_args::as_string;
 use amq_protocol::types::{AMQPValue, FieldTable};
 use std::sync::{Arc, RwLock};
 
@@ -88,13 +89,10 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Exchange {
-        let alternate = match arguments.inner().get("alternate-exchange") {
-            Some(AMQPValue::LongString(s)) => {
-                Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
-            }
-            Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_string()),
-            _ => None,
-        };
+        let alternate = arguments
+            .inner()
+            .get("alternate-exchange")
+            .and_then(as_string);
         Exchange {
             name: name.to_string(),
             kind,
@@ -218,11 +216,11 @@ pub(crate) fn topic_matches(pattern: &str, key: &str) -> bool {
 /// Headers-exchange matching: `x-match` all (default) / any, and the `-with-x` variants
 /// that also compare `x-` keys. A void binding value matches any value of that header.
 pub(crate) fn headers_match(binding: &FieldTable, headers: Option<&FieldTable>) -> bool {
-    let mode = match binding.inner().get("x-match") {
-        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).to_string(),
-        Some(AMQPValue::ShortString(s)) => s.as_str().to_string(),
-        _ => "all".to_string(),
-    };
+    let mode = binding
+        .inner()
+        .get("x-match")
+        .and_then(as_string)
+        .unwrap_or_else(|| "all".to_string());
     let (any, with_x) = match mode.as_str() {
         "any" => (true, false),
         "any-with-x" => (true, true),

@@ -3,12 +3,12 @@
 use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Dest, Exchange};
 use super::queue::{Queue, QueueSpec};
-use super::queue_args::{QueueArgs, assert_equivalent};
+use super::queue_args::{QueueArgs, as_string, assert_equivalent};
 use super::session::Session;
 use super::store::definitions::{Def, encode_args};
 use super::vhost::notify_cancelled;
 use amq_protocol::protocol::{AMQPClass, queue};
-use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::FieldTable;
 use std::sync::Arc;
 
 pub(crate) fn inequivalent(
@@ -25,15 +25,13 @@ pub(crate) fn inequivalent(
 }
 
 fn queue_type(arguments: &FieldTable) -> AmqpResult<Option<String>> {
-    let t = match arguments.inner().get("x-queue-type") {
-        None => return Ok(None),
-        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).to_string(),
-        Some(AMQPValue::ShortString(s)) => s.as_str().to_string(),
-        Some(_) => {
-            return Err(AmqpError::precondition(
-                "invalid arg 'x-queue-type' for queue",
-            ));
-        }
+    let Some(v) = arguments.inner().get("x-queue-type") else {
+        return Ok(None);
+    };
+    let Some(t) = as_string(v) else {
+        return Err(AmqpError::precondition(
+            "invalid arg 'x-queue-type' for queue",
+        ));
     };
     match t.as_str() {
         "classic" | "quorum" => Ok(Some(t)),
