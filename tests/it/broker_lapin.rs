@@ -585,14 +585,16 @@ async fn connection_errors_close_only_that_connection() {
     let conn = connect(&broker.url()).await;
     let ch = channel(&conn).await;
     declare(&ch, &q).await;
-    ch.basic_consume(
-        s(&q),
-        s("dup"),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    // Held: lapin cancels a consumer when its handle is dropped, which would free the tag.
+    let _first = ch
+        .basic_consume(
+            s(&q),
+            s("dup"),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     let err = ch
         .basic_consume(
             s(&q),
