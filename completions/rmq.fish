@@ -472,7 +472,8 @@ complete -c rmq -n "__fish_rmq_using_subcommand serve" -l bind -d 'Address to li
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l port -d 'AMQP port; 0 picks a free one and prints it' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l mgmt-port -d 'Management HTTP API port (RabbitMQ-compatible /api and Prometheus /metrics); 0 picks a free one' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l data-dir -d 'Directory for durable queues, exchanges, bindings and persistent messages [default: $XDG_DATA_HOME/rmq, else ~/.local/share/rmq]' -r -F
-complete -c rmq -n "__fish_rmq_using_subcommand serve" -l user -d 'A user as NAME:PASSWORD (repeatable). Without any, `guest:guest` exists (loopback only)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l user -d 'An administrator as NAME:PASSWORD with full permissions on `/` and every --vhost (repeatable). When no user exists at all, `guest:guest` is created (loopback only)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l definitions -d 'Load users, vhosts, permissions, exchanges, queues and bindings from a RabbitMQ definitions export (JSON) at start' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l vhost -d 'A virtual host to create at start (repeatable); `/` always exists' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l heartbeat -d 'Heartbeat interval proposed to clients, in seconds (0 disables)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l max-message-size -d 'Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB)' -r

@@ -577,7 +577,8 @@ module completions {
     --mgmt-port: string       # Management HTTP API port (RabbitMQ-compatible /api and Prometheus /metrics); 0 picks a free one
     --data-dir: path          # Directory for durable queues, exchanges, bindings and persistent messages [default: $XDG_DATA_HOME/rmq, else ~/.local/share/rmq]
     --in-memory               # Keep everything in memory: nothing survives a restart
-    --user: string            # A user as NAME:PASSWORD (repeatable). Without any, `guest:guest` exists (loopback only)
+    --user: string            # An administrator as NAME:PASSWORD with full permissions on `/` and every --vhost (repeatable). When no user exists at all, `guest:guest` is created (loopback only)
+    --definitions: path       # Load users, vhosts, permissions, exchanges, queues and bindings from a RabbitMQ definitions export (JSON) at start
     --vhost: string           # A virtual host to create at start (repeatable); `/` always exists
     --heartbeat: string       # Heartbeat interval proposed to clients, in seconds (0 disables)
     --max-message-size: string # Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB)

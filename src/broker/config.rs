@@ -10,8 +10,13 @@ pub struct BrokerConfig {
     pub amqp_addr: SocketAddr,
     /// Management HTTP API port (served by the management module once present).
     pub mgmt_port: u16,
-    /// Users as (name, password); `guest` may only log in from loopback, as in RabbitMQ.
+    /// Operators as (name, password): administrators with full permissions on `/` and
+    /// every vhost in `vhosts`. With none, and no user from the data directory or the
+    /// definitions file, `guest:guest` exists (loopback only, as in RabbitMQ).
     pub users: Vec<(String, String)>,
+    /// A RabbitMQ definitions export (users, vhosts, permissions, exchanges, queues,
+    /// bindings) loaded at start-up.
+    pub definitions: Option<PathBuf>,
     /// Virtual hosts that exist from the start; `/` is always there.
     pub vhosts: Vec<String>,
     /// Heartbeat the server proposes in Tune, in seconds (0 disables).
@@ -37,7 +42,8 @@ impl Default for BrokerConfig {
         BrokerConfig {
             amqp_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5672),
             mgmt_port: 15672,
-            users: vec![("guest".into(), "guest".into())],
+            users: Vec::new(),
+            definitions: None,
             vhosts: vec!["/".into()],
             heartbeat: 60,
             frame_max: 131_072,

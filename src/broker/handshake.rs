@@ -211,8 +211,7 @@ pub(crate) async fn negotiate(
     let creds = credentials(&mechanism, start_ok.response.as_bytes());
     let login_ok = match &creds {
         Some((user, pass)) => {
-            broker.users.get(user).is_some_and(|p| p == pass)
-                && (user != "guest" || peer.ip().is_loopback())
+            broker.auth.login(user, pass).is_some() && (user != "guest" || peer.ip().is_loopback())
         }
         None => false,
     };
@@ -287,6 +286,15 @@ pub(crate) async fn negotiate(
         refuse(stream, &mut buf, &err, frame_max).await;
         return Err(drop(err.text));
     };
+    if broker.auth.permission(&vhost_name, &user).is_none() {
+        let err = AmqpError::new(
+            code::NOT_ALLOWED,
+            format_args!("access to vhost '{vhost_name}' refused for user '{user}'"),
+        )
+        .on_method(10, 40);
+        refuse(stream, &mut buf, &err, frame_max).await;
+        return Err(drop(err.text));
+    }
     write_method(
         stream,
         AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),

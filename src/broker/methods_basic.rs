@@ -1,6 +1,8 @@
 //! basic.*, confirm.* and tx.* handlers: decode, apply, reply — with RabbitMQ's checks
 //! and texts (rabbit_channel is the reference for every error below).
 
+use super::auth::Access;
+use super::auth::grant::Resource;
 use super::channel::{ConsumerCredit, Settle};
 use super::codec;
 use super::error::{AmqpError, AmqpResult, code};
@@ -144,7 +146,9 @@ impl Session {
         if c.queue.as_str() == REPLY_TO {
             return self.consume_reply_to(ch, c, tag);
         }
-        let queue = self.usable_queue(ch, c.queue.as_str())?;
+        let name = self.resolve_queue_name(ch, c.queue.as_str())?;
+        self.permit(Access::Read, Resource::Queue, &name)?;
+        let queue = self.usable_queue(ch, &name)?;
         let priority = match c.arguments.inner().get("x-priority") {
             None => 0,
             Some(v) => as_int(v).ok_or_else(|| {
@@ -239,7 +243,9 @@ impl Session {
     }
 
     fn get(&mut self, ch: u16, g: basic::Get) -> AmqpResult {
-        let queue = self.usable_queue(ch, g.queue.as_str())?;
+        let name = self.resolve_queue_name(ch, g.queue.as_str())?;
+        self.permit(Access::Read, Resource::Queue, &name)?;
+        let queue = self.usable_queue(ch, &name)?;
         let shared = self.chan(ch).shared.clone();
         match queue.get(!g.no_ack) {
             None => {

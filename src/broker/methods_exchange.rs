@@ -1,5 +1,7 @@
 //! exchange.* handlers: decode, apply, reply — with RabbitMQ's checks and texts.
 
+use super::auth::Access;
+use super::auth::grant::Resource;
 use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::methods_queue::inequivalent;
@@ -14,12 +16,15 @@ impl Session {
         match m {
             exchange::AMQPMethod::Declare(d) => {
                 let name = d.exchange.as_str();
-                let vhost = &self.vhost.name;
                 if name.is_empty() {
                     return Err(AmqpError::access_refused(
                         "operation not permitted on the default exchange",
                     ));
                 }
+                if !d.passive {
+                    self.permit(Access::Configure, Resource::Exchange, name)?;
+                }
+                let vhost = &self.vhost.name;
                 if d.passive {
                     self.vhost.exchange_or_404(name)?;
                 } else {
@@ -137,6 +142,7 @@ impl Session {
                         self.vhost.name
                     )));
                 }
+                self.permit(Access::Configure, Resource::Exchange, name)?;
                 if let Some(x) = self.vhost.exchange(name) {
                     if d.if_unused && x.binding_count() > 0 {
                         return Err(AmqpError::precondition(format_args!(
@@ -155,6 +161,7 @@ impl Session {
                 Ok(())
             }
             exchange::AMQPMethod::Bind(b) => {
+                self.permit_exchange_binding(b.source.as_str(), b.destination.as_str())?;
                 let source = self.bindable_exchange(b.source.as_str())?;
                 self.bindable_exchange(b.destination.as_str())?;
                 self.vhost.bind(
@@ -174,6 +181,7 @@ impl Session {
                 Ok(())
             }
             exchange::AMQPMethod::Unbind(u) => {
+                self.permit_exchange_binding(u.source.as_str(), u.destination.as_str())?;
                 let source = self.bindable_exchange(u.source.as_str())?;
                 self.bindable_exchange(u.destination.as_str())?;
                 let dest = Dest::Exchange(u.destination.to_string());
@@ -198,5 +206,15 @@ impl Session {
                 format_args!("unexpected method {:?}", other),
             )),
         }
+    }
+
+    /// exchange.bind / unbind: write on the destination, read on the source (RabbitMQ's
+    /// order); the default exchange's own refusal comes first.
+    fn permit_exchange_binding(&mut self, source: &str, destination: &str) -> AmqpResult {
+        if source.is_empty() || destination.is_empty() {
+            return Ok(());
+        }
+        self.permit(Access::Write, Resource::Exchange, destination)?;
+        self.permit(Access::Read, Resource::Exchange, source)
     }
 }

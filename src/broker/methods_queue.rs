@@ -1,5 +1,7 @@
 //! queue.* handlers: decode, apply, reply — with RabbitMQ's checks and texts.
 
+use super::auth::Access;
+use super::auth::grant::Resource;
 use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Dest, Exchange};
 use super::queue::{Queue, QueueSpec};
@@ -73,6 +75,7 @@ impl Session {
             queue::AMQPMethod::Declare(d) => self.queue_declare(ch, d),
             queue::AMQPMethod::Bind(b) => {
                 let key = self.binding_key_shortcut(ch, b.queue.as_str(), b.routing_key.as_str());
+                self.permit_binding(ch, b.queue.as_str(), b.exchange.as_str())?;
                 let q = self.usable_queue(ch, b.queue.as_str())?;
                 let x = self.bindable_exchange(b.exchange.as_str())?;
                 self.vhost.bind(
@@ -93,6 +96,7 @@ impl Session {
             }
             queue::AMQPMethod::Unbind(u) => {
                 let key = self.binding_key_shortcut(ch, u.queue.as_str(), u.routing_key.as_str());
+                self.permit_binding(ch, u.queue.as_str(), u.exchange.as_str())?;
                 let q = self.usable_queue(ch, u.queue.as_str())?;
                 let x = self.bindable_exchange(u.exchange.as_str())?;
                 // Unbinding a binding that does not exist succeeds, as in RabbitMQ 3.10.
@@ -109,7 +113,9 @@ impl Session {
                 Ok(())
             }
             queue::AMQPMethod::Purge(p) => {
-                let q = self.usable_queue(ch, p.queue.as_str())?;
+                let name = self.resolve_queue_name(ch, p.queue.as_str())?;
+                self.permit(Access::Read, Resource::Queue, &name)?;
+                let q = self.usable_queue(ch, &name)?;
                 let n = q.purge();
                 if !p.nowait {
                     self.reply(
@@ -123,6 +129,7 @@ impl Session {
             }
             queue::AMQPMethod::Delete(d) => {
                 let name = self.resolve_queue_name(ch, d.queue.as_str())?;
+                self.permit(Access::Configure, Resource::Queue, &name)?;
                 let mut count = 0;
                 let mut cancelled = Vec::new();
                 // Deleting a queue that does not exist succeeds (RabbitMQ 3.10).
@@ -176,6 +183,18 @@ impl Session {
         }
     }
 
+    /// queue.bind / unbind need write on the queue and read on the exchange, checked
+    /// before either is looked up, as RabbitMQ does.
+    fn permit_binding(&mut self, ch: u16, queue: &str, exchange: &str) -> AmqpResult {
+        let queue = self.resolve_queue_name(ch, queue)?;
+        self.permit(Access::Write, Resource::Queue, &queue)?;
+        if exchange.is_empty() {
+            // The default exchange's own refusal comes first.
+            return Ok(());
+        }
+        self.permit(Access::Read, Resource::Exchange, exchange)
+    }
+
     pub(crate) fn bindable_exchange(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
         if name.is_empty() {
             return Err(AmqpError::access_refused(
@@ -211,6 +230,7 @@ impl Session {
         } else {
             requested
         };
+        self.permit(Access::Configure, Resource::Queue, &name)?;
         let args = QueueArgs::parse(&d.arguments, &name, &vhost)?;
         // The current tutorials declare quorum queues; they are durable by definition.
         let durable = d.durable || queue_type(&d.arguments)?.as_deref() == Some("quorum");

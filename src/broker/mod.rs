@@ -19,6 +19,8 @@
 //! - `exchange`       direct / fanout / topic / headers routing, exchange bindings
 //! - `vhost`          registry of exchanges and queues, routing across exchanges
 //! - `state`          broker-wide state: vhosts, users, direct reply-to
+//! - `auth`           users, password hashes, per-vhost permissions
+//! - `access`         seeding and persisting users, vhosts, permissions; vhost lifecycle
 //! - `registry`       open connections and channels (listing, closing from outside)
 //! - `counters`       message counters and rates for `message_stats` and `/metrics`
 //! - `mgmt`           the RabbitMQ-compatible management HTTP API and `/metrics`
@@ -27,6 +29,8 @@
 //! - `message`        a published message and its content header
 //! - `error`          typed AMQP errors with RabbitMQ's codes and texts
 
+mod access;
+mod auth;
 mod channel;
 pub(crate) mod codec;
 pub mod config;

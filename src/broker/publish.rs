@@ -1,6 +1,8 @@
 //! A complete basic.publish (method, header, body): checks, direct reply-to, routing,
 //! mandatory returns, transactions and the publisher-confirm count.
 
+use super::auth::Access;
+use super::auth::grant::Resource;
 use super::codec;
 use super::counters::Stat;
 use super::error::{AmqpError, AmqpResult, code};
@@ -57,6 +59,7 @@ impl Session {
         properties: BasicProperties,
         body: Bytes,
     ) -> AmqpResult {
+        self.permit(Access::Write, Resource::Exchange, &publish.exchange)?;
         let exchange = self.vhost.exchange_or_404(&publish.exchange)?;
         if exchange.internal {
             return Err(AmqpError::access_refused(format_args!(

@@ -49,10 +49,21 @@ impl Server {
                 ));
             }
         };
+        let state = Arc::new(BrokerState::open(config)?);
+        // Users and vhosts came in with the state; the topology needs them first.
+        if let Some(path) = &state.config.definitions {
+            let doc = super::access::read_definitions(path)?;
+            mgmt::import_topology(&state, &doc).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+        }
         Ok(Server {
             listener,
             mgmt,
-            state: Arc::new(BrokerState::open(config)?),
+            state,
         })
     }
 

@@ -1,6 +1,8 @@
 //! An open connection's state machine: channel table, frame routing, content assembly,
 //! channel vs connection exceptions. Method handlers live in `methods_*.rs`.
 
+use super::auth::Access;
+use super::auth::grant::{Grant, Resource};
 use super::channel::{ChannelShared, ConnShared, Settle, Unacked};
 use super::codec::{
     self, DecodeError, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, RawFrame,
@@ -100,6 +102,8 @@ pub(crate) struct Session {
     pub(crate) conn: Arc<ConnShared>,
     pub(crate) vhost: Arc<VHost>,
     pub(crate) user: String,
+    /// The user's permission in this vhost, re-read when it changes.
+    pub(crate) grant: Grant,
     pub(crate) frame_max: u32,
     pub(crate) channel_max: u16,
     pub(crate) channels: HashMap<u16, Channel>,
@@ -114,11 +118,13 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(broker: Arc<BrokerState>, conn: Arc<ConnShared>, neg: Negotiated) -> Session {
+        let grant = Grant::new(&broker.auth, &neg.user, &neg.vhost.name);
         Session {
             broker,
             conn,
             vhost: neg.vhost,
             user: neg.user,
+            grant,
             frame_max: neg.frame_max,
             channel_max: neg.channel_max,
             channels: HashMap::new(),
@@ -126,6 +132,11 @@ impl Session {
             awaiting_sync: false,
             sync_outstanding: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// 403 unless this connection's user may do `access` to the named resource.
+    pub(crate) fn permit(&mut self, access: Access, kind: Resource, name: &str) -> AmqpResult {
+        self.grant.check(&self.broker.auth, access, kind, name)
     }
 
     /// Handle every complete frame in `buf`, then send the confirms they earned.
@@ -194,11 +205,8 @@ impl Session {
             }
             AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Err(End::ClientClosed),
             AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(u)) => {
-                let ok = self
-                    .broker
-                    .users
-                    .get(&self.user)
-                    .is_some_and(|p| p.as_bytes() == u.new_secret.as_bytes());
+                let ok = std::str::from_utf8(u.new_secret.as_bytes())
+                    .is_ok_and(|secret| self.broker.auth.login(&self.user, secret).is_some());
                 if !ok {
                     return Err(End::Close(
                         AmqpError::new(

@@ -1,5 +1,6 @@
 //! Broker-wide state: vhosts, users, the direct reply-to registry, id and name sources.
 
+use super::auth::AuthDb;
 use super::channel::ChannelShared;
 use super::config::BrokerConfig;
 use super::counters::Counters;
@@ -17,8 +18,10 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 pub(crate) struct BrokerState {
     pub(crate) config: BrokerConfig,
     pub(crate) vhosts: RwLock<HashMap<String, Arc<VHost>>>,
-    /// name → password.
-    pub(crate) users: HashMap<String, String>,
+    /// Users and their per-vhost permissions.
+    pub(crate) auth: AuthDb,
+    /// Persistence for vhosts created later; None in memory.
+    pub(crate) store: Option<Arc<Store>>,
     /// Direct reply-to: token → the channel whose reply consumer gets the answers.
     pub(crate) reply_to: Mutex<HashMap<String, Weak<ChannelShared>>>,
     /// Open connections and channels, for the management API.
@@ -32,7 +35,9 @@ pub(crate) struct BrokerState {
 }
 
 impl BrokerState {
-    /// The broker's state: in memory, or recovered from `config.data_dir`.
+    /// The broker's state: in memory, or recovered from `config.data_dir`; users,
+    /// vhosts and permissions from the data directory, `config.definitions` and
+    /// `config.users` (see `access.rs`).
     pub(crate) fn open(config: BrokerConfig) -> std::io::Result<BrokerState> {
         let mut vhosts = HashMap::new();
         let store = match &config.data_dir {
@@ -43,23 +48,23 @@ impl BrokerState {
             }
             None => None,
         };
-        for v in std::iter::once("/").chain(config.vhosts.iter().map(String::as_str)) {
-            vhosts
-                .entry(v.to_string())
-                .or_insert_with(|| Arc::new(VHost::new(v, store.clone())));
-        }
-        let users = config.users.iter().cloned().collect();
-        Ok(BrokerState {
+        vhosts
+            .entry("/".to_string())
+            .or_insert_with(|| Arc::new(VHost::new("/", store.clone())));
+        let state = BrokerState {
             config,
             vhosts: RwLock::new(vhosts),
-            users,
+            auth: AuthDb::default(),
+            store,
             reply_to: Mutex::new(HashMap::new()),
             registry: Registry::default(),
             started: std::time::Instant::now(),
             counters: Counters::default(),
             next_id: AtomicU64::new(1),
             random: RandomState::new(),
-        })
+        };
+        state.seed_access()?;
+        Ok(state)
     }
 
     pub(crate) fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

@@ -27,9 +27,14 @@ pub(crate) struct ServeArgs {
     /// Keep everything in memory: nothing survives a restart.
     #[arg(long)]
     in_memory: bool,
-    /// A user as NAME:PASSWORD (repeatable). Without any, `guest:guest` exists (loopback only).
+    /// An administrator as NAME:PASSWORD with full permissions on `/` and every --vhost
+    /// (repeatable). When no user exists at all, `guest:guest` is created (loopback only).
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
     users: Vec<(String, String)>,
+    /// Load users, vhosts, permissions, exchanges, queues and bindings from a RabbitMQ
+    /// definitions export (JSON) at start.
+    #[arg(long, value_name = "FILE")]
+    definitions: Option<PathBuf>,
     /// A virtual host to create at start (repeatable); `/` always exists.
     #[arg(long = "vhost", value_name = "NAME")]
     vhosts: Vec<String>,
@@ -65,11 +70,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = BrokerConfig {
         amqp_addr: SocketAddr::new(args.bind, args.port),
         mgmt_port: args.mgmt_port,
-        users: if args.users.is_empty() {
-            vec![("guest".into(), "guest".into())]
-        } else {
-            args.users
-        },
+        users: args.users,
+        definitions: args.definitions,
         vhosts,
         heartbeat: args.heartbeat,
         max_message_size: args.max_message_size,

@@ -3,6 +3,7 @@
 //! Every test uses real sockets: the broker runs in-process on 127.0.0.1:0, the
 //! `rmq` binary runs as a child process, and third-party clients run as scripts.
 
+mod broker_access;
 mod broker_durability;
 mod broker_lapin;
 mod broker_wire;

@@ -8,6 +8,7 @@ use super::json::{self, table};
 use super::{Api, body_json, exchange_name, listing};
 use crate::broker::error::AmqpError;
 use crate::broker::exchange::{Binding, Dest};
+use crate::broker::state::BrokerState;
 use crate::broker::vhost::VHost;
 use amq_protocol::types::FieldTable;
 use axum::Json;
@@ -286,8 +287,28 @@ pub(super) async fn create(
     Path((vhost, source, kind, dest)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let v = api.vhost(&vhost)?;
-    let body = body_json(&body)?;
+    let location = create_binding(
+        &api.broker,
+        &vhost,
+        &source,
+        &kind,
+        &dest,
+        &body_json(&body)?,
+    )?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
+}
+
+/// Bind from a JSON object (`routing_key`, `arguments`), `kind` being `q` or `e`: the
+/// API's POST and a definitions import. Returns the binding's `Location`.
+pub(super) fn create_binding(
+    broker: &BrokerState,
+    vhost: &str,
+    source: &str,
+    kind: &str,
+    dest: &str,
+    body: &Value,
+) -> Result<String, ApiError> {
+    let v = broker.vhost(vhost).ok_or_else(ApiError::not_found)?;
     let key = match body.get("routing_key") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
@@ -295,10 +316,10 @@ pub(super) async fn create(
     };
     let args = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
         .ok_or_else(|| ApiError::bad_request("arguments must be an object"))?;
-    let (x, d) = ends(&v, &source, &kind, &dest)?;
+    let (x, d) = ends(&v, source, kind, dest)?;
     let location = format!(
         "{}/{}",
-        quote_plus(&dest),
+        quote_plus(dest),
         quote_plus(&properties_key(&key, &args))
     );
     v.bind(
@@ -309,7 +330,7 @@ pub(super) async fn create(
             arguments: args,
         },
     );
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
+    Ok(location)
 }
 
 /// `DELETE /api/bindings/{vhost}/e/{source}/q|e/{dest}/{props}`.
@@ -340,4 +361,24 @@ pub(super) async fn delete(
         v.delete_exchange(&x.name);
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A vhost's bindings as a definitions export lists them (the default exchange's
+/// implicit ones and those of exclusive queues left out).
+pub(super) fn definitions_of(v: &VHost) -> Vec<Value> {
+    let exclusive = |name: &str| v.queue(name).is_some_and(|q| q.exclusive_owner.is_some());
+    rows(v)
+        .into_iter()
+        .filter(|r| !(r.source.is_empty() || r.dest_type == "queue" && exclusive(&r.dest)))
+        .map(|r| {
+            json!({
+                "source": r.source,
+                "vhost": v.name,
+                "destination": r.dest,
+                "destination_type": r.dest_type,
+                "routing_key": r.key,
+                "arguments": table(&r.args),
+            })
+        })
+        .collect()
 }

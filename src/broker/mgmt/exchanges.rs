@@ -9,6 +9,7 @@ use crate::broker::exchange::{Exchange, ExchangeKind};
 use crate::broker::message::{Message, encode_header};
 use crate::broker::queue::Enqueued;
 use crate::broker::queue_args::assert_args_equivalent;
+use crate::broker::state::BrokerState;
 use crate::broker::store::definitions::{Def, encode_args};
 use crate::broker::vhost::VHost;
 use axum::Json;
@@ -87,20 +88,27 @@ pub(super) async fn declare(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let v = api
-        .broker
-        .vhost(&vhost)
-        .ok_or_else(ApiError::vhost_not_found)?;
-    let body = body_json(&body)?;
+    declare_exchange(&api.broker, vhost, name, &body_json(&body)?)
+}
+
+/// Declare an exchange from a JSON object (`type`, `durable`, `auto_delete`, `internal`,
+/// `arguments`): the API's PUT and a definitions import.
+pub(super) fn declare_exchange(
+    broker: &BrokerState,
+    vhost: String,
+    name: String,
+    body: &Value,
+) -> Result<StatusCode, ApiError> {
+    let v = broker.vhost(&vhost).ok_or_else(ApiError::vhost_not_found)?;
     let kind_name = body
         .get("type")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_request("type missing"))?;
     let kind = ExchangeKind::parse(kind_name)
         .ok_or_else(|| ApiError::bad_request(format!("unknown exchange type '{kind_name}'")))?;
-    let durable = body_bool(&body, "durable", false)?;
-    let auto_delete = body_bool(&body, "auto_delete", false)?;
-    let internal = body_bool(&body, "internal", false)?;
+    let durable = body_bool(body, "durable", false)?;
+    let auto_delete = body_bool(body, "auto_delete", false)?;
+    let internal = body_bool(body, "internal", false)?;
     let arguments = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
         .ok_or_else(|| ApiError::bad_request("arguments must be an object"))?;
     if name == super::DEFAULT_EXCHANGE || name.starts_with("amq.") {

@@ -7,15 +7,19 @@
 //! - `listing`   paging, filtering, sorting and column selection shared by list endpoints
 //! - `json`      field tables and message properties to and from JSON
 //! - `stats`     the rate sampler and `message_stats` objects
-//! - `overview`  /api/overview, /api/vhosts, /api/users, /api/whoami
+//! - `overview`  /api/overview, /api/vhosts
+//! - `access`    /api/users, /api/permissions, /api/whoami, creating and deleting vhosts
+//! - `definitions` /api/definitions export and import (and `--definitions` at start)
 //! - `queues`    /api/queues: list, declare, delete, purge, get
 //! - `exchanges` /api/exchanges: list, declare, delete, publish
 //! - `bindings`  /api/bindings and the per-queue / per-exchange binding lists
 //! - `conns`     /api/connections, /api/channels, /api/consumers
 //! - `metrics`   Prometheus text exposition
 
+mod access;
 mod bindings;
 mod conns;
+mod definitions;
 mod error;
 mod exchanges;
 mod json;
@@ -54,9 +58,33 @@ pub(crate) struct Api {
     http_addr: SocketAddr,
 }
 
-/// The authenticated user of a request (`/api/whoami`).
+pub(crate) use definitions::import_topology;
+
+/// The authenticated user of a request and its tags.
 #[derive(Debug, Clone)]
-struct User(String);
+struct Caller {
+    name: String,
+    tags: Vec<String>,
+}
+
+impl Caller {
+    fn is(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+
+    /// Users, permissions, vhosts and definitions are the administrator's (RabbitMQ).
+    fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is("administrator") {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                401,
+                "not_authorised",
+                "Not administrator user",
+            ))
+        }
+    }
+}
 
 /// Serve the API on `listener` until `shutdown` flips; the rate sampler runs alongside.
 pub(crate) async fn serve(
@@ -94,11 +122,14 @@ pub(crate) async fn serve(
 fn router(api: Api) -> Router {
     let authenticated = Router::new()
         .route("/api/overview", get(overview::overview))
-        .route("/api/whoami", get(overview::whoami))
+        .route("/api/whoami", get(access::whoami))
         .route("/api/vhosts", get(overview::vhosts))
-        .route("/api/vhosts/{vhost}", get(overview::vhost))
-        .route("/api/users", get(overview::users))
-        .route("/api/users/{user}", get(overview::user))
+        .route(
+            "/api/vhosts/{vhost}",
+            get(overview::vhost)
+                .put(access::put_vhost)
+                .delete(access::delete_vhost),
+        )
         .route("/api/queues", get(queues::list_all))
         .route("/api/queues/{vhost}", get(queues::list_vhost))
         .route(
@@ -153,8 +184,38 @@ fn router(api: Api) -> Router {
         .route("/api/consumers", get(conns::consumers_all))
         .route("/api/consumers/{vhost}", get(conns::consumers_vhost))
         .route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
+    let admin = Router::new()
+        .route("/api/users", get(access::users))
+        .route(
+            "/api/users/{user}",
+            get(access::user)
+                .put(access::put_user)
+                .delete(access::delete_user),
+        )
+        .route(
+            "/api/users/{user}/permissions",
+            get(access::user_permissions),
+        )
+        .route("/api/permissions", get(access::permissions))
+        .route(
+            "/api/permissions/{vhost}/{user}",
+            get(access::permission)
+                .put(access::put_permission)
+                .delete(access::delete_permission),
+        )
+        .route(
+            "/api/vhosts/{vhost}/permissions",
+            get(access::vhost_permissions),
+        )
+        .route(
+            "/api/definitions",
+            get(definitions::export).post(definitions::import),
+        )
+        .route_layer(middleware::from_fn(require_admin))
+        .route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
     Router::new()
         .merge(authenticated)
+        .merge(admin)
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::not_found() })
         .with_state(api)
@@ -190,15 +251,35 @@ async fn authenticate(
             .into_response();
     };
     let (user, pass) = creds.split_once(':').unwrap_or((creds.as_str(), ""));
-    if api.broker.users.get(user).is_none_or(|p| p != pass) {
+    let Some(user) = api.broker.auth.login(user, pass) else {
         return ApiError::new(401, "not_authorized", "Login failed").into_response();
-    }
-    if user == "guest" && !peer.ip().is_loopback() {
+    };
+    if user.name == "guest" && !peer.ip().is_loopback() {
         return ApiError::new(401, "not_authorized", "User can only log in via localhost")
             .into_response();
     }
-    req.extensions_mut().insert(User(user.to_string()));
+    let caller = Caller {
+        name: user.name,
+        tags: user.tags,
+    };
+    if !["administrator", "monitoring", "policymaker", "management"]
+        .iter()
+        .any(|t| caller.is(t))
+    {
+        return ApiError::new(401, "not_authorised", "Not management user").into_response();
+    }
+    req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// The gate of the administrator-only routes (runs after `authenticate`).
+async fn require_admin(req: Request, next: Next) -> Response {
+    let allowed = req.extensions().get::<Caller>().map(Caller::require_admin);
+    match allowed {
+        Some(Ok(())) => next.run(req).await,
+        Some(Err(e)) => e.into_response(),
+        None => ApiError::new(401, "not_authorised", "Login failed").into_response(),
+    }
 }
 
 impl Api {

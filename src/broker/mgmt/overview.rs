@@ -1,12 +1,12 @@
-//! `/api/overview`, `/api/vhosts[/{vhost}]`, `/api/users[/{user}]`, `/api/whoami`.
+//! `/api/overview`, `/api/vhosts[/{vhost}]`.
 
 use super::error::ApiError;
 use super::stats::{broker_totals, message_stats, vhost_totals};
-use super::{Api, User, listing};
+use super::{Api, listing};
 use crate::broker::counters::ALL;
 use crate::broker::vhost::VHost;
 use axum::Json;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -138,35 +138,4 @@ pub(super) async fn vhost(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(vhost_json(&api, &*api.vhost(&name)?)))
-}
-
-/// Every user is an administrator in `rmq serve` (no permissions model yet). Password
-/// hashes are not shown: there are none, and plain passwords must not leak.
-fn user_json(name: &str) -> Value {
-    json!({ "name": name, "tags": ["administrator"], "limits": {} })
-}
-
-pub(super) async fn users(
-    State(api): State<Api>,
-    Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
-    let mut names: Vec<&String> = api.broker.users.keys().collect();
-    names.sort();
-    let items = names.into_iter().map(|n| user_json(n)).collect();
-    Ok(Json(listing::respond(items, &q)?))
-}
-
-pub(super) async fn user(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    if api.broker.users.contains_key(&name) {
-        Ok(Json(user_json(&name)))
-    } else {
-        Err(ApiError::not_found())
-    }
-}
-
-pub(super) async fn whoami(Extension(User(name)): Extension<User>) -> Json<Value> {
-    Json(json!({ "name": name, "tags": ["administrator"] }))
 }

@@ -8,6 +8,7 @@ use super::{Api, body_bool, body_json, listing};
 use crate::broker::error::AmqpError;
 use crate::broker::queue::{Queue, QueueSpec};
 use crate::broker::queue_args::{QueueArgs, as_string, assert_equivalent};
+use crate::broker::state::BrokerState;
 use crate::broker::store::definitions::{Def, encode_args};
 use crate::broker::vhost::VHost;
 use axum::Json;
@@ -141,13 +142,20 @@ pub(super) async fn declare(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let v = api
-        .broker
-        .vhost(&vhost)
-        .ok_or_else(ApiError::vhost_not_found)?;
-    let body = body_json(&body)?;
-    let durable = body_bool(&body, "durable", false)?;
-    let auto_delete = body_bool(&body, "auto_delete", false)?;
+    declare_queue(&api.broker, vhost, name, &body_json(&body)?)
+}
+
+/// Declare a queue from a JSON object (`durable`, `auto_delete`, `arguments`): the API's
+/// PUT and a definitions import.
+pub(super) fn declare_queue(
+    broker: &BrokerState,
+    vhost: String,
+    name: String,
+    body: &Value,
+) -> Result<StatusCode, ApiError> {
+    let v = broker.vhost(&vhost).ok_or_else(ApiError::vhost_not_found)?;
+    let durable = body_bool(body, "durable", false)?;
+    let auto_delete = body_bool(body, "auto_delete", false)?;
     let arguments = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
         .ok_or_else(|| ApiError::bad_request("arguments must be an object"))?;
     if name.starts_with("amq.") {

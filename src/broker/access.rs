@@ -1,0 +1,201 @@
+//! Who may do what: seeding users, vhosts and permissions at start-up, creating and
+//! deleting vhosts, and keeping `access.json` in the data directory current.
+//!
+//! Start-up order, each step overriding the one before: what the data directory kept,
+//! then the definitions file (`--definitions`), then `--vhost` and `--user` (operators:
+//! `administrator`, full permissions on `/` and every `--vhost`). When no user exists
+//! after that, `guest:guest` is created as RabbitMQ does on a fresh node (loopback only).
+
+use super::auth::password::PasswordHash;
+use super::auth::records::{self, parse_permission, parse_user};
+use super::auth::{Permission, User};
+use super::log;
+use super::state::BrokerState;
+use super::vhost::VHost;
+use serde_json::Value;
+use std::io;
+use std::sync::Arc;
+
+fn invalid(what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+impl BrokerState {
+    pub(super) fn seed_access(&self) -> io::Result<()> {
+        if let Some(dir) = &self.config.data_dir
+            && let Some(doc) = records::load(dir)?
+        {
+            self.apply_access(&doc).map_err(|e| {
+                invalid(format_args!(
+                    "{}: {e}",
+                    dir.join(records::ACCESS_FILE).display()
+                ))
+            })?;
+        }
+        if let Some(path) = &self.config.definitions {
+            let doc = read_definitions(path)?;
+            self.apply_access(&doc)
+                .map_err(|e| invalid(format_args!("{}: {e}", path.display())))?;
+        }
+        let mut granted: Vec<&str> = vec!["/"];
+        for v in &self.config.vhosts {
+            self.create_vhost(v);
+            granted.push(v);
+        }
+        let operators: Vec<(&str, &str)> = if self.config.users.is_empty() && self.auth.is_empty() {
+            vec![("guest", "guest")]
+        } else {
+            self.config
+                .users
+                .iter()
+                .map(|(u, p)| (u.as_str(), p.as_str()))
+                .collect()
+        };
+        for (name, password) in operators {
+            self.auth.put_user(User {
+                name: name.to_string(),
+                hash: PasswordHash::new(password),
+                tags: vec!["administrator".into()],
+            });
+            for v in &granted {
+                self.auth.set_permission(v, name, Permission::full());
+            }
+        }
+        self.save_access()
+    }
+
+    /// Users, vhosts and permissions of a definitions document (other keys ignored).
+    pub(crate) fn apply_access(&self, doc: &Value) -> Result<(), String> {
+        let list = |key: &str| -> Result<Vec<Value>, String> {
+            match doc.get(key) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::Array(items)) => Ok(items.clone()),
+                Some(_) => Err(format!("'{key}' must be a list")),
+            }
+        };
+        // Validate everything before changing anything.
+        let users = list("users")?
+            .iter()
+            .map(parse_user)
+            .collect::<Result<Vec<_>, _>>()?;
+        let vhosts = list("vhosts")?
+            .iter()
+            .map(|v| records::str_field(v, "name").map(str::to_string))
+            .collect::<Result<Vec<_>, _>>()?;
+        let permissions = list("permissions")?
+            .iter()
+            .map(parse_permission)
+            .collect::<Result<Vec<_>, _>>()?;
+        for u in users {
+            self.auth.put_user(u);
+        }
+        for v in vhosts {
+            self.create_vhost(&v);
+        }
+        for (vhost, user, p) in permissions {
+            if self.vhost(&vhost).is_none() {
+                return Err(format!("permission of user '{user}': no vhost '{vhost}'"));
+            }
+            if self.auth.user(&user).is_none() {
+                return Err(format!("permission in vhost '{vhost}': no user '{user}'"));
+            }
+            self.auth.set_permission(&vhost, &user, p);
+        }
+        Ok(())
+    }
+
+    /// Create a vhost (with the standard exchanges); false when it already existed.
+    pub(crate) fn create_vhost(&self, name: &str) -> bool {
+        let mut vhosts = self.vhosts.write().unwrap_or_else(|e| e.into_inner());
+        if vhosts.contains_key(name) {
+            return false;
+        }
+        vhosts.insert(
+            name.to_string(),
+            Arc::new(VHost::new(name, self.store.clone())),
+        );
+        true
+    }
+
+    /// Delete a vhost with everything in it: its queues (and their messages), its
+    /// exchanges, the permissions granting it, and its connections (320, as RabbitMQ).
+    pub(crate) fn delete_vhost(&self, name: &str) -> bool {
+        let Some(vhost) = self
+            .vhosts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+        else {
+            return false;
+        };
+        for conn in self.registry.connections() {
+            if conn.vhost == name {
+                conn.force_close(format!("vhost '{name}' is deleted"));
+            }
+        }
+        let queues: Vec<_> = vhost
+            .queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for q in queues {
+            vhost.delete_queue(&q);
+        }
+        let exchanges: Vec<String> = vhost
+            .exchanges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .filter(|n| !n.is_empty() && !n.starts_with("amq."))
+            .cloned()
+            .collect();
+        for x in exchanges {
+            vhost.delete_exchange(&x);
+        }
+        self.auth.clear_vhost(name);
+        true
+    }
+
+    /// Every vhost name, sorted.
+    pub(crate) fn vhost_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Persist users, vhosts and permissions (no-op in memory).
+    pub(crate) fn save_access(&self) -> io::Result<()> {
+        let Some(dir) = &self.config.data_dir else {
+            return Ok(());
+        };
+        let doc = records::export(&self.auth, &self.vhost_names());
+        records::save(dir, &doc).inspect_err(|e| {
+            log::error(format_args!(
+                "cannot save {}: {e}",
+                dir.join(records::ACCESS_FILE).display()
+            ));
+        })
+    }
+}
+
+/// A definitions file (RabbitMQ's JSON export format).
+pub(crate) fn read_definitions(path: &std::path::Path) -> io::Result<Value> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(invalid(format_args!(
+            "{}: a definitions file is a JSON object",
+            path.display()
+        ))),
+        Err(e) => Err(invalid(format_args!("{}: not JSON: {e}", path.display()))),
+    }
+}

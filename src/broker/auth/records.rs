@@ -1,0 +1,155 @@
+//! Users, vhosts and permissions in RabbitMQ's definitions JSON: what /api/users and
+//! /api/permissions show, what a definitions file seeds, and `access.json` in the data
+//! directory (the same format, so the file can be read back with `--definitions`).
+
+use super::password::PasswordHash;
+use super::{AuthDb, Permission, User};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::Path;
+
+/// The file under `--data-dir` that keeps users, vhosts and permissions across restarts.
+pub(crate) const ACCESS_FILE: &str = "access.json";
+
+pub(crate) fn user_json(u: &User) -> Value {
+    json!({
+        "name": u.name,
+        "password_hash": u.hash.encoded(),
+        "hashing_algorithm": u.hash.algorithm,
+        "tags": u.tags,
+        "limits": {},
+    })
+}
+
+pub(crate) fn permission_json(vhost: &str, user: &str, p: &Permission) -> Value {
+    json!({
+        "user": user,
+        "vhost": vhost,
+        "configure": p.configure.as_str(),
+        "write": p.write.as_str(),
+        "read": p.read.as_str(),
+    })
+}
+
+/// Tags as a JSON list or RabbitMQ's older comma-separated string.
+pub(crate) fn parse_tags(v: Option<&Value>) -> Result<Vec<String>, String> {
+    let tags = match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => s.split(',').map(|t| t.trim().to_string()).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|t| t.as_str().map(|s| s.trim().to_string()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("tags must be strings")?,
+        Some(other) => return Err(format!("tags must be a list or a string, got {other}")),
+    };
+    Ok(tags.into_iter().filter(|t| !t.is_empty()).collect())
+}
+
+/// A user object: `name`, `password_hash` (+ `hashing_algorithm`) or `password`, `tags`.
+pub(crate) fn parse_user(v: &Value) -> Result<User, String> {
+    let name = str_field(v, "name")?;
+    let hash = match (v.get("password"), v.get("password_hash")) {
+        (Some(Value::String(p)), _) => PasswordHash::new(p),
+        (_, Some(Value::String(h))) if h.is_empty() => PasswordHash::none(),
+        (_, Some(Value::String(h))) => {
+            PasswordHash::parse(h, v.get("hashing_algorithm").and_then(Value::as_str))
+                .map_err(|e| format!("user '{name}': {e}"))?
+        }
+        _ => PasswordHash::none(),
+    };
+    Ok(User {
+        name: name.to_string(),
+        hash,
+        tags: parse_tags(v.get("tags")).map_err(|e| format!("user '{name}': {e}"))?,
+    })
+}
+
+/// A permission object: `user`, `vhost`, `configure`, `write`, `read`.
+pub(crate) fn parse_permission(v: &Value) -> Result<(String, String, Permission), String> {
+    let user = str_field(v, "user")?;
+    let vhost = str_field(v, "vhost")?;
+    let p = Permission::new(
+        str_field(v, "configure")?,
+        str_field(v, "write")?,
+        str_field(v, "read")?,
+    )?;
+    Ok((vhost.to_string(), user.to_string(), p))
+}
+
+pub(crate) fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("missing or non-string field '{key}' in {v}"))
+}
+
+/// Users, vhosts and permissions as one definitions document.
+pub(crate) fn export(db: &AuthDb, vhosts: &[String]) -> Value {
+    json!({
+        "users": db.users().iter().map(user_json).collect::<Vec<_>>(),
+        "vhosts": vhosts.iter().map(|v| json!({ "name": v })).collect::<Vec<_>>(),
+        "permissions": db
+            .permissions()
+            .iter()
+            .map(|(v, u, p)| permission_json(v, u, p))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// Write `access.json` atomically (temporary file, fsync, rename): a crash leaves the
+/// old or the new file, never half of one.
+pub(crate) fn save(dir: &Path, doc: &Value) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{ACCESS_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(
+        serde_json::to_string_pretty(doc)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(ACCESS_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Read `access.json`, if there is one.
+pub(crate) fn load(dir: &Path) -> std::io::Result<Option<Value>> {
+    match std::fs::read(dir.join(ACCESS_FILE)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", dir.join(ACCESS_FILE).display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rabbitmq_users_and_permissions() {
+        let u = parse_user(&json!({
+            "name": "bob",
+            "password_hash": "lXS3bqSeWTe8YOBgX7qA1xZ0+Y/QbhWV05qzFGlzvUCtIXGX",
+            "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": "administrator,management",
+        }))
+        .unwrap();
+        assert!(u.hash.verify("secret"));
+        assert_eq!(u.tags, ["administrator", "management"]);
+        let (v, user, p) = parse_permission(&json!({
+            "user": "bob", "vhost": "/", "configure": "^bob-", "write": ".*", "read": ""
+        }))
+        .unwrap();
+        assert_eq!((v.as_str(), user.as_str()), ("/", "bob"));
+        assert!(p.configure.allows("bob-1") && !p.read.allows("x"));
+        assert!(parse_user(&json!({"password": "x"})).is_err());
+        assert!(
+            parse_permission(&json!({"user":"a","vhost":"/","configure":"(","write":"","read":""}))
+                .is_err()
+        );
+    }
+}
