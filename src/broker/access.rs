@@ -118,7 +118,8 @@ impl BrokerState {
     }
 
     /// Delete a vhost with everything in it: its queues (and their messages), its
-    /// exchanges, the permissions granting it, and its connections (320, as RabbitMQ).
+    /// exchanges, the permissions granting it, and its connections (320 "vhost 'x' is
+    /// down", as RabbitMQ).
     pub(crate) fn delete_vhost(&self, name: &str) -> bool {
         let Some(vhost) = self
             .vhosts
@@ -130,7 +131,7 @@ impl BrokerState {
         };
         for conn in self.registry.connections() {
             if conn.vhost == name {
-                conn.force_close(format!("vhost '{name}' is deleted"));
+                conn.force_close(format!("vhost '{name}' is down"));
             }
         }
         let queues: Vec<_> = vhost
