@@ -306,7 +306,7 @@ impl Session {
         }
         let (received, current) = (
             queue_type(&d.arguments)?.unwrap_or_else(|| "classic".into()),
-            queue_type(&queue.arguments)?.unwrap_or_else(|| "classic".into()),
+            queue_type(&queue.arguments.table())?.unwrap_or_else(|| "classic".into()),
         );
         // A missing x-queue-type means the default type, as in RabbitMQ 3.10; only a real
         // difference is an inequivalent redeclare.
@@ -318,7 +318,7 @@ impl Session {
                  received the value '{received}' of type 'longstr' but current is the value '{current}' of type 'longstr'"
             )));
         }
-        assert_equivalent(&d.arguments, &queue.arguments, &name, &vhost)?;
+        assert_equivalent(&d.arguments, &queue.arguments.table(), &name, &vhost)?;
         queue.touch();
         let (ready, _, consumers) = queue.counts();
         self.declare_ok(ch, d.nowait, name, ready, consumers)

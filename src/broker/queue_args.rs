@@ -281,6 +281,37 @@ pub(crate) fn assert_args_equivalent(
     Ok(())
 }
 
+/// Declare arguments kept in their AMQP encoding. A queue reads its table only to
+/// answer a redeclare or a listing, and decoded even one argument costs ~700 bytes (a
+/// B-tree node) per queue; encoded it is its wire size, and nothing when empty.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PackedTable(Box<[u8]>);
+
+impl PackedTable {
+    pub(crate) fn pack(t: &FieldTable) -> PackedTable {
+        if t.inner().is_empty() {
+            return PackedTable::default();
+        }
+        match cookie_factory::r#gen(
+            amq_protocol::types::generation::gen_field_table(t),
+            Vec::new(),
+        ) {
+            Ok((v, _)) => PackedTable(v.into_boxed_slice()),
+            Err(_) => PackedTable::default(),
+        }
+    }
+
+    /// The table (empty when there is none).
+    pub(crate) fn table(&self) -> FieldTable {
+        if self.0.is_empty() {
+            return FieldTable::default();
+        }
+        amq_protocol::types::parsing::parse_field_table(&self.0[..])
+            .map(|(_, t)| t)
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +322,20 @@ mod tests {
             t.insert((*k).into(), v.clone());
         }
         t
+    }
+
+    #[test]
+    fn packed_tables_round_trip() {
+        let mut t = FieldTable::default();
+        t.insert("x-expires".into(), AMQPValue::LongLongInt(60_000));
+        t.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("dlx".into()),
+        );
+        let p = PackedTable::pack(&t);
+        assert_eq!(p.table(), t);
+        assert!(PackedTable::pack(&FieldTable::default()).0.is_empty());
+        assert_eq!(PackedTable::default().table(), FieldTable::default());
     }
 
     #[test]

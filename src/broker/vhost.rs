@@ -5,6 +5,7 @@ use super::counters::VhostCounters;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::message::Message;
+use super::queue::expiry::Expiry;
 use super::queue::{Consumer, Queue};
 use super::store::Store;
 use super::store::definitions::{Def, encode_args};
@@ -22,6 +23,8 @@ pub(crate) struct VHost {
     pub(crate) store: Option<Arc<Store>>,
     /// Publish counts and deleted queues' totals, for `message_stats` (management API).
     pub(crate) counters: VhostCounters,
+    /// `x-expires` deadlines of its queues, on one timer.
+    pub(crate) expiry: Arc<Expiry>,
 }
 
 /// The exchanges every RabbitMQ vhost starts with.
@@ -59,6 +62,7 @@ impl VHost {
             queues: RwLock::new(HashMap::new()),
             store,
             counters: VhostCounters::default(),
+            expiry: Arc::default(),
         }
     }
 

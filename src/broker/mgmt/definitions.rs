@@ -35,7 +35,7 @@ pub(super) async fn export(State(api): State<Api>) -> Json<Value> {
         queues.extend(qs.iter().map(|q| {
             json!({
                 "name": q.name, "vhost": v.name, "durable": q.durable,
-                "auto_delete": q.auto_delete, "arguments": table(&q.arguments),
+                "auto_delete": q.auto_delete, "arguments": table(&q.arguments.table()),
             })
         }));
         let mut xs: Vec<_> = v

@@ -25,6 +25,7 @@ type Params = Query<HashMap<String, String>>;
 /// `x-queue-type`, else `classic`.
 fn queue_type(q: &Queue) -> String {
     q.arguments
+        .table()
         .inner()
         .get("x-queue-type")
         .and_then(as_string)
@@ -47,7 +48,7 @@ pub(crate) fn queue_json(q: &Arc<Queue>, node: &str, stats: bool) -> Value {
     };
     let own = &q.counters.own;
     let mut v = json!({
-        "arguments": table(&q.arguments),
+        "arguments": table(&q.arguments.table()),
         "auto_delete": q.auto_delete,
         "consumers": snap.consumers.len(),
         "durable": q.durable,
@@ -184,7 +185,7 @@ pub(super) fn declare_queue(
         if q.exclusive_owner.is_some() {
             return Err(AmqpError::locked(&name, &vhost).into());
         }
-        assert_equivalent(&arguments, &q.arguments, &name, &vhost)?;
+        assert_equivalent(&arguments, &q.arguments.table(), &name, &vhost)?;
         q.touch();
         return Ok(StatusCode::NO_CONTENT);
     }

@@ -8,7 +8,7 @@ use crate::broker::deadletter::{self, Reason};
 use crate::broker::log;
 use crate::broker::message::{Message, MessageRef};
 use crate::broker::queue_args::Overflow;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -215,35 +215,4 @@ impl Queue {
             }
         }
     }
-}
-
-/// `x-expires`: delete the queue once it has had no consumers and no use for `after`.
-pub(super) fn watch_expires(queue: Weak<Queue>, after: Duration) {
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    rt.spawn(async move {
-        loop {
-            let deadline = {
-                let Some(q) = queue.upgrade() else { return };
-                let st = q.lock();
-                if st.deleted {
-                    return;
-                }
-                st.last_used + after
-            };
-            tokio::time::sleep_until(deadline).await;
-            let Some(q) = queue.upgrade() else { return };
-            let expired = {
-                let st = q.lock();
-                !st.deleted && st.consumers.is_empty() && st.last_used + after <= Instant::now()
-            };
-            if expired {
-                if let Some(vhost) = q.vhost_ref.upgrade() {
-                    vhost.delete_queue(&q);
-                }
-                return;
-            }
-        }
-    });
 }

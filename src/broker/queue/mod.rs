@@ -7,18 +7,20 @@
 //! publishes into other queues, so it always runs after the queue's own lock is released.
 
 mod dispatch;
+pub(crate) mod expiry;
+
+use expiry::Expiry;
 
 use super::channel::{ChannelShared, ConsumerCredit};
 use super::counters::{QueueCounters, Stat};
 use super::deadletter::Reason;
 use super::log;
 use super::message::MessageRef;
-use super::queue_args::{Overflow, QueueArgs};
+use super::queue_args::{Overflow, PackedTable, QueueArgs};
 use super::ready::Ready;
 use super::store::queue_log::QueueLog;
 use super::vhost::VHost;
 use amq_protocol::types::FieldTable;
-use dispatch::watch_expires;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -131,7 +133,7 @@ pub(crate) struct Queue {
     /// Directory id of the message log when the queue is persisted (`queues/<id>`).
     pub(crate) log_id: Option<u64>,
     /// The declare arguments as received (redeclare equivalence, listing).
-    pub(crate) arguments: FieldTable,
+    pub(crate) arguments: PackedTable,
     /// The arguments rmq acts on, validated.
     pub(crate) args: QueueArgs,
     state: Mutex<QueueState>,
@@ -204,7 +206,7 @@ impl Queue {
             exclusive_owner,
             auto_delete,
             log_id,
-            arguments,
+            arguments: PackedTable::pack(&arguments),
             state: Mutex::new(QueueState {
                 ready: Ready::new(args.max_priority),
                 next_seq: 0,
@@ -222,9 +224,38 @@ impl Queue {
             counters: QueueCounters::new(vhost.counters.retired.clone()),
         });
         if let Some(ms) = q.args.expires {
-            watch_expires(Arc::downgrade(&q), Duration::from_millis(ms));
+            let at = Instant::now() + Duration::from_millis(ms);
+            vhost.expiry.watch(Arc::downgrade(&q), at);
         }
         q
+    }
+
+    /// An `x-expires` deadline arrived: delete the queue if it really expired, else
+    /// watch it again (see `expiry::next_check`).
+    fn check_expiry(self: &Arc<Self>, expiry: &Arc<Expiry>, now: Instant) {
+        let Some(ms) = self.args.expires else {
+            return;
+        };
+        let next = {
+            let st = self.lock();
+            if st.deleted {
+                return;
+            }
+            expiry::next_check(
+                st.last_used,
+                Duration::from_millis(ms),
+                !st.consumers.is_empty(),
+                now,
+            )
+        };
+        match next {
+            Some(at) => expiry.watch(Arc::downgrade(self), at),
+            None => {
+                if let Some(vhost) = self.vhost_ref.upgrade() {
+                    vhost.delete_queue(self);
+                }
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
