@@ -2,7 +2,8 @@
 
 /// mimalloc instead of the system allocator: the broker allocates and frees small
 /// buffers per message from several threads, where glibc's malloc showed up as a fifth
-/// of the CPU profile.
+/// of the CPU profile. Built with `no_thp`: with transparent huge pages mimalloc's
+/// regions grew the resident set 2 MiB at a time (3.4 KiB per idle queue instead of 1.3).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
