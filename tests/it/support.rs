@@ -91,6 +91,23 @@ impl Drop for Broker {
     }
 }
 
+/// An HTTP client for the management API. rmq builds rustls with ring and no process-wide
+/// provider, so reqwest must be handed a TLS configuration even for http:// (it panics
+/// building its own otherwise).
+pub fn http() -> reqwest::Client {
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports TLS 1.2 and 1.3")
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("HTTP client")
+}
+
 /// The brokers a client scenario runs against: always the embedded one, plus a real
 /// RabbitMQ when `RMQ_TEST_RABBITMQ_URL` is set (CI sets it).
 pub fn targets() -> Vec<(String, Option<Broker>)> {
