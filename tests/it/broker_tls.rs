@@ -131,6 +131,20 @@ fn rmq_send_and_receive_over_amqps_with_the_ca() {
     );
     assert_eq!(code(&out), 0, "receive: {}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello tls");
+
+    // The same CA from a profile of the config file.
+    let config = pki.dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[profiles.tls]\nurl = \"{url}\"\ntls_ca_cert = \"{ca}\"\n"),
+    )
+    .unwrap();
+    let mut cmd = rmq();
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--profile", "tls", "send", &q, "via profile"]);
+    let out = run_bounded(cmd, None, WAIT);
+    assert_eq!(code(&out), 0, "send with a profile: {}", stderr(&out));
 }
 
 #[test]
