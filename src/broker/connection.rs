@@ -238,7 +238,9 @@ async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<ConnShared>, hear
     loop {
         match conn.take() {
             Outbound::Data(frames) => {
-                if wr.write_all(&frames).await.is_err() {
+                // The flush is free on TCP; TLS may hold encrypted records back when the
+                // socket is full, and nothing else would push them out before we idle.
+                if wr.write_all(&frames).await.is_err() || wr.flush().await.is_err() {
                     break;
                 }
                 conn.written(frames.len());
@@ -248,7 +250,7 @@ async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<ConnShared>, hear
                 if tokio::time::timeout(idle, conn.queued()).await.is_err() {
                     let mut hb = BytesMut::new();
                     codec::put_heartbeat(&mut hb);
-                    if wr.write_all(&hb).await.is_err() {
+                    if wr.write_all(&hb).await.is_err() || wr.flush().await.is_err() {
                         break;
                     }
                 }

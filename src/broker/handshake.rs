@@ -87,7 +87,9 @@ async fn write_method(
 ) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     codec::put_method(&mut out, 0, method);
-    stream.write_all(&out).await
+    stream.write_all(&out).await?;
+    // We read the answer next: over TLS, what is written must reach the socket first.
+    stream.flush().await
 }
 
 /// Read the next method frame on channel 0, skipping heartbeats.
