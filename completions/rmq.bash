@@ -272,7 +272,7 @@ _rmq() {
 
     case "${cmd}" in
         rmq)
-            opts="-o -q -h -V --url --profile --config --output --quiet --help --version send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail tap config tutorial generate help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts overview perf serve tail tap config tutorial generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -298,6 +298,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -306,7 +318,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__bind)
-            opts="-k -o -q -h -V --to-exchange --key --arguments --url --profile --config --output --quiet --help --version"
+            opts="-k -o -q -h -V --to-exchange --key --arguments --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -348,6 +360,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -356,7 +380,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__config)
-            opts="-o -q -h -V --url --profile --config --output --quiet --help --version show path help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version show path help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -380,6 +404,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -446,7 +482,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__config__subcmd__path)
-            opts="-o -q -h -V --url --profile --config --output --quiet --help --version"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -470,6 +506,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -480,7 +528,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__config__subcmd__show)
-            opts="-o -q -h -V --url --profile --config --output --quiet --help --version"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -506,6 +554,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -514,7 +574,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__declare)
-            opts="-o -q -h -V --url --profile --config --output --quiet --help --version queue exchange help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version queue exchange help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -540,6 +600,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -548,7 +620,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__declare__subcmd__exchange)
-            opts="-t -o -q -h -V --type --durable --auto-delete --internal --arguments --url --profile --config --output --quiet --help --version"
+            opts="-t -o -q -h -V --type --durable --auto-delete --internal --arguments --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -584,6 +656,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -650,7 +734,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__declare__subcmd__queue)
-            opts="-o -q -h -V --durable --auto-delete --arguments --passive --url --profile --config --output --quiet --help --version"
+            opts="-o -q -h -V --durable --auto-delete --arguments --passive --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -680,6 +764,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -688,7 +784,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__delete)
-            opts="-o -q -h -V --url --profile --config --output --quiet --help --version queue exchange help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version queue exchange help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -714,6 +810,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -722,7 +830,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__delete__subcmd__exchange)
-            opts="-o -q -h -V --if-unused --if-exists --url --profile --config --output --quiet --help --version"
+            opts="-o -q -h -V --if-unused --if-exists --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -746,6 +854,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -812,7 +932,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__delete__subcmd__queue)
-            opts="-o -q -h -V --if-unused --if-empty --if-exists --url --profile --config --output --quiet --help --version"
+            opts="-o -q -h -V --if-unused --if-empty --if-exists --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -838,6 +958,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -846,7 +978,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__emit__subcmd__log)
-            opts="-x -t -k -H -o -q -h -V --exchange --type --routing-key --durable --mandatory --header --persistent --content-type --content-encoding --correlation-id --reply-to --expiration --priority --message-id --app-id --user-id --timestamp --url --profile --config --output --quiet --help --version"
+            opts="-x -t -k -H -o -q -h -V --exchange --type --routing-key --durable --mandatory --header --persistent --content-type --content-encoding --correlation-id --reply-to --expiration --priority --message-id --app-id --user-id --timestamp --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -944,6 +1076,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -952,7 +1096,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__generate)
-            opts="-o -q -h -V --url --profile --config --output --quiet --help --version completions man help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -978,6 +1122,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -986,7 +1142,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__generate__subcmd__completions)
-            opts="-o -q -h -V --dir --url --profile --config --output --quiet --help --version bash zsh fish elvish powershell nushell"
+            opts="-o -q -h -V --dir --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version bash zsh fish elvish powershell nushell"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1014,6 +1170,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1080,7 +1248,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__generate__subcmd__man)
-            opts="-o -q -h -V --dir --url --profile --config --output --quiet --help --version"
+            opts="-o -q -h -V --dir --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1108,6 +1276,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1594,7 +1774,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__bindings)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1634,6 +1814,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1644,7 +1836,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__connections)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1684,6 +1876,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1694,7 +1898,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__consumers)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1734,6 +1938,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1744,7 +1960,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__exchanges)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1784,6 +2000,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1794,7 +2022,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__queues)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1834,6 +2062,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1844,7 +2084,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__vhosts)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1886,6 +2126,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1894,7 +2146,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__overview)
-            opts="-o -q -h -V --api-url --url --profile --config --output --quiet --help --version"
+            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1924,6 +2176,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1932,7 +2196,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__perf)
-            opts="-x -y -s -r -c -a -A -z -C -D -f -u -e -t -o -q -h -V --producers --consumers --size --rate --confirm --autoack --multi-ack-every --qos --time --pmessages --cmessages --flag --queue --exchange --type --queues --queue-args --url --profile --config --output --quiet --help --version"
+            opts="-x -y -s -r -c -a -A -z -C -D -f -u -e -t -o -q -h -V --producers --consumers --size --rate --confirm --autoack --multi-ack-every --qos --time --pmessages --cmessages --flag --queue --exchange --type --queues --queue-args --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2074,6 +2338,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2082,7 +2358,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__purge)
-            opts="-o -q -h -V --url --profile --config --output --quiet --help --version"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2108,6 +2384,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2116,7 +2404,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__receive)
-            opts="-n -k -f -o -q -h -V --count --timeout --idle-timeout --prefetch --no-ack --requeue --reject --exchange --binding-key --match-header --match --type --format --save-dir --durable --arguments --passive --no-declare --url --profile --config --output --quiet --help --version"
+            opts="-n -k -f -o -q -h -V --count --timeout --idle-timeout --prefetch --no-ack --requeue --reject --exchange --binding-key --match-header --match --type --format --save-dir --durable --arguments --passive --no-declare --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2202,6 +2490,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2210,7 +2510,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__rpc__subcmd__call)
-            opts="-f -o -q -h -V --timeout --content-type --format --url --profile --config --output --quiet --help --version"
+            opts="-f -o -q -h -V --timeout --content-type --format --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2252,6 +2552,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2260,7 +2572,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__rpc__subcmd__serve)
-            opts="-n -o -q -h -V --exec --fib --count --prefetch --durable --arguments --passive --no-declare --url --profile --config --output --quiet --help --version"
+            opts="-n -o -q -h -V --exec --fib --count --prefetch --durable --arguments --passive --no-declare --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2306,6 +2618,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2314,7 +2638,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__send)
-            opts="-l -n -H -o -q -h -V --lines --file --input --replay-dir --exchange --routing-key --type --count --no-confirm --confirm-window --mandatory --durable --arguments --passive --no-declare --header --persistent --content-type --content-encoding --correlation-id --reply-to --expiration --priority --message-id --app-id --user-id --timestamp --url --profile --config --output --quiet --help --version"
+            opts="-l -n -H -o -q -h -V --lines --file --input --replay-dir --exchange --routing-key --type --count --no-confirm --confirm-window --mandatory --durable --arguments --passive --no-declare --header --persistent --content-type --content-encoding --correlation-id --reply-to --expiration --priority --message-id --app-id --user-id --timestamp --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2428,6 +2752,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2436,7 +2772,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__serve)
-            opts="-q -v -o -h -V --bind --port --mgmt-port --data-dir --in-memory --user --definitions --vhost --heartbeat --max-message-size --consumer-timeout --quiet --verbose --url --profile --config --output --help --version"
+            opts="-q -v -o -h -V --bind --port --mgmt-port --data-dir --in-memory --user --definitions --vhost --heartbeat --max-message-size --consumer-timeout --tls-cert --tls-key --tls-port --tls-ca-cert --tls-verify-peer --tls-peer-cert-optional --quiet --verbose --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2482,6 +2818,22 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2502,6 +2854,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2510,7 +2874,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__tail)
-            opts="-k -n -f -o -q -h -V --binding-key --match-header --match --count --timeout --idle-timeout --format --save-dir --url --profile --config --output --quiet --help --version"
+            opts="-k -n -f -o -q -h -V --binding-key --match-header --match --count --timeout --idle-timeout --format --save-dir --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2580,6 +2944,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2588,7 +2964,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__tutorial)
-            opts="-o -q -h -V --url --profile --config --output --quiet --help --version"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2614,6 +2990,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2622,7 +3010,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__unbind)
-            opts="-k -o -q -h -V --to-exchange --key --arguments --url --profile --config --output --quiet --help --version"
+            opts="-k -o -q -h -V --to-exchange --key --arguments --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2664,6 +3052,18 @@ _rmq() {
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
                     return 0
                     ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2672,7 +3072,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__worker)
-            opts="-n -o -q -h -V --exec --prefetch --concurrency --on-failure --count --dot-time --durable --arguments --passive --no-declare --url --profile --config --output --quiet --help --version"
+            opts="-n -o -q -h -V --exec --prefetch --concurrency --on-failure --count --dot-time --durable --arguments --passive --no-declare --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2728,6 +3128,18 @@ _rmq() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json jsonl tsv raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_rmq_global_optspecs
-    string join \n url= profile= config= o/output= q/quiet h/help V/version
+    string join \n url= profile= config= o/output= tls-ca-cert-file= tls-cert-file= tls-key-file= insecure q/quiet h/help V/version
 end
 
 function __fish_rmq_needs_command
@@ -32,6 +32,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_needs_command" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_needs_command" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_needs_command" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_needs_command" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_needs_command" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_needs_command" -s V -l version -d 'Print version'
@@ -90,6 +94,9 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand send" -s l -l lines -d 'Send each line of the input as its own message'
 complete -c rmq -n "__fish_rmq_using_subcommand send" -l no-confirm -d 'Do not wait for publisher confirms (faster, but a refused message goes unnoticed)'
 complete -c rmq -n "__fish_rmq_using_subcommand send" -l mandatory -d 'Fail (exit 1) if a message cannot be routed to any queue'
@@ -97,6 +104,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand send" -l durable -d 'Create the 
 complete -c rmq -n "__fish_rmq_using_subcommand send" -l passive -d 'Only check that the queue exists (error if not); never create it'
 complete -c rmq -n "__fish_rmq_using_subcommand send" -l no-declare -d 'Do not declare or check the queue at all'
 complete -c rmq -n "__fish_rmq_using_subcommand send" -l persistent -d 'Mark messages persistent (delivery_mode 2): durable queues keep them across restarts'
+complete -c rmq -n "__fish_rmq_using_subcommand send" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand send" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand send" -s V -l version -d 'Print version'
@@ -121,12 +129,16 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l no-ack -d 'Let the broker forget each message as soon as it is sent (no acks, no redelivery)'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l requeue -d 'Put each message back in the queue after printing it (nack with requeue)'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l reject -d 'Reject each message after printing it: dropped, or dead-lettered if the queue says so'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l durable -d 'Create the queue durable (survives a broker restart) if it does not exist'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l passive -d 'Only check that the queue exists (error if not); never create it'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l no-declare -d 'Do not declare or check the queue at all'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -s V -l version -d 'Print version'
@@ -146,9 +158,13 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand worker" -l durable -d 'Create the queue durable (survives a broker restart) if it does not exist'
 complete -c rmq -n "__fish_rmq_using_subcommand worker" -l passive -d 'Only check that the queue exists (error if not); never create it'
 complete -c rmq -n "__fish_rmq_using_subcommand worker" -l no-declare -d 'Do not declare or check the queue at all'
+complete -c rmq -n "__fish_rmq_using_subcommand worker" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand worker" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand worker" -s V -l version -d 'Print version'
@@ -174,9 +190,13 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l durable -d 'Create the exchange durable if it does not exist'
 complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l mandatory -d 'Fail (exit 1) if no queue is bound to receive it'
 complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l persistent -d 'Mark messages persistent (delivery_mode 2): durable queues keep them across restarts'
+complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand emit-log" -s V -l version -d 'Print version'
@@ -192,10 +212,14 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l fib -d 'The tutorial\'s demo: the request is n, the reply fib(n)'
 complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l durable -d 'Create the queue durable (survives a broker restart) if it does not exist'
 complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l passive -d 'Only check that the queue exists (error if not); never create it'
 complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l no-declare -d 'Do not declare or check the queue at all'
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand rpc-serve" -s V -l version -d 'Print version'
@@ -210,6 +234,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand rpc-call" -s V -l version -d 'Print version'
@@ -224,6 +252,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand bind" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand bind" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand bind" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand bind" -s V -l version -d 'Print version'
@@ -238,6 +270,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand unbind" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand unbind" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand unbind" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand unbind" -s V -l version -d 'Print version'
@@ -249,6 +285,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and not __fish_seen_subcommand_from queue exchange help" -s V -l version -d 'Print version'
@@ -264,9 +304,13 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l durable -d 'Survive a broker restart'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l auto-delete -d 'Delete it when its last consumer goes'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l passive -d 'Only check that it exists and report its counts'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from queue" -s V -l version -d 'Print version'
@@ -280,9 +324,13 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l durable -d 'Survive a broker restart'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l auto-delete -d 'Delete it when its last binding goes'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l internal -d 'Only reachable through exchange-to-exchange bindings'
+complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand declare; and __fish_seen_subcommand_from exchange" -s V -l version -d 'Print version'
@@ -297,6 +345,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and not __fish_seen_subcommand_from queue exchange help" -s V -l version -d 'Print version'
@@ -311,9 +363,13 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l if-unused -d 'Only if no consumer is attached'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l if-empty -d 'Only if it holds no messages'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l if-exists -d 'Succeed if it does not exist (without it, a missing queue is an error)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from queue" -s V -l version -d 'Print version'
@@ -325,8 +381,12 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l if-unused -d 'Only if nothing is bound to it'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l if-exists -d 'Succeed if it does not exist (without it, a missing exchange is an error)'
+complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand delete; and __fish_seen_subcommand_from exchange" -s V -l version -d 'Print version'
@@ -341,6 +401,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand purge" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand purge" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand purge" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand purge" -s V -l version -d 'Print version'
@@ -355,6 +419,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s V -l version -d 'Print version'
@@ -369,6 +437,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s V -l version -d 'Print version'
@@ -383,6 +455,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s V -l version -d 'Print version'
@@ -397,6 +473,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s V -l version -d 'Print version'
@@ -411,6 +491,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s V -l version -d 'Print version'
@@ -425,6 +509,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s V -l version -d 'Print version'
@@ -437,6 +525,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand overview" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand overview" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand overview" -s V -l version -d 'Print version'
@@ -464,7 +556,11 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand perf" -s a -l autoack -d 'Consumers use automatic acknowledgement (no-ack)'
+complete -c rmq -n "__fish_rmq_using_subcommand perf" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand perf" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand perf" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand perf" -s V -l version -d 'Print version'
@@ -478,6 +574,10 @@ complete -c rmq -n "__fish_rmq_using_subcommand serve" -l vhost -d 'A virtual ho
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l heartbeat -d 'Heartbeat interval proposed to clients, in seconds (0 disables)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l max-message-size -d 'Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l consumer-timeout -d 'Close a channel (406) whose delivery stays unacknowledged this long, requeueing it (RabbitMQ\'s consumer_timeout); 0 disables' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-cert -d 'Serve amqps (and the management API over https) with this PEM certificate chain, leaf first (RabbitMQ\'s ssl_options.certfile). Plain AMQP keeps being served' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert (ssl_options.keyfile)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-port -d 'amqps port (RabbitMQ: 5671); 0 picks a free one and prints it' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-ca-cert -d 'PEM CA certificates that client certificates must be signed by (ssl_options.cacertfile)' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -486,9 +586,15 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l in-memory -d 'Keep everything in memory: nothing survives a restart'
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-verify-peer -d 'Require amqps clients to present a certificate signed by --tls-ca-cert, refusing the handshake otherwise (verify_peer, fail_if_no_peer_cert = true). The https API does not ask for client certificates'
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-peer-cert-optional -d 'With --tls-verify-peer: accept clients that present no certificate, still refusing invalid ones (fail_if_no_peer_cert = false)'
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -s q -l quiet -d 'Only log errors'
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -s v -l verbose -d 'Log more (repeat for more detail)'
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand tail" -s k -l binding-key -d 'Binding key (repeatable; needs an exchange)' -r
@@ -508,6 +614,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tail" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand tail" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand tail" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand tail" -s V -l version -d 'Print version'
@@ -528,6 +638,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tap" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand tap" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand tap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand tap" -s V -l version -d 'Print version'
@@ -539,6 +653,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s V -l version -d 'Print version'
@@ -553,6 +671,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
@@ -564,6 +686,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand config; and __fish_seen_subcommand_from path" -s V -l version -d 'Print version'
@@ -578,6 +704,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand tutorial" -s V -l version -d 'Print version'
@@ -589,6 +719,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and not __fish_seen_subcommand_from completions man help" -s V -l version -d 'Print version'
@@ -604,6 +738,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from completions" -s V -l version -d 'Print version'
@@ -616,6 +754,10 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (lossless for messages)'
 tsv\t'Tab-separated values with a header line (default for results off a terminal)'
 raw\t'Bare values: message bodies (default for messages), or TSV without the header'"
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -l insecure -d 'Do not verify the broker\'s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand generate; and __fish_seen_subcommand_from man" -s V -l version -d 'Print version'

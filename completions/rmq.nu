@@ -10,6 +10,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -56,6 +60,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq send output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -95,6 +103,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq receive output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -125,6 +137,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq worker output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -158,6 +174,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq emit-log output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -182,6 +202,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq rpc-serve output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -201,6 +225,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq rpc-call output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -221,6 +249,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq bind output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -241,6 +273,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq unbind output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -258,6 +294,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq declare output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -277,6 +317,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq declare queue output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -298,6 +342,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq declare exchange output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -330,6 +378,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq delete output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -348,6 +400,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq delete queue output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -366,6 +422,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq delete exchange output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -398,6 +458,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq purge output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -417,6 +481,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-queues output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -436,6 +504,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-exchanges output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -455,6 +527,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-bindings output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -474,6 +550,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-connections output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -493,6 +573,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-consumers output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -512,6 +596,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-vhosts output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -529,6 +617,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq overview output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -561,6 +653,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq perf output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -583,12 +679,22 @@ module completions {
     --heartbeat: string       # Heartbeat interval proposed to clients, in seconds (0 disables)
     --max-message-size: string # Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB)
     --consumer-timeout: string # Close a channel (406) whose delivery stays unacknowledged this long, requeueing it (RabbitMQ's consumer_timeout); 0 disables
+    --tls-cert: path          # Serve amqps (and the management API over https) with this PEM certificate chain, leaf first (RabbitMQ's ssl_options.certfile). Plain AMQP keeps being served
+    --tls-key: path           # The PEM private key of --tls-cert (ssl_options.keyfile)
+    --tls-port: string        # amqps port (RabbitMQ: 5671); 0 picks a free one and prints it
+    --tls-ca-cert: path       # PEM CA certificates that client certificates must be signed by (ssl_options.cacertfile)
+    --tls-verify-peer         # Require amqps clients to present a certificate signed by --tls-ca-cert, refusing the handshake otherwise (verify_peer, fail_if_no_peer_cert = true). The https API does not ask for client certificates
+    --tls-peer-cert-optional  # With --tls-verify-peer: accept clients that present no certificate, still refusing invalid ones (fail_if_no_peer_cert = false)
     --quiet(-q)               # Only log errors
     --verbose(-v)             # Log more (repeat for more detail)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq serve output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -615,6 +721,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq tail output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -631,6 +741,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq config output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -646,6 +760,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq config show output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -661,6 +779,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq config path output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -692,6 +814,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq tutorial output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -708,6 +834,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq generate output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -728,6 +858,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq generate completions output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
@@ -745,6 +879,10 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq generate man output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version

@@ -62,6 +62,12 @@ pub struct Overrides {
     pub profile: Option<String>,
     /// `--url URL`.
     pub url: Option<String>,
+    /// `--tls-ca-cert-file FILE`.
+    pub tls_ca_cert: Option<PathBuf>,
+    /// `--tls-cert-file FILE`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key-file FILE`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where a setting's value came from (shown by `rmq config show`).
@@ -121,15 +127,26 @@ pub struct Settings {
     pub api_url: Option<Sourced<String>>,
     /// The profile's vhost, when it set one (already applied to `url`).
     pub vhost: Option<Sourced<String>>,
-    /// TLS files from the profile.
+    /// CA certificates for amqps:// and https:// (flag, else profile).
     pub tls_ca_cert: Option<Sourced<PathBuf>>,
-    /// Client certificate from the profile.
+    /// Client certificate (flag, else profile).
     pub tls_cert: Option<Sourced<PathBuf>>,
-    /// Client key from the profile.
+    /// Client key (flag, else profile).
     pub tls_key: Option<Sourced<PathBuf>>,
 }
 
 impl Settings {
+    /// The TLS files in effect, plus `--insecure` (a flag only: never a saved default).
+    pub fn tls(&self, insecure: bool) -> crate::client::TlsOptions {
+        let path = |o: &Option<Sourced<PathBuf>>| o.as_ref().map(|s| s.value.clone());
+        crate::client::TlsOptions {
+            ca_cert: path(&self.tls_ca_cert),
+            cert: path(&self.tls_cert),
+            key: path(&self.tls_key),
+            insecure,
+        }
+    }
+
     /// `(setting, value, source)` rows with secrets masked, for `rmq config show`.
     pub fn rows(&self) -> Vec<(String, String, String)> {
         let mut rows = Vec::new();
@@ -291,16 +308,20 @@ pub fn resolve(o: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> anyhow::R
         (None, Some(u)) => Some(Sourced::new(u.clone(), from_profile())),
         (None, None) => None,
     };
-    let file_setting = |p: &Option<PathBuf>| p.clone().map(|v| Sourced::new(v, from_profile()));
+    let file_setting = |flag: &Option<PathBuf>, name: &'static str, p: &Option<PathBuf>| match flag
+    {
+        Some(v) => Some(Sourced::new(v.clone(), Source::Flag(name))),
+        None => p.clone().map(|v| Sourced::new(v, from_profile())),
+    };
     Ok(Settings {
         config_loaded: loaded,
         config_path,
         url,
         api_url,
         vhost,
-        tls_ca_cert: file_setting(&prof.tls_ca_cert),
-        tls_cert: file_setting(&prof.tls_cert),
-        tls_key: file_setting(&prof.tls_key),
+        tls_ca_cert: file_setting(&o.tls_ca_cert, "--tls-ca-cert-file", &prof.tls_ca_cert),
+        tls_cert: file_setting(&o.tls_cert, "--tls-cert-file", &prof.tls_cert),
+        tls_key: file_setting(&o.tls_key, "--tls-key-file", &prof.tls_key),
         profile,
     })
 }

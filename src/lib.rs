@@ -8,6 +8,7 @@
 //! - `exit`    exit codes (sysexits style), documented in one table
 //! - `broker`  the embedded AMQP 0-9-1 broker behind `rmq serve`
 //! - `perf`    `rmq perf`: a lean raw-AMQP load generator (uses lapin's URI parser only)
+//! - `tls`     PEM certificate and key files → rustls types, for the broker and the client
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub, clippy::dbg_macro, clippy::todo)]
 
@@ -18,3 +19,4 @@ pub mod config;
 pub mod exit;
 pub mod output;
 pub mod perf;
+mod tls;

@@ -35,6 +35,40 @@ pub struct BrokerConfig {
     /// How long a delivery may stay unacknowledged before its channel is closed with 406
     /// and the message requeued (RabbitMQ's `consumer_timeout`, 30 minutes); None: never.
     pub consumer_timeout: Option<std::time::Duration>,
+    /// TLS: when set, amqps is served on its own port beside plain AMQP, and the
+    /// management API speaks https instead of http.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS settings, named after RabbitMQ's `ssl_options` so its docs carry over.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Port for amqps on the AMQP address's interface (RabbitMQ: 5671); 0 picks a free one.
+    pub port: u16,
+    /// The server's PEM certificate chain, leaf first (`ssl_options.certfile`).
+    pub cert: PathBuf,
+    /// The server's PEM private key (`ssl_options.keyfile`).
+    pub key: PathBuf,
+    /// PEM CA certificates that client certificates are checked against
+    /// (`ssl_options.cacertfile`); `None`: client certificates are not asked for.
+    pub ca_cert: Option<PathBuf>,
+    /// A client without a certificate is refused (`fail_if_no_peer_cert = true`); when
+    /// false, one that presents a certificate must still present a valid one
+    /// (`verify = verify_peer`). Only meaningful with `ca_cert`.
+    pub fail_if_no_peer_cert: bool,
+}
+
+impl TlsConfig {
+    /// TLS on `port` with this certificate and key, no client certificates.
+    pub fn new(port: u16, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> TlsConfig {
+        TlsConfig {
+            port,
+            cert: cert.into(),
+            key: key.into(),
+            ca_cert: None,
+            fail_if_no_peer_cert: false,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -52,6 +86,7 @@ impl Default for BrokerConfig {
             data_dir: None,
             queue_resident_bytes: 16 * 1024 * 1024,
             consumer_timeout: Some(std::time::Duration::from_secs(30 * 60)),
+            tls: None,
         }
     }
 }

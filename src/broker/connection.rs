@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
@@ -26,15 +26,48 @@ use tokio::time::Instant;
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Serve one accepted socket until it ends.
-pub(crate) async fn serve(
+/// A socket the broker speaks AMQP on: whole for the handshake, then split so the
+/// writer task and the read loop each own a half. Generic rather than boxed, so plain
+/// TCP keeps its lock-free `into_split` halves.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The half the read loop owns.
+    type Reader: AsyncRead + Unpin + Send + 'static;
+    /// The half the writer task owns.
+    type Writer: AsyncWrite + Unpin + Send + 'static;
+    /// Split for reading and writing concurrently.
+    fn into_halves(self) -> (Self::Reader, Self::Writer);
+}
+
+impl Transport for TcpStream {
+    type Reader = OwnedReadHalf;
+    type Writer = OwnedWriteHalf;
+
+    fn into_halves(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.into_split()
+    }
+}
+
+/// Serve one accepted plain-TCP socket until it ends.
+pub(crate) async fn serve_tcp(
     broker: Arc<BrokerState>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(broker.config.amqp_addr);
+    serve(broker, stream, peer, local, shutdown).await;
+}
+
+/// Serve one socket (plain or already through TLS) until it ends; `local` is the
+/// address it was accepted on.
+pub(crate) async fn serve<S: Transport>(
+    broker: Arc<BrokerState>,
+    mut stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut neg = match tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         handshake::negotiate(&broker, &mut stream, peer),
@@ -58,7 +91,7 @@ pub(crate) async fn serve(
         "connection {id} from {peer} opened (user '{}', vhost '{}')",
         neg.user, neg.vhost.name
     ));
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = stream.into_halves();
     let conn = Arc::new(ConnShared::new(id, neg.frame_max, neg.cancel_notify));
     let writer = tokio::spawn(write_loop(wr, conn.clone(), neg.heartbeat));
     let heartbeat = Duration::from_secs(u64::from(neg.heartbeat));
@@ -161,7 +194,7 @@ pub(crate) async fn serve(
 /// After we sent connection.close, discard frames until the client's close-ok
 /// (AMQP 0-9-1 §2.2.4: the peer must ignore everything but close/close-ok).
 async fn await_close_ok(
-    rd: &mut OwnedReadHalf,
+    rd: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     frame_max: u32,
     conn: &ConnShared,
@@ -196,7 +229,7 @@ async fn await_close_ok(
 
 /// Write queued frames: everything queued since the last write goes out in one write;
 /// a heartbeat goes out when nothing was written for half the heartbeat interval.
-async fn write_loop(mut wr: OwnedWriteHalf, conn: Arc<ConnShared>, heartbeat: u16) {
+async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<ConnShared>, heartbeat: u16) {
     let idle = if heartbeat == 0 {
         Duration::from_secs(3600 * 24 * 365)
     } else {
@@ -205,7 +238,9 @@ async fn write_loop(mut wr: OwnedWriteHalf, conn: Arc<ConnShared>, heartbeat: u1
     loop {
         match conn.take() {
             Outbound::Data(frames) => {
-                if wr.write_all(&frames).await.is_err() {
+                // The flush is free on TCP; TLS may hold encrypted records back when the
+                // socket is full, and nothing else would push them out before we idle.
+                if wr.write_all(&frames).await.is_err() || wr.flush().await.is_err() {
                     break;
                 }
                 conn.written(frames.len());
@@ -215,7 +250,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, conn: Arc<ConnShared>, heartbeat: u1
                 if tokio::time::timeout(idle, conn.queued()).await.is_err() {
                     let mut hb = BytesMut::new();
                     codec::put_heartbeat(&mut hb);
-                    if wr.write_all(&hb).await.is_err() {
+                    if wr.write_all(&hb).await.is_err() || wr.flush().await.is_err() {
                         break;
                     }
                 }

@@ -13,8 +13,7 @@ use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// RabbitMQ's handshake_timeout: a peer that does not finish negotiating in time is dropped.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,15 +81,20 @@ fn server_properties() -> FieldTable {
     props
 }
 
-async fn write_method(stream: &mut TcpStream, method: AMQPClass) -> std::io::Result<()> {
+async fn write_method(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    method: AMQPClass,
+) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     codec::put_method(&mut out, 0, method);
-    stream.write_all(&out).await
+    stream.write_all(&out).await?;
+    // We read the answer next: over TLS, what is written must reach the socket first.
+    stream.flush().await
 }
 
 /// Read the next method frame on channel 0, skipping heartbeats.
 async fn read_method(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     buf: &mut BytesMut,
     frame_max: u32,
 ) -> Result<AMQPClass, String> {
@@ -115,7 +119,12 @@ async fn read_method(
 }
 
 /// Send connection.close and give the peer a moment to answer close-ok.
-async fn refuse(stream: &mut TcpStream, buf: &mut BytesMut, err: &AmqpError, frame_max: u32) {
+async fn refuse(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    buf: &mut BytesMut,
+    err: &AmqpError,
+    frame_max: u32,
+) {
     let close = AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
         reply_code: err.code,
         reply_text: err.text.as_str().into(),
@@ -157,7 +166,7 @@ fn credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
 /// Run the whole negotiation on a fresh socket.
 pub(crate) async fn negotiate(
     broker: &BrokerState,
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     peer: SocketAddr,
 ) -> Result<Negotiated, HandshakeError> {
     let drop = |why: String| HandshakeError::Dropped(why);

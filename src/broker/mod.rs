@@ -1,6 +1,6 @@
 //! The embedded AMQP 0-9-1 broker behind `rmq serve`.
 //!
-//! - `server`         accept loop and graceful shutdown
+//! - `server`         accept loops (amqp, amqps) and graceful shutdown
 //! - `connection`     one socket: read batches, writer task, heartbeats, teardown
 //! - `handshake`      protocol header, Start/Tune/Open, authentication
 //! - `codec`          frames on the wire around amq-protocol
@@ -26,6 +26,7 @@
 //! - `mgmt`           the RabbitMQ-compatible management HTTP API and `/metrics`
 //! - `store`          persistence: definitions log, queue message logs, group commit
 //! - `recover`        start-up from the data directory
+//! - `tls`            amqps / https: rustls set-up from PEM files, the bounded TLS handshake
 //! - `message`        a published message and its content header
 //! - `error`          typed AMQP errors with RabbitMQ's codes and texts
 
@@ -60,7 +61,8 @@ mod session_confirms;
 mod session_content;
 mod state;
 mod store;
+mod tls;
 mod vhost;
 
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, TlsConfig};
 pub use server::Server;

@@ -7,12 +7,14 @@ use super::connection;
 use super::log;
 use super::mgmt;
 use super::state::BrokerState;
+use super::tls::{self, Acceptors};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 /// How long connections get to close cleanly after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,14 +27,28 @@ pub struct Server {
     /// The management HTTP API's listener (same address, `mgmt_port`); `None` when that
     /// port was taken (RabbitMQ's own management plugin, say): AMQP is served regardless.
     mgmt: Option<TcpListener>,
+    /// The amqps listener and the TLS set-up for it and for https, when TLS is configured.
+    tls: Option<(TcpListener, Acceptors)>,
     /// Everything connections share.
     state: Arc<BrokerState>,
 }
 
 impl Server {
-    /// Bind the AMQP listener and the management API's (on the same interface).
+    /// Bind the AMQP listener, the amqps one when TLS is configured, and the management
+    /// API's (all on the same interface). Unreadable TLS files fail here, before serving.
     pub async fn bind(config: BrokerConfig) -> std::io::Result<Server> {
+        let acceptors = config.tls.as_ref().map(Acceptors::load).transpose()?;
         let listener = TcpListener::bind(config.amqp_addr).await?;
+        let tls = match (&config.tls, acceptors) {
+            (Some(t), Some(acceptors)) => {
+                let addr = SocketAddr::new(config.amqp_addr.ip(), t.port);
+                let l = TcpListener::bind(addr).await.map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("amqps listener on {addr}: {e}"))
+                })?;
+                Some((l, acceptors))
+            }
+            _ => None,
+        };
         let mgmt_addr = SocketAddr::new(config.amqp_addr.ip(), config.mgmt_port);
         let mgmt = match TcpListener::bind(mgmt_addr).await {
             Ok(l) => Some(l),
@@ -63,6 +79,7 @@ impl Server {
         Ok(Server {
             listener,
             mgmt,
+            tls,
             state,
         })
     }
@@ -81,31 +98,44 @@ impl Server {
         self.mgmt.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The amqps listener's bound address, when TLS is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// Serve until `shutdown` resolves, then close every connection.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let amqp_addr = self.local_addr();
+        let listeners = mgmt::Listeners {
+            amqp: self.local_addr(),
+            amqps: self.tls_addr(),
+        };
+        let https = self.tls.as_ref().map(|(_, a)| a.http.clone());
         let mgmt = self.mgmt.map(|listener| {
             tokio::spawn(mgmt::serve(
                 listener,
+                https,
                 self.state.clone(),
-                amqp_addr,
+                listeners,
                 stop_rx.clone(),
             ))
         });
+        let amqps = self.tls.map(|(l, a)| (l, a.amqp));
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        connections.spawn(connection::serve(self.state.clone(), stream, peer, stop_rx.clone()));
+                        connections.spawn(connection::serve_tcp(self.state.clone(), stream, peer, stop_rx.clone()));
                     }
-                    Err(e) => {
-                        // EMFILE and friends: log, back off briefly, keep serving the others.
-                        log::error(format_args!("accept failed: {e}"));
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err(e) => accept_failed(e).await,
+                },
+                accepted = accept_tls(amqps.as_ref()) => match accepted {
+                    Ok((stream, peer, acceptor)) => {
+                        connections.spawn(tls::serve(self.state.clone(), acceptor, stream, peer, stop_rx.clone()));
                     }
+                    Err(e) => accept_failed(e).await,
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 () = &mut shutdown => break,
@@ -126,4 +156,23 @@ impl Server {
             log::error(format_args!("management API did not stop in time"));
         }
     }
+}
+
+/// Accept on the amqps listener if there is one; never resolves without one.
+async fn accept_tls(
+    amqps: Option<&(TcpListener, TlsAcceptor)>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr, TlsAcceptor)> {
+    match amqps {
+        Some((l, acceptor)) => l
+            .accept()
+            .await
+            .map(|(stream, peer)| (stream, peer, acceptor.clone())),
+        None => std::future::pending().await,
+    }
+}
+
+/// EMFILE and friends: log, back off briefly, keep serving the others.
+async fn accept_failed(e: std::io::Error) {
+    log::error(format_args!("accept failed: {e}"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }

@@ -101,7 +101,11 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let uri = parse_url(&ctx.connect.url)?;
     let vhost = args.vhost.clone().unwrap_or_else(|| uri.vhost.clone());
-    let api = ApiConfig::from_amqp(&uri, args.api_url.clone().or_else(|| profile_api_url(ctx)));
+    let api = ApiConfig::from_amqp(
+        &uri,
+        args.api_url.clone().or_else(|| profile_api_url(ctx)),
+        ctx.connect.tls.clone(),
+    );
     let scoped = kind.path.contains("{vhost}");
     let mut path = kind.path.replace("{vhost}", &api_segment(&vhost));
     // Ask only for what is shown, sorted and filtered on (RabbitMQ honours `columns` too):

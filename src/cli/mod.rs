@@ -80,6 +80,36 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     output: Option<OutputArg>,
+    /// CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an
+    /// https:// management API, instead of the system's trust store.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    tls_ca_cert_file: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for brokers that verify peers; needs --tls-key-file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// Private key (PEM) of --tls-cert-file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    tls_key_file: Option<std::path::PathBuf>,
+    /// Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as
+    /// the broker): for test set-ups with self-signed certificates. Long form only: `-k` is
+    /// the routing/binding key of send-side commands.
+    #[arg(long, global = true, help_heading = "Global options")]
+    insecure: bool,
     /// No notes, ready lines or progress bars on stderr (results and errors still print).
     #[arg(long, short = 'q', global = true, help_heading = "Global options")]
     quiet: bool,
@@ -206,7 +236,13 @@ pub fn main() -> ExitCode {
         config: cli.config.clone(),
         profile: cli.profile.clone(),
         url: cli.url.clone(),
+        tls_ca_cert: cli.tls_ca_cert_file.clone(),
+        tls_cert: cli.tls_cert_file.clone(),
+        tls_key: cli.tls_key_file.clone(),
     };
+    if cli.insecure {
+        out.warn("TLS certificate verification is off (--insecure): the broker's identity is not checked");
+    }
     // Resolved only by the commands that connect: a broken config file must not stop
     // `rmq serve`, `rmq generate` or `rmq tutorial`.
     let ctx = || -> anyhow::Result<Ctx> {
@@ -215,6 +251,7 @@ pub fn main() -> ExitCode {
             connect: ConnectOptions {
                 url: settings.url.value.clone(),
                 connection_name: format!("rmq {}", std::env::args().nth(1).unwrap_or_default()),
+                tls: settings.tls(cli.insecure),
             },
             settings,
             out: out.clone(),

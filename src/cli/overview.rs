@@ -31,6 +31,7 @@ pub(crate) async fn run(args: OverviewArgs, ctx: &Ctx) -> anyhow::Result<()> {
         &uri,
         args.api_url
             .or_else(|| crate::cli::listing::profile_api_url(ctx)),
+        ctx.connect.tls.clone(),
     );
     let o = api_get(&api, "overview", None).await?;
     let listeners: Vec<String> = o

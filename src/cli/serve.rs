@@ -1,6 +1,7 @@
 //! `rmq serve`: run the embedded broker in the foreground until Ctrl-C or SIGTERM.
 
-use crate::broker::{BrokerConfig, Server, log};
+use crate::broker::{BrokerConfig, Server, TlsConfig, log};
+use crate::exit::{self, coded};
 use clap::Args;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 /// Run the embedded AMQP 0-9-1 broker.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  rmq serve                      # amqp://127.0.0.1:5672\n  rmq serve --port 0             # pick a free port and print it\n  rmq serve --user app:secret --vhost staging"
+    after_help = "Examples:\n  rmq serve                      # amqp://127.0.0.1:5672\n  rmq serve --port 0             # pick a free port and print it\n  rmq serve --user app:secret --vhost staging\n  rmq serve --tls-cert server.pem --tls-key server.key            # also amqps://127.0.0.1:5671, https API\n  rmq serve --tls-cert server.pem --tls-key server.key --tls-ca-cert ca.pem --tls-verify-peer\n\nTLS flags mirror RabbitMQ's ssl_options: --tls-cert = certfile, --tls-key = keyfile,\n--tls-ca-cert = cacertfile, --tls-verify-peer = verify_peer with fail_if_no_peer_cert = true."
 )]
 pub(crate) struct ServeArgs {
     /// Address to listen on (loopback by default: exposing a broker is a choice).
@@ -48,6 +49,38 @@ pub(crate) struct ServeArgs {
     /// (RabbitMQ's consumer_timeout); 0 disables.
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     consumer_timeout: u64,
+    /// Serve amqps (and the management API over https) with this PEM certificate chain,
+    /// leaf first (RabbitMQ's ssl_options.certfile). Plain AMQP keeps being served.
+    #[arg(long, value_name = "FILE", requires = "tls_key", help_heading = "TLS")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (ssl_options.keyfile).
+    #[arg(long, value_name = "FILE", requires = "tls_cert", help_heading = "TLS")]
+    tls_key: Option<PathBuf>,
+    /// amqps port (RabbitMQ: 5671); 0 picks a free one and prints it.
+    #[arg(
+        long,
+        default_value_t = 5671,
+        requires = "tls_cert",
+        help_heading = "TLS"
+    )]
+    tls_port: u16,
+    /// PEM CA certificates that client certificates must be signed by (ssl_options.cacertfile).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires_all = ["tls_cert", "tls_verify_peer"],
+        help_heading = "TLS"
+    )]
+    tls_ca_cert: Option<PathBuf>,
+    /// Require amqps clients to present a certificate signed by --tls-ca-cert, refusing the
+    /// handshake otherwise (verify_peer, fail_if_no_peer_cert = true). The https API does
+    /// not ask for client certificates.
+    #[arg(long, requires = "tls_ca_cert", help_heading = "TLS")]
+    tls_verify_peer: bool,
+    /// With --tls-verify-peer: accept clients that present no certificate, still refusing
+    /// invalid ones (fail_if_no_peer_cert = false).
+    #[arg(long, requires = "tls_verify_peer", help_heading = "TLS")]
+    tls_peer_cert_optional: bool,
     /// Only log errors.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -67,7 +100,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     log::set_level(if args.quiet { 0 } else { 1 + args.verbose });
     let mut vhosts = vec!["/".to_string()];
     vhosts.extend(args.vhosts.into_iter().filter(|v| v != "/"));
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsConfig {
+            ca_cert: args.tls_ca_cert,
+            fail_if_no_peer_cert: args.tls_verify_peer && !args.tls_peer_cert_optional,
+            ..TlsConfig::new(args.tls_port, cert, key)
+        }),
+        _ => None,
+    };
     let config = BrokerConfig {
+        tls,
         amqp_addr: SocketAddr::new(args.bind, args.port),
         mgmt_port: args.mgmt_port,
         users: args.users,
@@ -91,23 +133,36 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         log::info(format_args!("data directory {}", dir.display()));
     }
     let server = Server::bind(config).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!(
+        // A bare OS error is the AMQP port's; the amqps port's comes wrapped with its address.
+        let plain = e.get_ref().is_none();
+        match e.kind() {
+            std::io::ErrorKind::AddrInUse if plain => anyhow::anyhow!(
                 "cannot listen on {}:{}: {e} (is another broker running? try --port 0)",
                 args.bind,
                 args.port
-            )
-        } else {
-            anyhow::anyhow!("cannot start the broker: {e}")
+            ),
+            std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+                "cannot listen for {e} (is another broker running? try --tls-port 0)"
+            ),
+            // Unreadable or mismatched TLS files: bad input, named in the message.
+            std::io::ErrorKind::InvalidInput => {
+                coded(exit::DATA_ERR, format!("cannot start the broker: {e}"))
+            }
+            _ => anyhow::anyhow!("cannot start the broker: {e}"),
         }
     })?;
     let addr = server.local_addr();
     let mgmt = server.mgmt_addr();
+    let tls = server.tls_addr();
     // One write, errors ignored: scripts read the first line and may close the pipe, and a
     // broker must not die of a reader that went away.
     let mut banner = format!("rmq serve: listening on amqp://{addr}\n");
+    if let Some(tls) = tls {
+        banner.push_str(&format!("rmq serve: listening on amqps://{tls}\n"));
+    }
     if let Some(mgmt) = mgmt {
-        banner.push_str(&format!("rmq serve: management API on http://{mgmt}\n"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        banner.push_str(&format!("rmq serve: management API on {scheme}://{mgmt}\n"));
     }
     {
         use std::io::Write;
@@ -115,6 +170,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
     log::info(format_args!("AMQP 0-9-1 broker ready on amqp://{addr}"));
+    if let Some(tls) = tls {
+        log::info(format_args!("amqps (TLS) ready on amqps://{tls}"));
+    }
     server.run(shutdown_signal()).await;
     log::info(format_args!("broker stopped"));
     Ok(())

@@ -1,9 +1,12 @@
 //! Connecting: the AMQP URI (RabbitMQ URI spec), its sources, and a bounded handshake.
 
 use super::error::{describe, describe_connect};
+use super::tls::TlsOptions;
 use crate::exit::{self, coded};
+use lapin::tcp::{AMQPUriTcpExt, RustlsConnector};
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The URL used when neither `--url`, `RMQ_URL` nor `AMQP_URL` gives one.
@@ -19,6 +22,8 @@ pub struct ConnectOptions {
     pub url: String,
     /// Name shown in the broker's connection list, so operators can tell rmq's connections apart.
     pub connection_name: String,
+    /// Certificates for amqps:// (unused for amqp://).
+    pub tls: TlsOptions,
 }
 
 /// The URL to use: the flag, then `RMQ_URL`, then `AMQP_URL`, then [`DEFAULT_URL`].
@@ -32,22 +37,34 @@ pub fn resolve_url(flag: Option<&str>) -> String {
 
 /// Parse an AMQP URI; a malformed one is a data error (exit 65).
 pub fn parse_url(url: &str) -> anyhow::Result<AMQPUri> {
-    let uri: AMQPUri = url.parse().map_err(|e: String| {
+    url.parse().map_err(|e: String| {
         coded(
             exit::DATA_ERR,
-            format!("malformed broker URL '{}': {e} (expected amqp://user:password@host:5672/vhost, with the vhost '/' written %2F)", redact(url)),
+            format!("malformed broker URL '{}': {e} (expected amqp://user:password@host:5672/vhost or amqps://...:5671/vhost, with the vhost '/' written %2F)", redact(url)),
         )
-    })?;
-    if uri.scheme == AMQPScheme::AMQPS {
-        return Err(coded(
-            exit::DATA_ERR,
-            format!(
-                "'{}': amqps:// (TLS) is not supported by this build of rmq yet (use amqp://)",
-                redact(url)
-            ),
-        ));
-    }
-    Ok(uri)
+    })
+}
+
+/// lapin's own amqps path only adds CA certificates to the system's and cannot skip
+/// verification, so the TCP connection is lapin's and the TLS layer ours.
+async fn connect_tls(
+    uri: AMQPUri,
+    props: ConnectionProperties,
+    tls: RustlsConnector,
+) -> lapin::Result<Connection> {
+    let runtime = lapin::runtime::default_runtime()?;
+    Connection::connector(
+        uri,
+        runtime,
+        async move |uri: AMQPUri, runtime| {
+            let mut tcp = uri.clone();
+            tcp.scheme = AMQPScheme::AMQP;
+            let stream = tcp.connect_async(&runtime).await?;
+            Ok(stream.into_rustls(&tls, &uri.authority.host).await?)
+        },
+        props,
+    )
+    .await
 }
 
 /// The URL with its password replaced, for messages.
@@ -87,7 +104,18 @@ impl Session {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let props = ConnectionProperties::default()
             .with_connection_name(opts.connection_name.clone().into());
-        let attempt = Connection::connect_uri(uri.clone(), props);
+        // Built before connecting: a missing certificate file is the user's to fix, not
+        // something to report as an unreachable broker.
+        let tls = match uri.scheme {
+            AMQPScheme::AMQP => None,
+            AMQPScheme::AMQPS => Some(RustlsConnector::from(Arc::new(opts.tls.client_config()?))),
+        };
+        let attempt = async {
+            match tls {
+                None => Connection::connect_uri(uri.clone(), props).await,
+                Some(tls) => connect_tls(uri.clone(), props, tls).await,
+            }
+        };
         match tokio::time::timeout(limit, attempt).await {
             Ok(Ok(conn)) => Ok(Session { conn, uri }),
             Ok(Err(e)) => Err(describe_connect(&target, &user, &vhost, e)),
@@ -137,7 +165,7 @@ mod tests {
                 .is_ok()
         );
         assert!(parse_url("http://x").is_err());
-        assert!(parse_url("amqps://h").is_err());
+        assert!(parse_url("amqps://h").is_ok());
         assert_eq!(redact("amqp://u:secret@h/v"), "amqp://u:***@h/v");
         assert_eq!(redact("amqp://h/v"), "amqp://h/v");
     }

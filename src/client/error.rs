@@ -82,6 +82,11 @@ pub(super) fn describe_connect(
             _ => coded(exit::FAILURE, format!("cannot connect to {target}: {text}")),
         };
     }
+    if let ErrorKind::IOError(io) = err.kind()
+        && let Some(tls) = super::tls::tls_failure(io)
+    {
+        return describe_tls(target, tls);
+    }
     match err.kind() {
         ErrorKind::IOError(io) => coded(
             exit::UNAVAILABLE,
@@ -97,9 +102,41 @@ pub(super) fn describe_connect(
                 "cannot connect to {target}: the broker closed the connection during the handshake (wrong user or password, or unknown vhost '{vhost}'?)"
             ),
         ),
+        // Most often a TLS alert read as AMQP: an amqp:// URL pointed at an amqps port.
+        ErrorKind::ParsingError(_) => coded(
+            exit::UNAVAILABLE,
+            format!(
+                "cannot connect to {target}: the answer is not AMQP ({err}); is that port serving amqps? then use an amqps:// URL"
+            ),
+        ),
         _ => coded(
             exit::UNAVAILABLE,
             format!("cannot connect to {target}: {err}"),
+        ),
+    }
+}
+
+/// A TLS handshake that failed: which side refused, and the flag that fixes it. Refusals
+/// exit like a refused login (77): retrying will not help, the certificates must change.
+fn describe_tls(target: &str, err: &rustls::Error) -> anyhow::Error {
+    match err {
+        rustls::Error::InvalidCertificate(why) => coded(
+            exit::NOPERM,
+            format!(
+                "cannot connect to {target}: the broker's TLS certificate is not trusted ({why}); pass --tls-ca-cert-file with the CA that signed it, or --insecure to skip the check"
+            ),
+        ),
+        rustls::Error::AlertReceived(alert) => coded(
+            exit::NOPERM,
+            format!(
+                "cannot connect to {target}: the broker refused the TLS handshake ({alert:?}); if it verifies client certificates, pass --tls-cert-file and --tls-key-file signed by a CA it trusts"
+            ),
+        ),
+        other => coded(
+            exit::UNAVAILABLE,
+            format!(
+                "cannot connect to {target}: TLS handshake failed: {other} (is that port serving amqps? RabbitMQ uses 5671 for amqps, 5672 for plain amqp)"
+            ),
         ),
     }
 }

@@ -1,8 +1,10 @@
 //! The RabbitMQ management HTTP API (`/api/...`), for what AMQP cannot tell: listings and
 //! the overview.
 
+use super::tls::{TlsOptions, unused_config};
 use crate::exit::{self, coded};
 use anyhow::Context;
+use lapin::uri::AMQPScheme;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -17,22 +19,34 @@ pub struct ApiConfig {
     pub password: String,
     /// Whole-request limit: a listing must not hang a script.
     pub timeout: Duration,
+    /// Certificates for an https:// base (the same as for amqps://).
+    pub tls: TlsOptions,
 }
 
 impl ApiConfig {
-    /// The default for an AMQP URI: same host, port 15672, same credentials.
-    pub fn from_amqp(uri: &lapin::uri::AMQPUri, base: Option<String>) -> ApiConfig {
+    /// The default for an AMQP URI: same host, port 15672, same credentials; https for
+    /// amqps:// (as `rmq serve --tls-cert` serves it).
+    pub fn from_amqp(
+        uri: &lapin::uri::AMQPUri,
+        base: Option<String>,
+        tls: TlsOptions,
+    ) -> ApiConfig {
         let host = &uri.authority.host;
         let host = if host.contains(':') {
             format!("[{host}]")
         } else {
             host.clone()
         };
+        let scheme = match uri.scheme {
+            AMQPScheme::AMQP => "http",
+            AMQPScheme::AMQPS => "https",
+        };
         ApiConfig {
-            base: base.unwrap_or_else(|| format!("http://{host}:15672")),
+            base: base.unwrap_or_else(|| format!("{scheme}://{host}:15672")),
             user: uri.authority.userinfo.username.clone(),
             password: uri.authority.userinfo.password.clone(),
             timeout: Duration::from_secs(10),
+            tls,
         }
     }
 }
@@ -95,8 +109,15 @@ fn unreachable(base: &str, why: String) -> anyhow::Error {
 pub async fn get(api: &ApiConfig, path: &str, vhost: Option<&str>) -> anyhow::Result<Value> {
     let base = api.base.trim_end_matches('/');
     let url = format!("{base}/api/{path}");
+    // Always our rustls configuration: reqwest has no crypto provider of its own here.
+    let tls = if url.starts_with("https://") {
+        api.tls.client_config()?
+    } else {
+        unused_config()?
+    };
     let client = reqwest::Client::builder()
         .timeout(api.timeout)
+        .tls_backend_preconfigured(tls)
         .build()
         .context("cannot set up an HTTP client")?;
     let resp = client

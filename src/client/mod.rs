@@ -10,6 +10,7 @@
 //! - `message`   the plain message type and its lossless JSON-lines form
 //! - `value`     AMQP field values ⇄ typed JSON
 //! - `mgmt`      the management HTTP API (listings, overview)
+//! - `tls`       certificates for amqps:// and https://, shared by lapin and reqwest
 
 mod connect;
 mod consume;
@@ -18,6 +19,7 @@ mod message;
 mod mgmt;
 mod publish;
 mod rpc;
+mod tls;
 mod topology;
 mod value;
 
@@ -29,5 +31,6 @@ pub use message::{Message, Properties};
 pub use mgmt::{ApiConfig, get as api_get, list as api_list, list_queues, segment as api_segment};
 pub use publish::{PublishOptions, PublishReport, Publisher};
 pub use rpc::{DIRECT_REPLY_TO, RpcClient};
+pub use tls::TlsOptions;
 pub use topology::{DeclareMode, Destination, ExchangeSpec, QueueInfo, QueueSpec};
 pub use value::{from_json as value_from_json, table_from_json, to_json as value_to_json};

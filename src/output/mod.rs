@@ -253,6 +253,12 @@ impl Output {
         }
     }
 
+    /// A warning on stderr that `--quiet` does not hide: it is about safety, not progress.
+    pub fn warn(&self, text: &str) {
+        let _ = self.flush();
+        eprintln!("{} {text}", colored::Colorize::yellow("rmq: warning:"));
+    }
+
     /// The line saying a consumer is attached; scripts and tests wait for it on stderr.
     /// `--quiet` hides it too: quiet means quiet.
     pub fn ready(&self, text: &str) {

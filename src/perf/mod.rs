@@ -110,6 +110,13 @@ fn latency_line(h: &stats::Histogram) -> String {
 /// Run a test and return its summary.
 pub async fn run(cfg: PerfConfig) -> anyhow::Result<Summary> {
     let uri = crate::client::parse_url(&cfg.url)?;
+    if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
+        // The load generator speaks raw AMQP over its own sockets, without a TLS layer.
+        return Err(crate::exit::coded(
+            crate::exit::USAGE,
+            "rmq perf does not support amqps:// yet: point it at the broker's plain amqp:// port",
+        ));
+    }
     let generated = cfg.queue.is_none();
     let base = cfg
         .queue

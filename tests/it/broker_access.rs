@@ -62,7 +62,7 @@ async fn api(
     (user, pass): (&str, &str),
 ) -> (u16, Value) {
     let url = format!("{}{path}", broker.api_url());
-    let mut req = reqwest::Client::new()
+    let mut req = crate::support::http()
         .request(method.parse().unwrap(), url)
         .basic_auth(user, Some(pass));
     if let Some(b) = body {

@@ -6,6 +6,7 @@
 mod broker_access;
 mod broker_durability;
 mod broker_lapin;
+mod broker_tls;
 mod broker_wire;
 mod cli_config;
 mod cli_errors;
@@ -23,3 +24,4 @@ mod mgmt_cli;
 mod mgmt_fields;
 mod support;
 mod third_party;
+mod tls_support;

@@ -24,7 +24,7 @@ async fn call(
     body: Option<&str>,
     auth: Option<(&str, &str)>,
 ) -> (u16, Value, Option<String>) {
-    let client = reqwest::Client::new();
+    let client = crate::support::http();
     let url = format!("{}{path}", broker.api_url());
     let mut req = client.request(method.parse().unwrap(), url);
     if let Some((u, p)) = auth {
@@ -576,7 +576,7 @@ async fn connections_channels_consumers_and_forced_close() {
             }
         })
         .collect();
-    let resp = reqwest::Client::new()
+    let resp = crate::support::http()
         .delete(format!("{}/api/connections/{encoded}", broker.api_url()))
         .basic_auth("guest", Some("guest"))
         .header("X-Reason", "maintenance window")
@@ -706,7 +706,9 @@ async fn paging_columns_sort_and_overview_and_metrics_move() {
 async fn metrics(broker: &Broker) -> String {
     let resp = bounded(
         "metrics",
-        reqwest::get(format!("{}/metrics", broker.api_url())),
+        crate::support::http()
+            .get(format!("{}/metrics", broker.api_url()))
+            .send(),
     )
     .await
     .unwrap();

@@ -136,7 +136,7 @@ fn differences(rabbit: &Value, ours: &Value) -> Vec<String> {
 }
 
 async fn get(api: &str, path: &str) -> Value {
-    let resp = reqwest::Client::new()
+    let resp = crate::support::http()
         .get(format!("{api}{path}"))
         .basic_auth("guest", Some("guest"))
         .timeout(WAIT)

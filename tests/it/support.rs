@@ -16,6 +16,8 @@ pub struct Broker {
     pub addr: SocketAddr,
     /// The management HTTP API's address (port chosen by the OS).
     pub mgmt_addr: SocketAddr,
+    /// The amqps address, when the test configured TLS (port chosen by the OS).
+    pub tls_addr: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -47,7 +49,9 @@ impl Broker {
                     .await
                     .expect("bind broker");
                 let mgmt = server.mgmt_addr().expect("management API bound on port 0");
-                addr_tx.send((server.local_addr(), mgmt)).unwrap();
+                addr_tx
+                    .send((server.local_addr(), mgmt, server.tls_addr()))
+                    .unwrap();
                 server
                     .run(async {
                         let _ = stop_rx.await;
@@ -55,10 +59,11 @@ impl Broker {
                     .await;
             });
         });
-        let (addr, mgmt_addr) = addr_rx.recv_timeout(WAIT).expect("broker did not start");
+        let (addr, mgmt_addr, tls_addr) = addr_rx.recv_timeout(WAIT).expect("broker did not start");
         Broker {
             addr,
             mgmt_addr,
+            tls_addr,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -84,6 +89,23 @@ impl Drop for Broker {
             let _ = thread.join();
         }
     }
+}
+
+/// An HTTP client for the management API. rmq builds rustls with ring and no process-wide
+/// provider, so reqwest must be handed a TLS configuration even for http:// (it panics
+/// building its own otherwise).
+pub fn http() -> reqwest::Client {
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports TLS 1.2 and 1.3")
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("HTTP client")
 }
 
 /// The brokers a client scenario runs against: always the embedded one, plus a real

@@ -15,6 +15,7 @@
 //! - `bindings`  /api/bindings and the per-queue / per-exchange binding lists
 //! - `conns`     /api/connections, /api/channels, /api/consumers
 //! - `metrics`   Prometheus text exposition
+//! - `https`     the API over TLS: handshakes off the accept path
 
 mod access;
 mod bindings;
@@ -22,6 +23,7 @@ mod conns;
 mod definitions;
 mod error;
 mod exchanges;
+mod https;
 mod json;
 mod listing;
 mod metrics;
@@ -37,25 +39,38 @@ use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use base64::Engine;
 use error::ApiError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// RabbitMQ's path for the default exchange (its name is empty).
 const DEFAULT_EXCHANGE: &str = "amq.default";
+
+/// The broker's AMQP listeners, as `/api/overview` lists them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Listeners {
+    /// Plain AMQP.
+    pub(crate) amqp: SocketAddr,
+    /// amqps, when TLS is configured.
+    pub(crate) amqps: Option<SocketAddr>,
+}
 
 /// What every handler gets.
 #[derive(Debug, Clone)]
 pub(crate) struct Api {
     /// The broker whose state is listed and changed.
     broker: Arc<BrokerState>,
-    /// The AMQP listener's address, for `listeners`.
-    amqp_addr: SocketAddr,
+    /// The AMQP listeners' addresses, for `listeners`.
+    amqp: Listeners,
     /// Our own address, for `listeners`.
     http_addr: SocketAddr,
+    /// Whether we speak https (`listeners` says `https` then, as RabbitMQ).
+    https: bool,
 }
 
 pub(crate) use definitions::import_topology;
@@ -86,33 +101,45 @@ impl Caller {
     }
 }
 
-/// Serve the API on `listener` until `shutdown` flips; the rate sampler runs alongside.
+/// Serve the API on `listener` (https when `tls` is given) until `shutdown` flips; the
+/// rate sampler runs alongside.
 pub(crate) async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     broker: Arc<BrokerState>,
-    amqp_addr: SocketAddr,
+    amqp: Listeners,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let http_addr = listener.local_addr().unwrap_or(amqp_addr);
+    let http_addr = listener.local_addr().unwrap_or(amqp.amqp);
     let api = Api {
         broker: broker.clone(),
-        amqp_addr,
+        amqp,
         http_addr,
+        https: tls.is_some(),
     };
     let sampler = tokio::spawn(stats::run_sampler(broker));
-    let app = router(api);
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = async move {
         while !*shutdown.borrow() {
             if shutdown.changed().await.is_err() {
                 break;
             }
         }
-    })
-    .await;
+    };
+    let result = match tls {
+        Some(acceptor) => {
+            // `tap_io` only so axum's generic ConnectInfo impl applies to our listener.
+            let listener = https::Listener::new(listener, acceptor).tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    };
     sampler.abort();
     if let Err(e) = result {
         super::log::error(format_args!("management API stopped: {e}"));

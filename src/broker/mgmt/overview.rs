@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -95,11 +96,22 @@ pub(super) async fn overview(State(api): State<Api>) -> Json<Value> {
             "port": api.http_addr.port().to_string(),
             "ssl_opts": [],
         }],
-        "listeners": [
-            {"node": node, "protocol": "amqp", "ip_address": api.amqp_addr.ip().to_string(), "port": api.amqp_addr.port(), "socket_opts": socket_opts()},
-            {"node": node, "protocol": "http", "ip_address": api.http_addr.ip().to_string(), "port": api.http_addr.port(), "socket_opts": socket_opts()},
-        ],
+        "listeners": listeners(&api, &node),
     }))
+}
+
+/// RabbitMQ's listener list: `amqp`, `amqp/ssl` when TLS is on, and the API itself.
+fn listeners(api: &Api, node: &str) -> Value {
+    let entry = |protocol: &str, addr: SocketAddr| json!({"node": node, "protocol": protocol, "ip_address": addr.ip().to_string(), "port": addr.port(), "socket_opts": socket_opts()});
+    let mut list = vec![entry("amqp", api.amqp.amqp)];
+    if let Some(addr) = api.amqp.amqps {
+        list.push(entry("amqp/ssl", addr));
+    }
+    list.push(entry(
+        if api.https { "https" } else { "http" },
+        api.http_addr,
+    ));
+    Value::Array(list)
 }
 
 /// The listener socket options, in RabbitMQ's shape (what rmq's sockets use).
