@@ -4,22 +4,23 @@
 //! a dead peer (two missed heartbeats) or broker shutdown; then everything the
 //! connection held is released (unacked messages requeued, exclusive queues deleted).
 
-use super::channel::{ConnShared, Outbound};
+use super::channel::{self, ConnShared, Outbound};
 use super::codec::{self, FRAME_METHOD};
 use super::error::{AmqpError, code};
 use super::handshake::{self, HANDSHAKE_TIMEOUT};
 use super::log;
 use super::registry::NewConn;
 use super::session::{End, Session};
+use super::sink::{Sink, TcpSink};
 use super::state::BrokerState;
 use amq_protocol::protocol::{AMQPClass, connection};
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -33,17 +34,18 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// The half the read loop owns.
     type Reader: AsyncRead + Unpin + Send + 'static;
     /// The half the writer task owns.
-    type Writer: AsyncWrite + Unpin + Send + 'static;
+    type Writer: Sink;
     /// Split for reading and writing concurrently.
     fn into_halves(self) -> (Self::Reader, Self::Writer);
 }
 
 impl Transport for TcpStream {
     type Reader = OwnedReadHalf;
-    type Writer = OwnedWriteHalf;
+    type Writer = TcpSink;
 
-    fn into_halves(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        self.into_split()
+    fn into_halves(self) -> (OwnedReadHalf, TcpSink) {
+        let (rd, wr) = self.into_split();
+        (rd, TcpSink(Arc::new(wr)))
     }
 }
 
@@ -92,7 +94,8 @@ pub(crate) async fn serve<S: Transport>(
         neg.user, neg.vhost.name
     ));
     let (mut rd, wr) = stream.into_halves();
-    let conn = Arc::new(ConnShared::new(id, neg.frame_max, neg.cancel_notify));
+    let conn = ConnShared::new(id, neg.frame_max, neg.cancel_notify);
+    conn.set_direct(wr.direct());
     let writer = tokio::spawn(write_loop(wr, conn.clone(), neg.heartbeat));
     let heartbeat = Duration::from_secs(u64::from(neg.heartbeat));
     let mut buf = std::mem::take(&mut neg.leftover);
@@ -131,7 +134,7 @@ pub(crate) async fn serve<S: Transport>(
                 Err(e) => break End::PeerGone(format!("read error: {e}")),
                 Ok(_) => {
                     last_read = Instant::now();
-                    if let Err(end) = session.process(&mut buf) {
+                    if let Err(end) = channel::deferring(|| session.process(&mut buf)) {
                         break end;
                     }
                     if buf.capacity() - buf.len() < 16 * 1024 {
@@ -228,8 +231,8 @@ async fn await_close_ok(
 }
 
 /// Write queued frames: everything queued since the last write goes out in one write;
-/// a heartbeat goes out when nothing was written for half the heartbeat interval.
-async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<ConnShared>, heartbeat: u16) {
+/// a heartbeat goes out when nothing was queued for half the heartbeat interval.
+async fn write_loop(mut wr: impl Sink, conn: Arc<ConnShared>, heartbeat: u16) {
     let idle = if heartbeat == 0 {
         Duration::from_secs(3600 * 24 * 365)
     } else {
@@ -238,24 +241,21 @@ async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<ConnShared>, hear
     loop {
         match conn.take() {
             Outbound::Data(frames) => {
-                // The flush is free on TCP; TLS may hold encrypted records back when the
-                // socket is full, and nothing else would push them out before we idle.
-                if wr.write_all(&frames).await.is_err() || wr.flush().await.is_err() {
+                if wr.write_frames(&frames).await.is_err() {
                     break;
                 }
                 conn.written(frames.len());
+                conn.released();
             }
             Outbound::Shutdown => break,
             Outbound::Idle => {
                 if tokio::time::timeout(idle, conn.queued()).await.is_err() {
-                    let mut hb = BytesMut::new();
-                    codec::put_heartbeat(&mut hb);
-                    if wr.write_all(&hb).await.is_err() || wr.flush().await.is_err() {
-                        break;
-                    }
+                    // Queued like any frame: a direct write may own the socket right now.
+                    conn.send_with(codec::put_heartbeat);
                 }
             }
         }
     }
-    let _ = wr.shutdown().await;
+    conn.set_direct(None);
+    wr.close().await;
 }

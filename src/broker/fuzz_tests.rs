@@ -280,7 +280,7 @@ fn random_input(r: &mut Rng, out: &mut BytesMut) {
 /// A session as after a successful handshake (guest on `/`, frame_max 4096), with the
 /// receiving end of what it writes.
 fn open_session(broker: &Arc<BrokerState>, id: u64) -> (Session, Arc<ConnShared>) {
-    let conn = Arc::new(ConnShared::new(id, 4096, true));
+    let conn = ConnShared::new(id, 4096, true);
     let neg = Negotiated {
         user: "guest".into(),
         vhost: broker.vhost("/").expect("vhost /"),
@@ -325,6 +325,7 @@ fn random_frames_never_panic_and_end_cleanly() {
             // Drain what the broker wrote: the writer task's job in production.
             if let Outbound::Data(d) = conn.take() {
                 conn.written(d.len());
+                conn.released();
             }
             if let Err(end) = result {
                 errors += 1;

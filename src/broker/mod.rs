@@ -12,6 +12,7 @@
 //! - `methods_basic`  basic.*, confirm.*, tx.* handlers
 //! - `publish`        a complete message: checks, routing, returns, transactions
 //! - `channel`        what queues share with a channel: unacked, credit, outbound
+//! - `sink`           a socket's writing half: writer task, direct writes on plain TCP
 //! - `queue`          ready messages, consumers, dispatch, TTL, length limits
 //! - `queue_args`     the `x-` queue arguments, validated, and redeclare equivalence
 //! - `ready`          ready messages in FIFO or priority order
@@ -59,6 +60,7 @@ mod server;
 mod session;
 mod session_confirms;
 mod session_content;
+mod sink;
 mod state;
 mod store;
 mod tls;

@@ -6,6 +6,7 @@ use super::config::TlsConfig;
 use super::connection::{self, Transport};
 use super::handshake::HANDSHAKE_TIMEOUT;
 use super::log;
+use super::sink::StreamSink;
 use super::state::BrokerState;
 use crate::tls::{provider, read_certs, read_key, read_roots};
 use rustls::ServerConfig;
@@ -126,11 +127,12 @@ pub(crate) async fn serve(
 
 impl Transport for TlsStream<TcpStream> {
     type Reader = tokio::io::ReadHalf<TlsStream<TcpStream>>;
-    type Writer = tokio::io::WriteHalf<TlsStream<TcpStream>>;
+    type Writer = StreamSink<tokio::io::WriteHalf<TlsStream<TcpStream>>>;
 
     /// One TLS session cannot be split into owned halves: `tokio::io::split` shares it
     /// behind a lock held only for each poll, so reader and writer still run apart.
     fn into_halves(self) -> (Self::Reader, Self::Writer) {
-        tokio::io::split(self)
+        let (rd, wr) = tokio::io::split(self);
+        (rd, StreamSink(wr))
     }
 }

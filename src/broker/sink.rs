@@ -1,0 +1,68 @@
+//! The writing half of a connection's socket, as its writer task uses it. Plain TCP
+//! shares its half with `ConnShared`, so other tasks can write small batches directly
+//! when the writer is idle; TLS sessions cannot be written from two places.
+
+use super::channel::DirectWrite;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+
+pub(crate) trait Sink: Send + 'static {
+    /// Write all of `buf` (and push it out of any buffering layer).
+    fn write_frames(&mut self, buf: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+    /// Close the writing direction.
+    fn close(self) -> impl Future<Output = ()> + Send;
+    /// A handle for direct non-blocking writes from other tasks, when possible.
+    fn direct(&self) -> Option<Arc<dyn DirectWrite>>;
+}
+
+/// A TCP write half, shared with direct writers.
+pub(crate) struct TcpSink(pub(crate) Arc<OwnedWriteHalf>);
+
+impl Sink for TcpSink {
+    async fn write_frames(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.0.try_write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.0.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(self) {
+        // When a direct writer still holds a clone for a moment, its drop shuts the
+        // half down instead (dropping an OwnedWriteHalf does).
+        if let Ok(mut w) = Arc::try_unwrap(self.0) {
+            let _ = w.shutdown().await;
+        }
+    }
+
+    fn direct(&self) -> Option<Arc<dyn DirectWrite>> {
+        Some(self.0.clone())
+    }
+}
+
+/// Any other byte stream (a TLS session's write half): written by the writer task only.
+pub(crate) struct StreamSink<W>(pub(crate) W);
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Sink for StreamSink<W> {
+    async fn write_frames(&mut self, buf: &[u8]) -> io::Result<()> {
+        // The flush matters for TLS: it may hold encrypted records back when the socket
+        // is full, and nothing else would push them out before we idle.
+        self.0.write_all(buf).await?;
+        self.0.flush().await
+    }
+
+    async fn close(mut self) {
+        let _ = self.0.shutdown().await;
+    }
+
+    fn direct(&self) -> Option<Arc<dyn DirectWrite>> {
+        None
+    }
+}
