@@ -2436,7 +2436,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__serve)
-            opts="-q -v -o -h -V --bind --port --mgmt-port --data-dir --in-memory --user --vhost --heartbeat --max-message-size --consumer-timeout --quiet --verbose --url --profile --config --output --help --version"
+            opts="-q -v -o -h -V --bind --port --mgmt-port --data-dir --in-memory --user --vhost --heartbeat --max-message-size --consumer-timeout --max-connections --quiet --verbose --url --profile --config --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2475,6 +2475,10 @@ _rmq() {
                     return 0
                     ;;
                 --consumer-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

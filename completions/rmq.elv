@@ -568,6 +568,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand --heartbeat 'Heartbeat interval proposed to clients, in seconds (0 disables)'
             cand --max-message-size 'Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB)'
             cand --consumer-timeout 'Close a channel (406) whose delivery stays unacknowledged this long, requeueing it (RabbitMQ''s consumer_timeout); 0 disables'
+            cand --max-connections 'Refuse new connections (530 NOT_ALLOWED at connection.open) while this many are open (RabbitMQ''s connection_max) [default: unlimited]'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'

@@ -477,6 +477,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand serve" -l vhost -d 'A virtual ho
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l heartbeat -d 'Heartbeat interval proposed to clients, in seconds (0 disables)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l max-message-size -d 'Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l consumer-timeout -d 'Close a channel (406) whose delivery stays unacknowledged this long, requeueing it (RabbitMQ\'s consumer_timeout); 0 disables' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l max-connections -d 'Refuse new connections (530 NOT_ALLOWED at connection.open) while this many are open (RabbitMQ\'s connection_max) [default: unlimited]' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F

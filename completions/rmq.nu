@@ -582,6 +582,7 @@ module completions {
     --heartbeat: string       # Heartbeat interval proposed to clients, in seconds (0 disables)
     --max-message-size: string # Largest accepted message body, in bytes (RabbitMQ 3.10: 128 MiB)
     --consumer-timeout: string # Close a channel (406) whose delivery stays unacknowledged this long, requeueing it (RabbitMQ's consumer_timeout); 0 disables
+    --max-connections: string # Refuse new connections (530 NOT_ALLOWED at connection.open) while this many are open (RabbitMQ's connection_max) [default: unlimited]
     --quiet(-q)               # Only log errors
     --verbose(-v)             # Log more (repeat for more detail)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F

@@ -290,6 +290,7 @@ fn open_session(broker: &Arc<BrokerState>, id: u64) -> (Session, Arc<ConnShared>
         client_properties: FieldTable::default(),
         cancel_notify: true,
         leftover: BytesMut::new(),
+        slot: broker.conn_slots.try_acquire().expect("unlimited"),
     };
     let session = Session::new(broker.clone(), conn.clone(), neg);
     (session, conn)

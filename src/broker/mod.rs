@@ -1,6 +1,7 @@
 //! The embedded AMQP 0-9-1 broker behind `rmq serve`.
 //!
 //! - `server`         accept loop and graceful shutdown
+//! - `conn_limit`     the node-wide connection limit (`--max-connections`)
 //! - `connection`     one socket: read batches, writer task, heartbeats, teardown
 //! - `handshake`      protocol header, Start/Tune/Open, authentication
 //! - `codec`          frames on the wire around amq-protocol
@@ -30,6 +31,7 @@
 mod channel;
 pub(crate) mod codec;
 pub mod config;
+mod conn_limit;
 mod connection;
 mod counters;
 mod deadletter;

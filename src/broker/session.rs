@@ -110,6 +110,8 @@ pub(crate) struct Session {
     /// Confirm batches handed to the sync thread and not yet sent: while any is
     /// outstanding, later confirms queue behind it so acks never overtake each other.
     pub(crate) sync_outstanding: Arc<AtomicUsize>,
+    /// The connection's place under `--max-connections`: freed when the session goes.
+    _slot: super::conn_limit::ConnSlot,
 }
 
 impl Session {
@@ -125,6 +127,7 @@ impl Session {
             exclusive_queues: Vec::new(),
             awaiting_sync: false,
             sync_outstanding: Arc::new(AtomicUsize::new(0)),
+            _slot: neg.slot,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use super::channel::ChannelShared;
 use super::config::BrokerConfig;
+use super::conn_limit::ConnSlots;
 use super::counters::Counters;
 use super::recover;
 use super::registry::Registry;
@@ -27,6 +28,8 @@ pub(crate) struct BrokerState {
     pub(crate) started: std::time::Instant,
     /// Broker-wide message totals and rates as of the management sampler's last sample.
     pub(crate) counters: Counters,
+    /// Connections past connection.open, against `--max-connections`.
+    pub(crate) conn_slots: ConnSlots,
     next_id: AtomicU64,
     random: RandomState,
 }
@@ -49,6 +52,7 @@ impl BrokerState {
                 .or_insert_with(|| Arc::new(VHost::new(v, store.clone())));
         }
         let users = config.users.iter().cloned().collect();
+        let conn_slots = ConnSlots::new(config.max_connections);
         Ok(BrokerState {
             config,
             vhosts: RwLock::new(vhosts),
@@ -57,6 +61,7 @@ impl BrokerState {
             registry: Registry::default(),
             started: std::time::Instant::now(),
             counters: Counters::default(),
+            conn_slots,
             next_id: AtomicU64::new(1),
             random: RandomState::new(),
         })

@@ -43,6 +43,10 @@ pub(crate) struct ServeArgs {
     /// (RabbitMQ's consumer_timeout); 0 disables.
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     consumer_timeout: u64,
+    /// Refuse new connections (530 NOT_ALLOWED at connection.open) while this many are
+    /// open (RabbitMQ's connection_max) [default: unlimited].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     /// Only log errors.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -75,6 +79,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_message_size: args.max_message_size,
         consumer_timeout: (args.consumer_timeout > 0)
             .then(|| std::time::Duration::from_secs(args.consumer_timeout)),
+        max_connections: args.max_connections,
         data_dir: if args.in_memory {
             None
         } else {

@@ -4,6 +4,7 @@
 //! `rmq` binary runs as a child process, and third-party clients run as scripts.
 
 mod broker_durability;
+mod broker_flow;
 mod broker_lapin;
 mod broker_wire;
 mod cli_config;
