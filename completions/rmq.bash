@@ -2436,7 +2436,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__serve)
-            opts="-q -v -o -h -V --bind --port --mgmt-port --data-dir --in-memory --user --vhost --heartbeat --max-message-size --consumer-timeout --max-connections --quiet --verbose --url --profile --config --output --help --version"
+            opts="-q -v -o -h -V --bind --port --mgmt-port --data-dir --in-memory --user --vhost --heartbeat --max-message-size --consumer-timeout --max-connections --memory-high-watermark --disk-free-limit --quiet --verbose --url --profile --config --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2479,6 +2479,14 @@ _rmq() {
                     return 0
                     ;;
                 --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memory-high-watermark)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --disk-free-limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

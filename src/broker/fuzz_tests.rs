@@ -289,6 +289,7 @@ fn open_session(broker: &Arc<BrokerState>, id: u64) -> (Session, Arc<ConnShared>
         heartbeat: 0,
         client_properties: FieldTable::default(),
         cancel_notify: true,
+        blocked_notify: true,
         leftover: BytesMut::new(),
         slot: broker.conn_slots.try_acquire().expect("unlimited"),
     };

@@ -31,6 +31,8 @@ pub(crate) struct Negotiated {
     /// Listed by the management API (`client_properties`).
     pub(crate) client_properties: FieldTable,
     pub(crate) cancel_notify: bool,
+    /// The client understands connection.blocked / unblocked.
+    pub(crate) blocked_notify: bool,
     /// Bytes read past the handshake (a pipelining client may already have sent more).
     pub(crate) leftover: BytesMut,
     /// This connection's place under `--max-connections`, held until it ends.
@@ -317,6 +319,7 @@ pub(crate) async fn negotiate(
         channel_max,
         heartbeat: tune_ok.heartbeat,
         cancel_notify: capability(&start_ok.client_properties, "consumer_cancel_notify"),
+        blocked_notify: capability(&start_ok.client_properties, "connection.blocked"),
         client_properties: start_ok.client_properties,
         leftover: buf,
         slot,

@@ -1,6 +1,9 @@
 //! The embedded AMQP 0-9-1 broker behind `rmq serve`.
 //!
 //! - `server`         accept loop and graceful shutdown
+//! - `alarm`          memory and disk alarms: the sampling task, run-time limits
+//! - `sysinfo`        process RSS, available RAM (cgroup-aware), free disk space
+//! - `flow`           a connection's throttle: blocked/unblocked while an alarm is on
 //! - `conn_limit`     the node-wide connection limit (`--max-connections`)
 //! - `connection`     one socket: read batches, writer task, heartbeats, teardown
 //! - `handshake`      protocol header, Start/Tune/Open, authentication
@@ -28,6 +31,7 @@
 //! - `message`        a published message and its content header
 //! - `error`          typed AMQP errors with RabbitMQ's codes and texts
 
+mod alarm;
 mod channel;
 pub(crate) mod codec;
 pub mod config;
@@ -37,6 +41,7 @@ mod counters;
 mod deadletter;
 mod error;
 mod exchange;
+mod flow;
 #[cfg(test)]
 mod fuzz_tests;
 mod handshake;
@@ -58,7 +63,9 @@ mod session_confirms;
 mod session_content;
 mod state;
 mod store;
+mod sysinfo;
 mod vhost;
 
-pub use config::BrokerConfig;
+pub use alarm::AlarmControl;
+pub use config::{BrokerConfig, MemoryWatermark};
 pub use server::Server;

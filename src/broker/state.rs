@@ -1,5 +1,6 @@
 //! Broker-wide state: vhosts, users, the direct reply-to registry, id and name sources.
 
+use super::alarm::Alarms;
 use super::channel::ChannelShared;
 use super::config::BrokerConfig;
 use super::conn_limit::ConnSlots;
@@ -30,6 +31,8 @@ pub(crate) struct BrokerState {
     pub(crate) counters: Counters,
     /// Connections past connection.open, against `--max-connections`.
     pub(crate) conn_slots: ConnSlots,
+    /// Memory and disk alarms, watched by every connection.
+    pub(crate) alarms: Arc<Alarms>,
     next_id: AtomicU64,
     random: RandomState,
 }
@@ -53,6 +56,7 @@ impl BrokerState {
         }
         let users = config.users.iter().cloned().collect();
         let conn_slots = ConnSlots::new(config.max_connections);
+        let alarms = Arc::new(Alarms::new(&config));
         Ok(BrokerState {
             config,
             vhosts: RwLock::new(vhosts),
@@ -62,6 +66,7 @@ impl BrokerState {
             started: std::time::Instant::now(),
             counters: Counters::default(),
             conn_slots,
+            alarms,
             next_id: AtomicU64::new(1),
             random: RandomState::new(),
         })

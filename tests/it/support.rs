@@ -16,6 +16,8 @@ pub struct Broker {
     pub addr: SocketAddr,
     /// The management HTTP API's address (port chosen by the OS).
     pub mgmt_addr: SocketAddr,
+    /// Changes the memory watermark and disk free limit at run time (alarm tests).
+    pub alarms: rmq::broker::AlarmControl,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -47,7 +49,9 @@ impl Broker {
                     .await
                     .expect("bind broker");
                 let mgmt = server.mgmt_addr().expect("management API bound on port 0");
-                addr_tx.send((server.local_addr(), mgmt)).unwrap();
+                addr_tx
+                    .send((server.local_addr(), mgmt, server.alarm_control()))
+                    .unwrap();
                 server
                     .run(async {
                         let _ = stop_rx.await;
@@ -55,10 +59,11 @@ impl Broker {
                     .await;
             });
         });
-        let (addr, mgmt_addr) = addr_rx.recv_timeout(WAIT).expect("broker did not start");
+        let (addr, mgmt_addr, alarms) = addr_rx.recv_timeout(WAIT).expect("broker did not start");
         Broker {
             addr,
             mgmt_addr,
+            alarms,
             stop: Some(stop_tx),
             thread: Some(thread),
         }

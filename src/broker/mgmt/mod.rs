@@ -8,6 +8,7 @@
 //! - `json`      field tables and message properties to and from JSON
 //! - `stats`     the rate sampler and `message_stats` objects
 //! - `overview`  /api/overview, /api/vhosts, /api/users, /api/whoami
+//! - `nodes`     /api/nodes: memory, disk and their alarms
 //! - `queues`    /api/queues: list, declare, delete, purge, get
 //! - `exchanges` /api/exchanges: list, declare, delete, publish
 //! - `bindings`  /api/bindings and the per-queue / per-exchange binding lists
@@ -21,6 +22,7 @@ mod exchanges;
 mod json;
 mod listing;
 mod metrics;
+mod nodes;
 mod overview;
 mod queues;
 mod stats;
@@ -95,6 +97,8 @@ fn router(api: Api) -> Router {
     let authenticated = Router::new()
         .route("/api/overview", get(overview::overview))
         .route("/api/whoami", get(overview::whoami))
+        .route("/api/nodes", get(nodes::nodes))
+        .route("/api/nodes/{name}", get(nodes::node))
         .route("/api/vhosts", get(overview::vhosts))
         .route("/api/vhosts/{vhost}", get(overview::vhost))
         .route("/api/users", get(overview::users))
