@@ -14,7 +14,7 @@ use tokio::sync::{Notify, watch};
 
 /// How often memory and disk are sampled (RabbitMQ: memory every 500 ms, disk every
 /// 10 s; faster here because sampling is two cheap reads).
-const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// Which alarms are on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
