@@ -578,6 +578,9 @@ complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-cert -d 'Serve amq
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert (ssl_options.keyfile)' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-port -d 'amqps port (RabbitMQ: 5671); 0 picks a free one and prints it' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l tls-ca-cert -d 'PEM CA certificates that client certificates must be signed by (ssl_options.cacertfile)' -r -F
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l max-connections -d 'Refuse new connections (530 NOT_ALLOWED at connection.open) while this many are open (RabbitMQ\'s connection_max) [default: unlimited]' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l memory-high-watermark -d 'Block publishing connections while the broker\'s memory (RSS) is above this: a fraction of RAM (0.4; the cgroup limit counts when lower) or a size (512MiB, 2GB, bytes) (RabbitMQ\'s vm_memory_high_watermark)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand serve" -l disk-free-limit -d 'Block publishing connections while the data directory\'s filesystem has less free space than this (50MB, 1GiB, bytes) (RabbitMQ\'s disk_free_limit); not checked with --in-memory' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand serve" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F

@@ -685,6 +685,9 @@ module completions {
     --tls-ca-cert: path       # PEM CA certificates that client certificates must be signed by (ssl_options.cacertfile)
     --tls-verify-peer         # Require amqps clients to present a certificate signed by --tls-ca-cert, refusing the handshake otherwise (verify_peer, fail_if_no_peer_cert = true). The https API does not ask for client certificates
     --tls-peer-cert-optional  # With --tls-verify-peer: accept clients that present no certificate, still refusing invalid ones (fail_if_no_peer_cert = false)
+    --max-connections: string # Refuse new connections (530 NOT_ALLOWED at connection.open) while this many are open (RabbitMQ's connection_max) [default: unlimited]
+    --memory-high-watermark: string # Block publishing connections while the broker's memory (RSS) is above this: a fraction of RAM (0.4; the cgroup limit counts when lower) or a size (512MiB, 2GB, bytes) (RabbitMQ's vm_memory_high_watermark)
+    --disk-free-limit: string # Block publishing connections while the data directory's filesystem has less free space than this (50MB, 1GiB, bytes) (RabbitMQ's disk_free_limit); not checked with --in-memory
     --quiet(-q)               # Only log errors
     --verbose(-v)             # Log more (repeat for more detail)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F

@@ -38,6 +38,15 @@ pub struct BrokerConfig {
     /// TLS: when set, amqps is served on its own port beside plain AMQP, and the
     /// management API speaks https instead of http.
     pub tls: Option<TlsConfig>,
+    /// Most connections open at once (RabbitMQ's `connection_max`); `None`: unlimited.
+    /// Counted at connection.open, as RabbitMQ counts tracked connections.
+    pub max_connections: Option<usize>,
+    /// Memory use (process RSS) above which publishers are blocked (RabbitMQ's
+    /// `vm_memory_high_watermark`, 0.4 of RAM by default).
+    pub memory_high_watermark: MemoryWatermark,
+    /// Free space on the data directory's filesystem below which publishers are blocked
+    /// (RabbitMQ's `disk_free_limit`, 50 MB); not checked without a data directory.
+    pub disk_free_limit: u64,
 }
 
 /// TLS settings, named after RabbitMQ's `ssl_options` so its docs carry over.
@@ -71,6 +80,59 @@ impl TlsConfig {
     }
 }
 
+/// Where the memory alarm goes off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MemoryWatermark {
+    /// A fraction of the RAM available to the process (total RAM, or the cgroup limit
+    /// when lower).
+    Relative(f64),
+    /// An absolute number of bytes.
+    Absolute(u64),
+}
+
+impl std::str::FromStr for MemoryWatermark {
+    type Err = String;
+
+    /// `0.4` (a fraction of RAM, 0 < x <= 1), `512MiB` / `2GB` (a size), or plain bytes.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(x) = s.parse::<f64>()
+            && x > 0.0
+            && x <= 1.0
+        {
+            return Ok(MemoryWatermark::Relative(x));
+        }
+        parse_size(s).map(MemoryWatermark::Absolute).map_err(|_| {
+            format!("expected a fraction of RAM (0.4) or a size (512MiB, 2GB, bytes), got '{s}'")
+        })
+    }
+}
+
+/// A size with RabbitMQ's units: `kB`/`MB`/`GB`/`TB` are powers of 10, `KiB`/`MiB`/`GiB`/
+/// `TiB` (and the bare `k`/`M`/`G`/`T` RabbitMQ's config accepts) powers of 2.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("expected a size such as 512MiB, 2GB or 1000000, got '{s}'"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        "k" | "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
+        other => return Err(format!("unknown size unit '{other}' in '{s}'")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' is too large"))
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
@@ -87,6 +149,29 @@ impl Default for BrokerConfig {
             queue_resident_bytes: 16 * 1024 * 1024,
             consumer_timeout: Some(std::time::Duration::from_secs(30 * 60)),
             tls: None,
+            max_connections: None,
+            memory_high_watermark: MemoryWatermark::Relative(0.4),
+            disk_free_limit: 50_000_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_watermarks_parse_with_rabbitmqs_units() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("50000000"), Ok(50_000_000));
+        assert!(parse_size("12XB").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert_eq!("0.4".parse(), Ok(MemoryWatermark::Relative(0.4)));
+        assert_eq!("1".parse(), Ok(MemoryWatermark::Relative(1.0)));
+        assert_eq!("256MiB".parse(), Ok(MemoryWatermark::Absolute(256 << 20)));
+        assert_eq!("4096".parse(), Ok(MemoryWatermark::Absolute(4096)));
+        assert!("-1".parse::<MemoryWatermark>().is_err());
+        assert!("1.5".parse::<MemoryWatermark>().is_err());
     }
 }

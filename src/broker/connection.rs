@@ -7,6 +7,7 @@
 use super::channel::{self, ConnShared, Outbound};
 use super::codec::{self, FRAME_METHOD};
 use super::error::{AmqpError, code};
+use super::flow::Throttle;
 use super::handshake::{self, HANDSHAKE_TIMEOUT};
 use super::log;
 use super::registry::NewConn;
@@ -111,6 +112,11 @@ pub(crate) async fn serve<S: Transport>(
         heartbeat: neg.heartbeat,
         shared: conn.clone(),
     });
+    let mut throttle = Throttle::new(
+        broker.alarms.subscribe(),
+        neg.blocked_notify,
+        &registered.flow,
+    );
     let mut session = Session::new(broker.clone(), conn.clone(), neg);
 
     let mut last_read = Instant::now();
@@ -129,7 +135,7 @@ pub(crate) async fn serve<S: Transport>(
                     session.enforce_ack_timeout(limit);
                 }
             }
-            r = rd.read_buf(&mut buf) => match r {
+            r = rd.read_buf(&mut buf), if throttle.reading() => match r {
                 Ok(0) => break End::PeerGone("client closed the socket".into()),
                 Err(e) => break End::PeerGone(format!("read error: {e}")),
                 Ok(_) => {
@@ -137,12 +143,19 @@ pub(crate) async fn serve<S: Transport>(
                     if let Err(end) = channel::deferring(|| session.process(&mut buf)) {
                         break end;
                     }
+                    let published = std::mem::take(&mut session.published);
+                    throttle.after_batch(published, &conn, &registered.flow);
                     if buf.capacity() - buf.len() < 16 * 1024 {
                         buf.reserve(64 * 1024);
                     }
                 }
             },
-            _ = tokio::time::sleep_until(dead_at), if !heartbeat.is_zero() => {
+            () = throttle.changed() => {
+                if throttle.apply(&conn, &registered.flow) {
+                    last_read = Instant::now();
+                }
+            }
+            _ = tokio::time::sleep_until(dead_at), if !heartbeat.is_zero() && throttle.reading() => {
                 break End::PeerGone(format!("missed heartbeats from client, timeout: {}s", heartbeat.as_secs()));
             }
             () = registered.close.notified() => {

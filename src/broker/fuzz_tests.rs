@@ -289,7 +289,9 @@ fn open_session(broker: &Arc<BrokerState>, id: u64) -> (Session, Arc<ConnShared>
         heartbeat: 0,
         client_properties: FieldTable::default(),
         cancel_notify: true,
+        blocked_notify: true,
         leftover: BytesMut::new(),
+        slot: broker.conn_slots.try_acquire().expect("unlimited"),
     };
     let session = Session::new(broker.clone(), conn.clone(), neg);
     (session, conn)

@@ -4,6 +4,7 @@
 //! `authentication_failure_close`, else just a closed socket); an unknown vhost a 530.
 
 use super::codec::{self, FRAME_HEARTBEAT, FRAME_METHOD, PROTOCOL_HEADER};
+use super::conn_limit::ConnSlot;
 use super::error::{AmqpError, code};
 use super::state::BrokerState;
 use super::vhost::VHost;
@@ -29,8 +30,12 @@ pub(crate) struct Negotiated {
     /// Listed by the management API (`client_properties`).
     pub(crate) client_properties: FieldTable,
     pub(crate) cancel_notify: bool,
+    /// The client understands connection.blocked / unblocked.
+    pub(crate) blocked_notify: bool,
     /// Bytes read past the handshake (a pipelining client may already have sent more).
     pub(crate) leftover: BytesMut,
+    /// This connection's place under `--max-connections`, held until it ends.
+    pub(crate) slot: ConnSlot,
 }
 
 /// Why negotiation stopped; the caller logs it and closes the socket.
@@ -285,6 +290,19 @@ pub(crate) async fn negotiate(
         AMQPClass::Connection(connection::AMQPMethod::Open(o)) => o,
         other => return Err(drop(format!("expected connection.open, got {other:?}"))),
     };
+    // RabbitMQ checks the node's connection limit before the vhost (rabbit_reader).
+    let slot = match broker.conn_slots.try_acquire() {
+        Ok(slot) => slot,
+        Err(limit) => {
+            let err = AmqpError::new(
+                code::NOT_ALLOWED,
+                format_args!("connection refused: node connection limit ({limit}) is reached"),
+            )
+            .on_method(10, 40);
+            refuse(stream, &mut buf, &err, frame_max).await;
+            return Err(drop(err.text));
+        }
+    };
     let vhost_name = open.virtual_host.as_str().to_string();
     let Some(vhost) = broker.vhost(&vhost_name) else {
         let err = AmqpError::new(
@@ -318,8 +336,10 @@ pub(crate) async fn negotiate(
         channel_max,
         heartbeat: tune_ok.heartbeat,
         cancel_notify: capability(&start_ok.client_properties, "consumer_cancel_notify"),
+        blocked_notify: capability(&start_ok.client_properties, "connection.blocked"),
         client_properties: start_ok.client_properties,
         leftover: buf,
+        slot,
     })
 }
 

@@ -1,6 +1,10 @@
 //! The embedded AMQP 0-9-1 broker behind `rmq serve`.
 //!
 //! - `server`         accept loops (amqp, amqps) and graceful shutdown
+//! - `alarm`          memory and disk alarms: the sampling task, run-time limits
+//! - `sysinfo`        process RSS, available RAM (cgroup-aware), free disk space
+//! - `flow`           a connection's throttle: blocked/unblocked while an alarm is on
+//! - `conn_limit`     the node-wide connection limit (`--max-connections`)
 //! - `connection`     one socket: read batches, writer task, heartbeats, teardown
 //! - `handshake`      protocol header, Start/Tune/Open, authentication
 //! - `codec`          frames on the wire around amq-protocol
@@ -32,15 +36,18 @@
 //! - `error`          typed AMQP errors with RabbitMQ's codes and texts
 
 mod access;
+mod alarm;
 mod auth;
 mod channel;
 pub(crate) mod codec;
 pub mod config;
+mod conn_limit;
 mod connection;
 mod counters;
 mod deadletter;
 mod error;
 mod exchange;
+mod flow;
 #[cfg(test)]
 mod fuzz_tests;
 mod handshake;
@@ -63,8 +70,10 @@ mod session_content;
 mod sink;
 mod state;
 mod store;
+mod sysinfo;
 mod tls;
 mod vhost;
 
-pub use config::{BrokerConfig, TlsConfig};
+pub use alarm::AlarmControl;
+pub use config::{BrokerConfig, MemoryWatermark, TlsConfig};
 pub use server::Server;

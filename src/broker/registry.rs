@@ -42,6 +42,8 @@ pub(crate) struct ConnEntry {
     pub(crate) shared: Arc<ConnShared>,
     /// Open channels by number.
     channels: Mutex<BTreeMap<u16, Arc<ChannelEntry>>>,
+    /// `running`, `blocking` or `blocked` (resource alarms), kept by its throttle.
+    pub(crate) flow: super::flow::FlowCell,
     /// Woken to close the connection with 320 CONNECTION_FORCED (the read loop waits on it).
     pub(crate) close: Notify,
     /// The reason given with the forced close (`X-Reason`).
@@ -93,6 +95,7 @@ impl Registry {
             channel_max: c.channel_max,
             heartbeat: c.heartbeat,
             channels: Mutex::new(BTreeMap::new()),
+            flow: super::flow::FlowCell::default(),
             close: Notify::new(),
             close_reason: Mutex::new(None),
             shared: c.shared,

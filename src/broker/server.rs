@@ -2,6 +2,7 @@
 //! shutdown signal; on shutdown every connection is closed with 320 CONNECTION_FORCED
 //! and given a bounded time to finish.
 
+use super::alarm::{self, AlarmControl};
 use super::config::BrokerConfig;
 use super::connection;
 use super::log;
@@ -103,6 +104,13 @@ impl Server {
         self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
+    /// A handle to change the memory watermark and disk free limit while the broker runs.
+    pub fn alarm_control(&self) -> AlarmControl {
+        AlarmControl {
+            alarms: self.state.alarms.clone(),
+        }
+    }
+
     /// Serve until `shutdown` resolves, then close every connection.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -121,6 +129,7 @@ impl Server {
             ))
         });
         let amqps = self.tls.map(|(l, a)| (l, a.amqp));
+        tokio::spawn(alarm::monitor(self.state.alarms.clone(), stop_rx.clone()));
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {

@@ -114,6 +114,11 @@ pub(crate) struct Session {
     /// Confirm batches handed to the sync thread and not yet sent: while any is
     /// outstanding, later confirms queue behind it so acks never overtake each other.
     pub(crate) sync_outstanding: Arc<AtomicUsize>,
+    /// A complete message arrived since the read loop last asked (resource alarms block
+    /// a connection that publishes).
+    pub(crate) published: bool,
+    /// The connection's place under `--max-connections`: freed when the session goes.
+    _slot: super::conn_limit::ConnSlot,
 }
 
 impl Session {
@@ -131,6 +136,8 @@ impl Session {
             exclusive_queues: Vec::new(),
             awaiting_sync: false,
             sync_outstanding: Arc::new(AtomicUsize::new(0)),
+            published: false,
+            _slot: neg.slot,
         }
     }
 

@@ -126,6 +126,7 @@ impl Session {
         else {
             return Ok(());
         };
+        self.published = true;
         match self.publish(ch, publish, header, *properties, body.freeze()) {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -1,8 +1,10 @@
 //! Broker-wide state: vhosts, users, the direct reply-to registry, id and name sources.
 
+use super::alarm::Alarms;
 use super::auth::AuthDb;
 use super::channel::ChannelShared;
 use super::config::BrokerConfig;
+use super::conn_limit::ConnSlots;
 use super::counters::Counters;
 use super::recover;
 use super::registry::Registry;
@@ -30,6 +32,10 @@ pub(crate) struct BrokerState {
     pub(crate) started: std::time::Instant,
     /// Broker-wide message totals and rates as of the management sampler's last sample.
     pub(crate) counters: Counters,
+    /// Connections past connection.open, against `--max-connections`.
+    pub(crate) conn_slots: ConnSlots,
+    /// Memory and disk alarms, watched by every connection.
+    pub(crate) alarms: Arc<Alarms>,
     next_id: AtomicU64,
     random: RandomState,
 }
@@ -51,6 +57,8 @@ impl BrokerState {
         vhosts
             .entry("/".to_string())
             .or_insert_with(|| Arc::new(VHost::new("/", store.clone())));
+        let conn_slots = ConnSlots::new(config.max_connections);
+        let alarms = Arc::new(Alarms::new(&config));
         let state = BrokerState {
             config,
             vhosts: RwLock::new(vhosts),
@@ -60,6 +68,8 @@ impl BrokerState {
             registry: Registry::default(),
             started: std::time::Instant::now(),
             counters: Counters::default(),
+            conn_slots,
+            alarms,
             next_id: AtomicU64::new(1),
             random: RandomState::new(),
         };

@@ -1,6 +1,7 @@
 //! `rmq serve`: run the embedded broker in the foreground until Ctrl-C or SIGTERM.
 
-use crate::broker::{BrokerConfig, Server, TlsConfig, log};
+use crate::broker::config::parse_size;
+use crate::broker::{BrokerConfig, MemoryWatermark, Server, TlsConfig, log};
 use crate::exit::{self, coded};
 use clap::Args;
 use std::net::{IpAddr, SocketAddr};
@@ -81,6 +82,20 @@ pub(crate) struct ServeArgs {
     /// invalid ones (fail_if_no_peer_cert = false).
     #[arg(long, requires = "tls_verify_peer", help_heading = "TLS")]
     tls_peer_cert_optional: bool,
+    /// Refuse new connections (530 NOT_ALLOWED at connection.open) while this many are
+    /// open (RabbitMQ's connection_max) [default: unlimited].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Block publishing connections while the broker's memory (RSS) is above this: a
+    /// fraction of RAM (0.4; the cgroup limit counts when lower) or a size (512MiB, 2GB,
+    /// bytes) (RabbitMQ's vm_memory_high_watermark).
+    #[arg(long, value_name = "FRACTION|SIZE", default_value = "0.4")]
+    memory_high_watermark: MemoryWatermark,
+    /// Block publishing connections while the data directory's filesystem has less free
+    /// space than this (50MB, 1GiB, bytes) (RabbitMQ's disk_free_limit); not checked with
+    /// --in-memory.
+    #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = parse_size)]
+    disk_free_limit: u64,
     /// Only log errors.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -119,6 +134,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_message_size: args.max_message_size,
         consumer_timeout: (args.consumer_timeout > 0)
             .then(|| std::time::Duration::from_secs(args.consumer_timeout)),
+        max_connections: args.max_connections,
+        memory_high_watermark: args.memory_high_watermark,
+        disk_free_limit: args.disk_free_limit,
         data_dir: if args.in_memory {
             None
         } else {

@@ -6,8 +6,12 @@
 //! - `producer`  publishers: stamped frames, confirm window, rate
 //! - `consumer`  consumers: latency, loss/duplicate tracking, batched acks
 //! - `stats`     histogram, counters, sequence sets, CPU time
+//! - `load`      the flow-control load test (`bench/load.sh`): many connections and queues
+//! - `load_clients` its publisher and consumer connections
 
 mod consumer;
+pub mod load;
+mod load_clients;
 mod producer;
 mod stats;
 mod wire;

@@ -38,14 +38,16 @@ pub(crate) struct ProducerPlan {
 }
 
 /// Publishes confirmed so far: everything up to `upto`, plus single acks beyond it.
-#[derive(Default)]
-struct Confirmed {
-    upto: u64,
-    singles: BTreeSet<u64>,
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Confirmed {
+    /// Every tag up to here is confirmed.
+    pub(crate) upto: u64,
+    /// Tags confirmed singly beyond `upto`.
+    pub(crate) singles: BTreeSet<u64>,
 }
 
 impl Confirmed {
-    fn ack(&mut self, tag: u64, multiple: bool) -> u64 {
+    pub(crate) fn ack(&mut self, tag: u64, multiple: bool) -> u64 {
         let before = self.count();
         if multiple {
             self.upto = self.upto.max(tag);
@@ -62,7 +64,7 @@ impl Confirmed {
         self.count() - before
     }
 
-    fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.upto + self.singles.len() as u64
     }
 }

@@ -92,6 +92,11 @@ fn method_bytes(ch: u16, m: AMQPClass) -> BytesMut {
 impl Conn {
     /// Connect, authenticate (PLAIN), tune without heartbeats, open the vhost and channel 1.
     pub(crate) async fn open(uri: &AMQPUri) -> anyhow::Result<Conn> {
+        Conn::open_with(uri, &[]).await
+    }
+
+    /// `open`, advertising `capabilities` beyond confirms (e.g. `connection.blocked`).
+    pub(crate) async fn open_with(uri: &AMQPUri, capabilities: &[&str]) -> anyhow::Result<Conn> {
         let addr = format!("{}:{}", uri.authority.host, uri.authority.port);
         let stream = tokio::time::timeout(
             std::time::Duration::from_secs(10),
@@ -116,6 +121,9 @@ impl Conn {
         let mut caps = FieldTable::default();
         caps.insert("publisher_confirms".into(), AMQPValue::Boolean(true));
         caps.insert("basic.nack".into(), AMQPValue::Boolean(true));
+        for cap in capabilities {
+            caps.insert((*cap).into(), AMQPValue::Boolean(true));
+        }
         let mut props = FieldTable::default();
         props.insert(
             "product".into(),

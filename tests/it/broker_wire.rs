@@ -8,14 +8,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Stdio;
 
-fn open(addr: SocketAddr) -> TcpStream {
+pub(crate) fn open(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(WAIT)).unwrap();
     s
 }
 
 /// One frame: (type, channel, payload).
-fn read_frame(s: &mut TcpStream) -> Option<(u8, u16, Vec<u8>)> {
+pub(crate) fn read_frame(s: &mut TcpStream) -> Option<(u8, u16, Vec<u8>)> {
     let mut head = [0u8; 7];
     s.read_exact(&mut head).ok()?;
     let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]) as usize;
@@ -25,7 +25,7 @@ fn read_frame(s: &mut TcpStream) -> Option<(u8, u16, Vec<u8>)> {
     Some((head[0], u16::from_be_bytes([head[1], head[2]]), payload))
 }
 
-fn frame(kind: u8, channel: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(kind: u8, channel: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![kind];
     f.extend_from_slice(&channel.to_be_bytes());
     f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -34,21 +34,21 @@ fn frame(kind: u8, channel: u16, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-fn method(class: u16, id: u16, args: &[u8]) -> Vec<u8> {
+pub(crate) fn method(class: u16, id: u16, args: &[u8]) -> Vec<u8> {
     let mut p = class.to_be_bytes().to_vec();
     p.extend_from_slice(&id.to_be_bytes());
     p.extend_from_slice(args);
     p
 }
 
-fn short(s: &str) -> Vec<u8> {
+pub(crate) fn short(s: &str) -> Vec<u8> {
     let mut v = vec![s.len() as u8];
     v.extend_from_slice(s.as_bytes());
     v
 }
 
 /// (class, method) of a method frame payload.
-fn ids(payload: &[u8]) -> (u16, u16) {
+pub(crate) fn ids(payload: &[u8]) -> (u16, u16) {
     (
         u16::from_be_bytes([payload[0], payload[1]]),
         u16::from_be_bytes([payload[2], payload[3]]),
@@ -56,7 +56,7 @@ fn ids(payload: &[u8]) -> (u16, u16) {
 }
 
 /// Read until a method frame arrives; heartbeats are skipped.
-fn read_method(s: &mut TcpStream) -> Option<(u16, Vec<u8>)> {
+pub(crate) fn read_method(s: &mut TcpStream) -> Option<(u16, Vec<u8>)> {
     loop {
         let (kind, ch, payload) = read_frame(s)?;
         if kind == 1 {
@@ -71,7 +71,7 @@ fn handshake(addr: SocketAddr) -> TcpStream {
 }
 
 /// Handshake asking for `heartbeat` seconds (0: none).
-fn handshake_with_heartbeat(addr: SocketAddr, heartbeat: u16) -> TcpStream {
+pub(crate) fn handshake_with_heartbeat(addr: SocketAddr, heartbeat: u16) -> TcpStream {
     let mut s = open(addr);
     s.write_all(b"AMQP\x00\x00\x09\x01").unwrap();
     let (_, start) = read_method(&mut s).expect("connection.start");
@@ -99,7 +99,7 @@ fn handshake_with_heartbeat(addr: SocketAddr, heartbeat: u16) -> TcpStream {
 }
 
 /// Expect connection.close with `code`, answer close-ok, and see the socket closed.
-fn expect_connection_close(s: &mut TcpStream, code: u16) -> String {
+pub(crate) fn expect_connection_close(s: &mut TcpStream, code: u16) -> String {
     let (ch, close) = read_method(s).expect("connection.close");
     assert_eq!(
         (ch, ids(&close)),

@@ -5,6 +5,7 @@
 
 mod broker_access;
 mod broker_durability;
+mod broker_flow;
 mod broker_lapin;
 mod broker_tls;
 mod broker_wire;

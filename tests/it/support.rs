@@ -18,6 +18,8 @@ pub struct Broker {
     pub mgmt_addr: SocketAddr,
     /// The amqps address, when the test configured TLS (port chosen by the OS).
     pub tls_addr: Option<SocketAddr>,
+    /// Changes the memory watermark and disk free limit at run time (alarm tests).
+    pub alarms: rmq::broker::AlarmControl,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -50,7 +52,12 @@ impl Broker {
                     .expect("bind broker");
                 let mgmt = server.mgmt_addr().expect("management API bound on port 0");
                 addr_tx
-                    .send((server.local_addr(), mgmt, server.tls_addr()))
+                    .send((
+                        server.local_addr(),
+                        mgmt,
+                        server.tls_addr(),
+                        server.alarm_control(),
+                    ))
                     .unwrap();
                 server
                     .run(async {
@@ -59,11 +66,13 @@ impl Broker {
                     .await;
             });
         });
-        let (addr, mgmt_addr, tls_addr) = addr_rx.recv_timeout(WAIT).expect("broker did not start");
+        let (addr, mgmt_addr, tls_addr, alarms) =
+            addr_rx.recv_timeout(WAIT).expect("broker did not start");
         Broker {
             addr,
             mgmt_addr,
             tls_addr,
+            alarms,
             stop: Some(stop_tx),
             thread: Some(thread),
         }

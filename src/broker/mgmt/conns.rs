@@ -32,7 +32,7 @@ fn connection_json(c: &ConnEntry, node: &str) -> Value {
         "port": c.local.port(),
         "protocol": "AMQP 0-9-1",
         "ssl": false,
-        "state": "running",
+        "state": c.flow.name(),
         "timeout": c.heartbeat,
         "type": "network",
         "user": c.user,

@@ -49,8 +49,47 @@ pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
                 .map(|s| s.syncer.syncs.load(std::sync::atomic::Ordering::Relaxed))
         })
         .unwrap_or(0);
+    let alarms = &api.broker.alarms;
+    let set = alarms.current();
+    let figure = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     // (name, type, help, value): RabbitMQ's names where one exists.
-    let rows: [(&str, &str, &str, u64); 21] = [
+    let rows: [(&str, &str, &str, u64); 27] = [
+        (
+            "rabbitmq_alarms_memory_used_watermark",
+            "gauge",
+            "is set when a node has reached its memory high watermark",
+            u64::from(set.memory),
+        ),
+        (
+            "rabbitmq_alarms_free_disk_space_watermark",
+            "gauge",
+            "is set when a node has reached its free disk space low watermark",
+            u64::from(set.disk),
+        ),
+        (
+            "rabbitmq_process_resident_memory_bytes",
+            "gauge",
+            "Memory used in bytes",
+            figure(&alarms.mem_used),
+        ),
+        (
+            "rabbitmq_resident_memory_limit_bytes",
+            "gauge",
+            "Memory high watermark in bytes",
+            figure(&alarms.mem_limit),
+        ),
+        (
+            "rabbitmq_disk_space_available_bytes",
+            "gauge",
+            "Disk space available in bytes",
+            figure(&alarms.disk_free),
+        ),
+        (
+            "rabbitmq_disk_space_available_limit_bytes",
+            "gauge",
+            "Free disk space low watermark in bytes",
+            figure(&alarms.disk_free_limit),
+        ),
         (
             "rabbitmq_connections",
             "gauge",

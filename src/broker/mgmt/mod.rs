@@ -10,6 +10,7 @@
 //! - `overview`  /api/overview, /api/vhosts
 //! - `access`    /api/users, /api/permissions, /api/whoami, creating and deleting vhosts
 //! - `definitions` /api/definitions export and import (and `--definitions` at start)
+//! - `nodes`     /api/nodes: memory, disk and their alarms
 //! - `queues`    /api/queues: list, declare, delete, purge, get
 //! - `exchanges` /api/exchanges: list, declare, delete, publish
 //! - `bindings`  /api/bindings and the per-queue / per-exchange binding lists
@@ -27,6 +28,7 @@ mod https;
 mod json;
 mod listing;
 mod metrics;
+mod nodes;
 mod overview;
 mod queues;
 mod stats;
@@ -150,6 +152,8 @@ fn router(api: Api) -> Router {
     let authenticated = Router::new()
         .route("/api/overview", get(overview::overview))
         .route("/api/whoami", get(access::whoami))
+        .route("/api/nodes", get(nodes::nodes))
+        .route("/api/nodes/{name}", get(nodes::node))
         .route("/api/vhosts", get(overview::vhosts))
         .route(
             "/api/vhosts/{vhost}",
