@@ -8,5 +8,11 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    rmq::cli::main()
+    rmq::cli::main_with(collect)
+}
+
+/// Purge what mimalloc holds for this thread (freed blocks, empty pages) back to the OS.
+fn collect() {
+    // SAFETY: mi_collect only walks the calling thread's own heap; any thread may call it.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }

@@ -179,7 +179,7 @@ impl ConnShared {
                 return;
             }
             out.busy = true;
-            (out.buf.split().freeze(), direct)
+            (std::mem::take(&mut out.buf).freeze(), direct)
         };
         let mut done = 0;
         while done < data.len() {
@@ -214,7 +214,9 @@ impl ConnShared {
                 return;
             }
             if out.buf.capacity() - out.buf.len() < 4096 {
-                out.buf.reserve(64 * 1024);
+                // Small for a quiet connection, doubling up to 64 KiB for a busy one.
+                let grow = out.buf.len().clamp(8 * 1024, 64 * 1024);
+                out.buf.reserve(grow);
             }
             let before = out.buf.len();
             encode(&mut out.buf);
@@ -253,7 +255,9 @@ impl ConnShared {
             Outbound::Data(carry)
         } else if !out.buf.is_empty() {
             out.busy = true;
-            Outbound::Data(out.buf.split().freeze())
+            // Taken whole, allocation included: an idle connection then holds no
+            // buffer (1,000 idle connections kept ~64 MiB resident otherwise).
+            Outbound::Data(std::mem::take(&mut out.buf).freeze())
         } else if out.shutdown {
             out.direct = None;
             Outbound::Shutdown

@@ -25,6 +25,23 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// Read buffer sizes: a quiet connection reads into 4 KiB, a busy one (whose reads fill
+/// the buffer) into up to 64 KiB, in big batches.
+const MIN_READ_CHUNK: usize = 4 * 1024;
+const MAX_READ_CHUNK: usize = 64 * 1024;
+
+/// The next read size: double when a read filled the spare room, halve when it used
+/// little of it.
+fn next_read_chunk(chunk: usize, read: usize, spare: usize) -> usize {
+    if read >= spare {
+        (chunk * 2).min(MAX_READ_CHUNK)
+    } else if read < chunk / 8 {
+        (chunk / 2).max(MIN_READ_CHUNK)
+    } else {
+        chunk
+    }
+}
+
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -126,7 +143,12 @@ pub(crate) async fn serve<S: Transport>(
         (t / 4).clamp(Duration::from_millis(20), Duration::from_secs(15))
     });
     let mut next_check = Instant::now() + check_every;
+    let mut read_chunk = MIN_READ_CHUNK;
+    if buf.capacity() - buf.len() < read_chunk {
+        buf.reserve(read_chunk);
+    }
     let end = loop {
+        let spare = buf.capacity() - buf.len();
         let dead_at = last_read + heartbeat * 2 + Duration::from_millis(500);
         tokio::select! {
             _ = tokio::time::sleep_until(next_check), if ack_timeout.is_some() => {
@@ -138,15 +160,21 @@ pub(crate) async fn serve<S: Transport>(
             r = rd.read_buf(&mut buf), if throttle.reading() => match r {
                 Ok(0) => break End::PeerGone("client closed the socket".into()),
                 Err(e) => break End::PeerGone(format!("read error: {e}")),
-                Ok(_) => {
+                Ok(n) => {
                     last_read = Instant::now();
                     if let Err(end) = channel::deferring(|| session.process(&mut buf)) {
                         break end;
                     }
                     let published = std::mem::take(&mut session.published);
                     throttle.after_batch(published, &conn, &registered.flow);
-                    if buf.capacity() - buf.len() < 16 * 1024 {
-                        buf.reserve(64 * 1024);
+                    read_chunk = next_read_chunk(read_chunk, n, spare);
+                    if buf.is_empty() {
+                        // Nothing half-read: let go of the buffer (queued bodies keep
+                        // their own slices of it), so idle connections hold little.
+                        buf = BytesMut::new();
+                    }
+                    if buf.capacity() - buf.len() < read_chunk / 4 {
+                        buf.reserve(read_chunk);
                     }
                 }
             },
@@ -271,4 +299,21 @@ async fn write_loop(mut wr: impl Sink, conn: Arc<ConnShared>, heartbeat: u16) {
     }
     conn.set_direct(None);
     wr.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_chunks_grow_when_filled_and_shrink_when_idle() {
+        assert_eq!(next_read_chunk(4096, 4096, 4096), 8192);
+        assert_eq!(
+            next_read_chunk(MAX_READ_CHUNK, 70_000, 70_000),
+            MAX_READ_CHUNK
+        );
+        assert_eq!(next_read_chunk(65536, 100, 65536), 32768);
+        assert_eq!(next_read_chunk(MIN_READ_CHUNK, 10, 8000), MIN_READ_CHUNK);
+        assert_eq!(next_read_chunk(16384, 5000, 16384), 16384);
+    }
 }

@@ -16,6 +16,7 @@
 //! - `methods_basic`  basic.*, confirm.*, tx.* handlers
 //! - `publish`        a complete message: checks, routing, returns, transactions
 //! - `channel`        what queues share with a channel: unacked, credit, outbound
+//! - `reclaim`        freed memory back to the OS while the memory alarm is on
 //! - `sink`           a socket's writing half: writer task, direct writes on plain TCP
 //! - `queue`          ready messages, consumers, dispatch, TTL, length limits
 //! - `queue_args`     the `x-` queue arguments, validated, and redeclare equivalence
@@ -61,6 +62,7 @@ mod publish;
 mod queue;
 mod queue_args;
 mod ready;
+pub mod reclaim;
 mod recover;
 mod registry;
 mod server;

@@ -62,7 +62,9 @@ impl Session {
                 let body = BytesMut::with_capacity(size.min(1 << 20) as usize);
                 chan.content = Content::Body {
                     publish,
-                    header: payload,
+                    // Copied: a slice would pin the whole read buffer (up to 64 KiB) for
+                    // as long as the message stays queued.
+                    header: Bytes::copy_from_slice(&payload),
                     properties: Box::new(properties),
                     size,
                     body,

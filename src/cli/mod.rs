@@ -213,9 +213,16 @@ pub(crate) struct Ctx {
 
 /// Parse, run, and turn the outcome into an exit code (printed once, here).
 pub fn main() -> ExitCode {
+    main_with(|| {})
+}
+
+/// `main`, with the allocator's way to return freed memory to the OS (the broker asks
+/// for it while its memory alarm is on; see `broker::reclaim`).
+pub fn main_with(collect: fn()) -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(move || crate::broker::reclaim::on_park(collect))
         .build()
     {
         Ok(rt) => rt,
