@@ -173,7 +173,9 @@ impl ConnShared {
                 self.wake.notify_one();
                 return;
             };
-            if out.busy || out.buf.is_empty() || out.buf.len() > DIRECT_MAX {
+            // A carry left by an unfinished direct write must go out first: only the
+            // writer sends it, and everything queued after it waits its turn.
+            if out.busy || out.carry.is_some() || out.buf.is_empty() || out.buf.len() > DIRECT_MAX {
                 drop(out);
                 self.wake.notify_one();
                 return;
@@ -196,6 +198,7 @@ impl ConnShared {
             let mut out = self.lock_out();
             out.busy = false;
             if done < data.len() {
+                debug_assert!(out.carry.is_none(), "a second carry would drop bytes");
                 out.carry = Some(data.slice(done..));
             }
             out.carry.is_some() || !out.buf.is_empty() || out.shutdown
@@ -207,7 +210,7 @@ impl ConnShared {
 
     /// Encode frames in place at the end of the outbound buffer and wake the writer.
     pub(crate) fn send_with(&self, encode: impl FnOnce(&mut BytesMut)) {
-        let added = {
+        {
             let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
             if out.shutdown {
                 // The connection is going away; the frames have nowhere to go.
@@ -220,9 +223,11 @@ impl ConnShared {
             }
             let before = out.buf.len();
             encode(&mut out.buf);
-            out.buf.len() - before
+            // Counted under the lock: a writer on another thread may take and write
+            // these bytes (and subtract them) as soon as it is released.
+            self.pending
+                .fetch_add(out.buf.len() - before, Ordering::Relaxed);
         };
-        self.pending.fetch_add(added, Ordering::Relaxed);
         self.wake_or_defer();
     }
 

@@ -23,6 +23,16 @@ impl Session {
                 }
                 if !d.passive {
                     self.permit(Access::Configure, Resource::Exchange, name)?;
+                    // Unroutable messages go from this exchange to the alternate one.
+                    if let Some(ae) = d
+                        .arguments
+                        .inner()
+                        .get("alternate-exchange")
+                        .and_then(as_string)
+                    {
+                        self.permit(Access::Read, Resource::Exchange, name)?;
+                        self.permit(Access::Write, Resource::Exchange, &ae)?;
+                    }
                 }
                 let vhost = &self.vhost.name;
                 if d.passive {

@@ -231,6 +231,16 @@ impl Session {
             requested
         };
         self.permit(Access::Configure, Resource::Queue, &name)?;
+        // Dead-lettering reads from this queue and writes to the DLX (RabbitMQ checks both).
+        if let Some(dlx) = d
+            .arguments
+            .inner()
+            .get("x-dead-letter-exchange")
+            .and_then(as_string)
+        {
+            self.permit(Access::Read, Resource::Queue, &name)?;
+            self.permit(Access::Write, Resource::Exchange, &dlx)?;
+        }
         let args = QueueArgs::parse(&d.arguments, &name, &vhost)?;
         // The current tutorials declare quorum queues; they are durable by definition.
         let durable = d.durable || queue_type(&d.arguments)?.as_deref() == Some("quorum");

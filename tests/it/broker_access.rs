@@ -215,6 +215,21 @@ async fn permissions_from_a_definitions_file_are_enforced_like_rabbitmq() {
     assert_eq!(code, 403);
     assert!(text.contains("access to queue 'amq.gen-"), "{text}");
 
+    // Dead-lettering writes to the DLX: bob may not point his queue at amq.direct.
+    let ch = channel(&conn).await;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        lapin::types::AMQPValue::LongString("amq.direct".into()),
+    );
+    let err = bounded(
+        "declare with a DLX",
+        ch.queue_declare("bob-dlq".into(), QueueDeclareOptions::default(), args),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(code_and_text(&err), refused("exchange", "amq.direct"));
+
     // Each refusal closed only its channel: the connection still works.
     let ch = channel(&conn).await;
     declare(&ch, "bob-new").await.unwrap();
@@ -254,6 +269,67 @@ async fn administrators_manage_users_vhosts_and_permissions_over_http() {
         !user.to_string().contains("\"pw\""),
         "no plain password: {user}"
     );
+
+    // A management user works only where it has permissions, with those permissions.
+    let limited = json!({"configure": "^carol-", "write": "^carol-", "read": "^carol-"});
+    let (status, _) = api(&broker, "PUT", "/api/vhosts/other", None, ADMIN).await;
+    assert_eq!(status, 201);
+    let (status, _) = api(
+        &broker,
+        "PUT",
+        "/api/permissions/%2F/carol",
+        Some(limited),
+        ADMIN,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let carol_auth = ("carol", "pw");
+    let (status, body) = api(&broker, "GET", "/api/queues/other", None, carol_auth).await;
+    assert_eq!(
+        (status, body),
+        (
+            401,
+            json!({"error": "not_authorised", "reason": "User not authorised to access virtual host"})
+        )
+    );
+    let (status, body) = api(
+        &broker,
+        "PUT",
+        "/api/queues/%2F/not-hers",
+        Some(json!({})),
+        carol_auth,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            401,
+            json!({"error": "not_authorised", "reason": "Access refused."})
+        )
+    );
+    let (status, _) = api(
+        &broker,
+        "PUT",
+        "/api/queues/%2F/carol-q",
+        Some(json!({})),
+        carol_auth,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, vhosts) = api(&broker, "GET", "/api/vhosts", None, carol_auth).await;
+    assert_eq!(
+        vhosts.as_array().map(Vec::len),
+        Some(1),
+        "only '/': {vhosts}"
+    );
+    let admin_conn = connect(&url(&broker, "admin", "adm1n", "/")).await.unwrap();
+    let (_, conns) = api(&broker, "GET", "/api/connections", None, carol_auth).await;
+    assert_eq!(conns, json!([]), "another user's connection stays hidden");
+    let (_, conns) = api(&broker, "GET", "/api/connections", None, ADMIN).await;
+    assert_eq!(conns.as_array().map(Vec::len), Some(1));
+    drop(admin_conn);
+    let (status, _) = api(&broker, "DELETE", "/api/permissions/%2F/carol", None, ADMIN).await;
+    assert_eq!(status, 204);
 
     // A management user is not an administrator.
     let (status, body) = api(&broker, "GET", "/api/users", None, ("carol", "pw")).await;

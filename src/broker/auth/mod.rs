@@ -114,6 +114,32 @@ struct Inner {
     permissions: BTreeMap<(String, String), Arc<Permission>>,
 }
 
+struct WriteGuard<'a> {
+    guard: std::sync::RwLockWriteGuard<'a, Inner>,
+    generation: &'a AtomicU64,
+}
+
+impl std::ops::Deref for WriteGuard<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // Still under the write lock: no reader can pair the new generation with the
+        // old state.
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
 /// Every user and permission of the broker.
 #[derive(Debug, Default)]
 pub(crate) struct AuthDb {
@@ -127,9 +153,13 @@ impl AuthDb {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.generation.fetch_add(1, Ordering::Release);
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    /// Write access; the generation moves when the guard is dropped, after the change,
+    /// so a connection that re-reads on the new generation sees the new state.
+    fn write(&self) -> WriteGuard<'_> {
+        WriteGuard {
+            guard: self.inner.write().unwrap_or_else(|e| e.into_inner()),
+            generation: &self.generation,
+        }
     }
 
     pub(crate) fn generation(&self) -> u64 {

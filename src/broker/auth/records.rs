@@ -99,8 +99,15 @@ pub(crate) fn export(db: &AuthDb, vhosts: &[String]) -> Value {
 /// Write `access.json` atomically (temporary file, fsync, rename): a crash leaves the
 /// old or the new file, never half of one.
 pub(crate) fn save(dir: &Path, doc: &Value) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = dir.join(format!("{ACCESS_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
+    // Password hashes: readable by the broker's user only.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(
         serde_json::to_string_pretty(doc)
             .unwrap_or_default()

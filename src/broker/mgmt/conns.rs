@@ -77,8 +77,6 @@ pub(super) async fn connections(
 ) -> Result<Json<Value>, ApiError> {
     let node = api.node();
     let items = api
-        .broker
-        .registry
         .connections()
         .iter()
         .map(|c| connection_json(c, &node))
@@ -87,9 +85,7 @@ pub(super) async fn connections(
 }
 
 fn by_name(api: &Api, name: &str) -> Result<Arc<ConnEntry>, ApiError> {
-    api.broker
-        .registry
-        .connections()
+    api.connections()
         .into_iter()
         .find(|c| c.name == name)
         .ok_or_else(ApiError::not_found)
@@ -136,7 +132,7 @@ pub(super) async fn channels(
     State(api): State<Api>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = channel_items(&api, &api.broker.registry.connections());
+    let items = channel_items(&api, &api.connections());
     Ok(Json(listing::respond(items, &q)?))
 }
 

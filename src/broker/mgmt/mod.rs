@@ -19,6 +19,7 @@
 //! - `https`     the API over TLS: handshakes off the accept path
 
 mod access;
+mod authz;
 mod bindings;
 mod conns;
 mod definitions;
@@ -87,6 +88,11 @@ struct Caller {
 impl Caller {
     fn is(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t == tag)
+    }
+
+    /// Administrators and `monitoring` users list every vhost and connection.
+    fn sees_all(&self) -> bool {
+        self.is("administrator") || self.is("monitoring")
     }
 
     /// Users, permissions, vhosts and definitions are the administrator's (RabbitMQ).
@@ -214,6 +220,10 @@ fn router(api: Api) -> Router {
         .route("/api/channels", get(conns::channels))
         .route("/api/consumers", get(conns::consumers_all))
         .route("/api/consumers/{vhost}", get(conns::consumers_vhost))
+        .route_layer(middleware::from_fn_with_state(
+            api.clone(),
+            authz::authorize,
+        ))
         .route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
     let admin = Router::new()
         .route("/api/users", get(access::users))
@@ -318,7 +328,7 @@ impl Api {
         self.broker.vhost(name).ok_or_else(ApiError::not_found)
     }
 
-    /// Every vhost, by name.
+    /// Every vhost the caller may see, by name.
     fn vhosts(&self) -> Vec<Arc<VHost>> {
         let mut v: Vec<_> = self
             .broker
@@ -326,6 +336,7 @@ impl Api {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
+            .filter(|v| authz::sees_vhost(self, &v.name))
             .cloned()
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -338,6 +349,13 @@ impl Api {
             Some(v) => Ok(vec![self.vhost(v)?]),
             None => Ok(self.vhosts()),
         }
+    }
+
+    /// The open connections the caller may see (its own, unless it sees all).
+    fn connections(&self) -> Vec<Arc<crate::broker::registry::ConnEntry>> {
+        let mut all = self.broker.registry.connections();
+        all.retain(|c| authz::sees_user(&c.user));
+        all
     }
 
     /// RabbitMQ's node name: we have one node.
