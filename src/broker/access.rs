@@ -86,6 +86,15 @@ impl BrokerState {
             .iter()
             .map(parse_permission)
             .collect::<Result<Vec<_>, _>>()?;
+        // Of the runtime parameters only vhost limits mean something here.
+        let limits: Vec<(String, Value)> = list("parameters")?
+            .into_iter()
+            .filter(|p| p.get("component").and_then(Value::as_str) == Some("vhost-limits"))
+            .map(|p| {
+                let vhost = records::str_field(&p, "vhost")?.to_string();
+                Ok((vhost, p.get("value").cloned().unwrap_or(Value::Null)))
+            })
+            .collect::<Result<_, String>>()?;
         for u in users {
             self.auth.put_user(u);
         }
@@ -100,6 +109,14 @@ impl BrokerState {
                 return Err(format!("permission in vhost '{vhost}': no user '{user}'"));
             }
             self.auth.set_permission(&vhost, &user, p);
+        }
+        for (vhost, value) in limits {
+            let v = self
+                .vhost(&vhost)
+                .ok_or_else(|| format!("vhost limits: no vhost '{vhost}'"))?;
+            v.limits
+                .replace_from_json(&value)
+                .map_err(|e| format!("vhost '{vhost}': {e}"))?;
         }
         Ok(())
     }
@@ -172,12 +189,23 @@ impl BrokerState {
         names
     }
 
+    /// Every vhost name with its limits, sorted by name.
+    pub(crate) fn vhost_limits(&self) -> Vec<(String, Option<Value>)> {
+        self.vhost_names()
+            .into_iter()
+            .map(|name| {
+                let limits = self.vhost(&name).and_then(|v| v.limits.to_json());
+                (name, limits)
+            })
+            .collect()
+    }
+
     /// Persist users, vhosts and permissions (no-op in memory).
     pub(crate) fn save_access(&self) -> io::Result<()> {
         let Some(dir) = &self.config.data_dir else {
             return Ok(());
         };
-        let doc = records::export(&self.auth, &self.vhost_names());
+        let doc = records::export(&self.auth, &self.vhost_limits());
         records::save(dir, &doc).inspect_err(|e| {
             log::error(format_args!(
                 "cannot save {}: {e}",

@@ -313,10 +313,19 @@ pub(crate) async fn negotiate(
         refuse(stream, &mut buf, &err, frame_max).await;
         return Err(drop(err.text));
     };
-    if broker.auth.permission(&vhost_name, &user).is_none() {
+    let over_limit = vhost.limits.max_connections().filter(|&max| {
+        let open = broker.registry.connections();
+        open.iter().filter(|c| c.vhost == vhost_name).count() as u64 >= max
+    });
+    if broker.auth.permission(&vhost_name, &user).is_none() || over_limit.is_some() {
         let err = AmqpError::new(
             code::NOT_ALLOWED,
-            format_args!("access to vhost '{vhost_name}' refused for user '{user}'"),
+            match over_limit {
+                Some(max) => format!(
+                    "access to vhost '{vhost_name}' refused for user '{user}': connection limit ({max}) is reached"
+                ),
+                None => format!("access to vhost '{vhost_name}' refused for user '{user}'"),
+            },
         )
         .on_method(10, 40);
         refuse(stream, &mut buf, &err, frame_max).await;

@@ -250,6 +250,7 @@ impl Session {
             match queues.get(&name) {
                 Some(q) => q.clone(),
                 None => {
+                    self.vhost.queue_limit(&name, queues.len())?;
                     // Durable queues get a message log; exclusive ones die with their
                     // connection, so RabbitMQ never brings them back.
                     let log = match &self.vhost.store {

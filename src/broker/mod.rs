@@ -24,6 +24,7 @@
 //! - `deadletter`     dead-lettered copies with `x-death`, cycle detection
 //! - `exchange`       direct / fanout / topic / headers routing, exchange bindings
 //! - `vhost`          registry of exchanges and queues, routing across exchanges
+//! - `vhost_limits`   per-vhost max-connections and max-queues
 //! - `state`          broker-wide state: vhosts, users, direct reply-to
 //! - `auth`           users, password hashes, per-vhost permissions
 //! - `access`         seeding and persisting users, vhosts, permissions; vhost lifecycle
@@ -75,6 +76,7 @@ mod store;
 mod sysinfo;
 mod tls;
 mod vhost;
+mod vhost_limits;
 
 pub use alarm::AlarmControl;
 pub use config::{BrokerConfig, MemoryWatermark, TlsConfig};

@@ -9,6 +9,7 @@ use super::queue::expiry::Expiry;
 use super::queue::{Consumer, Queue};
 use super::store::Store;
 use super::store::definitions::{Def, encode_args};
+use super::vhost_limits::VhostLimits;
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -25,6 +26,8 @@ pub(crate) struct VHost {
     pub(crate) counters: VhostCounters,
     /// `x-expires` deadlines of its queues, on one timer.
     pub(crate) expiry: Arc<Expiry>,
+    /// `max-connections` and `max-queues`.
+    pub(crate) limits: VhostLimits,
 }
 
 /// The exchanges every RabbitMQ vhost starts with.
@@ -63,6 +66,18 @@ impl VHost {
             store,
             counters: VhostCounters::default(),
             expiry: Arc::default(),
+            limits: VhostLimits::default(),
+        }
+    }
+
+    /// RabbitMQ's refusal when `max-queues` is reached (`count` queues exist now).
+    pub(crate) fn queue_limit(&self, name: &str, count: usize) -> AmqpResult<()> {
+        match self.limits.max_queues() {
+            Some(max) if count as u64 >= max => Err(AmqpError::precondition(format_args!(
+                "cannot declare queue '{name}': queue limit in vhost '{}' ({max}) is reached",
+                self.name
+            ))),
+            _ => Ok(()),
         }
     }
 

@@ -579,3 +579,80 @@ async fn guest_only_logs_in_from_loopback() {
         .await
         .expect("other users may connect from anywhere");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vhost_limits_refuse_queues_and_connections_like_rabbitmq() {
+    let broker = Broker::start();
+    let guest = ("guest", "guest");
+    assert_eq!(
+        api(&broker, "PUT", "/api/vhosts/lim", None, guest).await.0,
+        201
+    );
+    for (name, value) in [("max-queues", 1), ("max-connections", 1)] {
+        let path = format!("/api/vhost-limits/lim/{name}");
+        let (status, _) = api(
+            &broker,
+            "PUT",
+            &path,
+            Some(json!({ "value": value })),
+            guest,
+        )
+        .await;
+        assert_eq!(status, 204);
+    }
+    let (status, _) = api(
+        &broker,
+        "PUT",
+        "/api/vhost-limits/lim/max-channels",
+        Some(json!({"value": 1})),
+        guest,
+    )
+    .await;
+    assert_eq!(status, 400, "an unknown limit is refused");
+    let (_, limits) = api(&broker, "GET", "/api/vhost-limits", None, guest).await;
+    assert_eq!(
+        limits,
+        json!([{"vhost": "lim", "value": {"max-connections": 1, "max-queues": 1}}])
+    );
+
+    let lim = url(&broker, "guest", "guest", "lim");
+    let conn = connect(&lim).await.unwrap();
+    let err = connect(&lim).await.unwrap_err();
+    assert_eq!(
+        code_and_text(&err),
+        (
+            530,
+            "NOT_ALLOWED - access to vhost 'lim' refused for user 'guest': connection limit (1) is reached"
+                .into()
+        )
+    );
+    let ch = channel(&conn).await;
+    declare(&ch, "lq1").await.unwrap();
+    let err = declare(&ch, "lq2").await.unwrap_err();
+    assert_eq!(
+        code_and_text(&err),
+        (
+            406,
+            "PRECONDITION_FAILED - cannot declare queue 'lq2': queue limit in vhost 'lim' (1) is reached"
+                .into()
+        )
+    );
+    // The export carries them as RabbitMQ's vhost-limits parameter.
+    let (_, defs) = api(&broker, "GET", "/api/definitions", None, guest).await;
+    assert_eq!(
+        defs["parameters"],
+        json!([{"vhost": "lim", "component": "vhost-limits", "name": "limits",
+                "value": {"max-connections": 1, "max-queues": 1}}])
+    );
+    let (status, _) = api(
+        &broker,
+        "DELETE",
+        "/api/vhost-limits/lim/max-queues",
+        None,
+        guest,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let ch = channel(&conn).await;
+    declare(&ch, "lq2").await.unwrap();
+}

@@ -83,15 +83,24 @@ pub(crate) fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> 
         .ok_or_else(|| format!("missing or non-string field '{key}' in {v}"))
 }
 
-/// Users, vhosts and permissions as one definitions document.
-pub(crate) fn export(db: &AuthDb, vhosts: &[String]) -> Value {
+/// Users, vhosts (with their limits as RabbitMQ's `vhost-limits` parameters) and
+/// permissions as one definitions document.
+pub(crate) fn export(db: &AuthDb, vhosts: &[(String, Option<Value>)]) -> Value {
     json!({
         "users": db.users().iter().map(user_json).collect::<Vec<_>>(),
-        "vhosts": vhosts.iter().map(|v| json!({ "name": v })).collect::<Vec<_>>(),
+        "vhosts": vhosts.iter().map(|(v, _)| json!({ "name": v })).collect::<Vec<_>>(),
         "permissions": db
             .permissions()
             .iter()
             .map(|(v, u, p)| permission_json(v, u, p))
+            .collect::<Vec<_>>(),
+        "parameters": vhosts
+            .iter()
+            .filter_map(|(v, limits)| {
+                limits.as_ref().map(|l| {
+                    json!({"vhost": v, "component": "vhost-limits", "name": "limits", "value": l})
+                })
+            })
             .collect::<Vec<_>>(),
     })
 }

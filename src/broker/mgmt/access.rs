@@ -206,3 +206,49 @@ pub(super) async fn delete_vhost(
     }
     saved(&api, StatusCode::NO_CONTENT)
 }
+
+fn limits_items(api: &Api, only: Option<&str>) -> Vec<Value> {
+    api.broker
+        .vhost_limits()
+        .into_iter()
+        .filter(|(v, _)| only.is_none_or(|o| o == v))
+        .filter_map(|(v, l)| l.map(|l| json!({ "vhost": v, "value": l })))
+        .collect()
+}
+
+pub(super) async fn vhost_limits(State(api): State<Api>) -> Json<Value> {
+    Json(Value::Array(limits_items(&api, None)))
+}
+
+pub(super) async fn vhost_limits_of(
+    State(api): State<Api>,
+    Path(vhost): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    api.vhost(&vhost)?;
+    Ok(Json(Value::Array(limits_items(&api, Some(&vhost)))))
+}
+
+/// `PUT /api/vhost-limits/{vhost}/{name}` with `{"value": N}`: 204, as RabbitMQ.
+pub(super) async fn put_vhost_limit(
+    State(api): State<Api>,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let v = api.vhost(&vhost)?;
+    let body = body_json(&body)?;
+    let value = body
+        .get("value")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::bad_request("value must be an integer"))?;
+    v.limits.set(&name, value).map_err(ApiError::bad_request)?;
+    saved(&api, StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn delete_vhost_limit(
+    State(api): State<Api>,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let v = api.vhost(&vhost)?;
+    v.limits.clear(&name).map_err(ApiError::bad_request)?;
+    saved(&api, StatusCode::NO_CONTENT)
+}

@@ -1,7 +1,7 @@
 //! `/api/definitions`: export and import in RabbitMQ's definitions format, and the
 //! same import for `rmq serve --definitions FILE` at start-up. A RabbitMQ export seeds
-//! an `rmq serve` (and the other way round); policies, parameters and topic
-//! permissions are accepted and ignored.
+//! an `rmq serve` (and the other way round); of the runtime parameters only vhost limits
+//! are applied, policies and topic permissions are accepted and ignored.
 
 use super::Api;
 use super::bindings::{self, create_binding};
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 pub(super) async fn export(State(api): State<Api>) -> Json<Value> {
     let b = &api.broker;
-    let mut doc = records::export(&b.auth, &b.vhost_names());
+    let mut doc = records::export(&b.auth, &b.vhost_limits());
     let (mut queues, mut exchanges, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
     for v in api.vhosts() {
         let mut qs: Vec<_> = v
@@ -62,12 +62,7 @@ pub(super) async fn export(State(api): State<Api>) -> Json<Value> {
         m.insert("rabbitmq_version".into(), version);
         m.insert("product_name".into(), json!("rmq"));
         m.insert("product_version".into(), json!(env!("CARGO_PKG_VERSION")));
-        for empty in [
-            "topic_permissions",
-            "parameters",
-            "global_parameters",
-            "policies",
-        ] {
+        for empty in ["topic_permissions", "global_parameters", "policies"] {
             m.insert(empty.into(), json!([]));
         }
         m.insert("queues".into(), Value::Array(queues));

@@ -8,7 +8,7 @@
 //! - `json`      field tables and message properties to and from JSON
 //! - `stats`     the rate sampler and `message_stats` objects
 //! - `overview`  /api/overview, /api/vhosts
-//! - `access`    /api/users, /api/permissions, /api/whoami, creating and deleting vhosts
+//! - `access`    /api/users, /api/permissions, /api/vhost-limits, /api/whoami, vhost create/delete
 //! - `definitions` /api/definitions export and import (and `--definitions` at start)
 //! - `nodes`     /api/nodes: memory, disk and their alarms
 //! - `queues`    /api/queues: list, declare, delete, purge, get
@@ -247,6 +247,12 @@ fn router(api: Api) -> Router {
         .route(
             "/api/vhosts/{vhost}/permissions",
             get(access::vhost_permissions),
+        )
+        .route("/api/vhost-limits", get(access::vhost_limits))
+        .route("/api/vhost-limits/{vhost}", get(access::vhost_limits_of))
+        .route(
+            "/api/vhost-limits/{vhost}/{name}",
+            axum::routing::put(access::put_vhost_limit).delete(access::delete_vhost_limit),
         )
         .route(
             "/api/definitions",

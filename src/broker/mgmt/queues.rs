@@ -189,6 +189,7 @@ pub(super) fn declare_queue(
         q.touch();
         return Ok(StatusCode::NO_CONTENT);
     }
+    v.queue_limit(&name, queues.len())?;
     let log = match &v.store {
         Some(store) if durable => {
             let (id, log) = store.new_queue_log().map_err(|e| {
