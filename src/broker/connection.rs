@@ -4,12 +4,12 @@
 //! a dead peer (two missed heartbeats) or broker shutdown; then everything the
 //! connection held is released (unacked messages requeued, exclusive queues deleted).
 
-use super::channel::{self, ConnShared, Outbound};
 use super::codec::{self, FRAME_METHOD};
 use super::error::{AmqpError, code};
 use super::flow::Throttle;
 use super::handshake::{self, HANDSHAKE_TIMEOUT};
 use super::log;
+use super::outbound::{self, ConnShared, Outbound};
 use super::registry::NewConn;
 use super::session::{End, Session};
 use super::sink::{Sink, TcpSink};
@@ -162,7 +162,7 @@ pub(crate) async fn serve<S: Transport>(
                 Err(e) => break End::PeerGone(format!("read error: {e}")),
                 Ok(n) => {
                     last_read = Instant::now();
-                    if let Err(end) = channel::deferring(|| session.process(&mut buf)) {
+                    if let Err(end) = outbound::deferring(|| session.process(&mut buf)) {
                         break end;
                     }
                     let published = std::mem::take(&mut session.published);

@@ -6,7 +6,7 @@
 //! that only consumes is never blocked, so consumers keep draining the queues.
 
 use super::alarm::AlarmSet;
-use super::channel::ConnShared;
+use super::outbound::ConnShared;
 use amq_protocol::protocol::{AMQPClass, connection};
 use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::sync::watch;

@@ -7,10 +7,10 @@
 //! `RMQ_FUZZ_FRAMES` sets the number of frames (default 300k, a few seconds); the test
 //! prints how many it ran.
 
-use super::channel::{ConnShared, Outbound};
 use super::codec;
 use super::config::BrokerConfig;
 use super::handshake::Negotiated;
+use super::outbound::{ConnShared, Outbound};
 use super::session::Session;
 use super::state::BrokerState;
 use amq_protocol::protocol::{

@@ -15,7 +15,8 @@
 //! - `methods_queue`  queue.* handlers
 //! - `methods_basic`  basic.*, confirm.*, tx.* handlers
 //! - `publish`        a complete message: checks, routing, returns, transactions
-//! - `channel`        what queues share with a channel: unacked, credit, outbound
+//! - `channel`        what queues share with a channel: unacked, credit
+//! - `outbound`       a connection's outbound frames: writer hand-off, direct writes
 //! - `reclaim`        freed memory back to the OS while the memory alarm is on
 //! - `sink`           a socket's writing half: writer task, direct writes on plain TCP
 //! - `queue`          ready messages, consumers, dispatch, TTL, length limits
@@ -59,6 +60,7 @@ mod methods_basic;
 mod methods_exchange;
 mod methods_queue;
 mod mgmt;
+mod outbound;
 mod publish;
 mod queue;
 mod queue_args;

@@ -2,7 +2,8 @@
 //! close one from outside (`DELETE /api/connections/{name}`). Touched on connection and
 //! channel open/close only, never per message.
 
-use super::channel::{ChannelShared, ConnShared};
+use super::channel::ChannelShared;
+use super::outbound::ConnShared;
 use amq_protocol::types::FieldTable;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 
 use super::auth::Access;
 use super::auth::grant::{Grant, Resource};
-use super::channel::{ChannelShared, ConnShared, Settle, Unacked};
+use super::channel::{ChannelShared, Settle, Unacked};
 use super::codec::{
     self, DecodeError, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, RawFrame,
 };
@@ -11,6 +11,7 @@ use super::error::{AmqpError, AmqpResult, code};
 use super::handshake::Negotiated;
 use super::log;
 use super::message::MessageRef;
+use super::outbound::ConnShared;
 use super::queue::Queue;
 use super::state::BrokerState;
 use super::vhost::VHost;

@@ -2,7 +2,7 @@
 //! shares its half with `ConnShared`, so other tasks can write small batches directly
 //! when the writer is idle; TLS sessions cannot be written from two places.
 
-use super::channel::DirectWrite;
+use super::outbound::DirectWrite;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;

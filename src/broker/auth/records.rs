@@ -46,18 +46,26 @@ pub(crate) fn parse_tags(v: Option<&Value>) -> Result<Vec<String>, String> {
     Ok(tags.into_iter().filter(|t| !t.is_empty()).collect())
 }
 
+/// The credential of a user object: `password` (hashed here), or `password_hash` (+
+/// `hashing_algorithm`; empty for none); `None` when the object has neither.
+pub(crate) fn parse_hash(v: &Value) -> Result<Option<PasswordHash>, String> {
+    match (v.get("password"), v.get("password_hash")) {
+        (Some(Value::String(p)), _) => Ok(Some(PasswordHash::new(p))),
+        (_, Some(Value::String(h))) if h.is_empty() => Ok(Some(PasswordHash::none())),
+        (_, Some(Value::String(h))) => {
+            PasswordHash::parse(h, v.get("hashing_algorithm").and_then(Value::as_str)).map(Some)
+        }
+        (None | Some(Value::Null), None | Some(Value::Null)) => Ok(None),
+        _ => Err("password and password_hash must be strings".into()),
+    }
+}
+
 /// A user object: `name`, `password_hash` (+ `hashing_algorithm`) or `password`, `tags`.
 pub(crate) fn parse_user(v: &Value) -> Result<User, String> {
     let name = str_field(v, "name")?;
-    let hash = match (v.get("password"), v.get("password_hash")) {
-        (Some(Value::String(p)), _) => PasswordHash::new(p),
-        (_, Some(Value::String(h))) if h.is_empty() => PasswordHash::none(),
-        (_, Some(Value::String(h))) => {
-            PasswordHash::parse(h, v.get("hashing_algorithm").and_then(Value::as_str))
-                .map_err(|e| format!("user '{name}': {e}"))?
-        }
-        _ => PasswordHash::none(),
-    };
+    let hash = parse_hash(v)
+        .map_err(|e| format!("user '{name}': {e}"))?
+        .unwrap_or_else(PasswordHash::none);
     Ok(User {
         name: name.to_string(),
         hash,

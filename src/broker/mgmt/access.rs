@@ -64,18 +64,13 @@ pub(super) async fn put_user(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let body = body_json(&body)?;
-    let existing = api.broker.auth.user(&name);
-    let hash = match (body.get("password"), body.get("password_hash")) {
-        (Some(Value::String(p)), _) => PasswordHash::new(p),
-        (_, Some(Value::String(h))) if h.is_empty() => PasswordHash::none(),
-        (_, Some(Value::String(h))) => {
-            PasswordHash::parse(h, body.get("hashing_algorithm").and_then(Value::as_str))
-                .map_err(ApiError::bad_request)?
-        }
-        (Some(_), _) | (_, Some(_)) => {
-            return Err(ApiError::bad_request("password must be a string"));
-        }
-        (None, None) => existing.map_or_else(PasswordHash::none, |u| u.hash),
+    let hash = match records::parse_hash(&body).map_err(ApiError::bad_request)? {
+        Some(hash) => hash,
+        None => api
+            .broker
+            .auth
+            .user(&name)
+            .map_or_else(PasswordHash::none, |u| u.hash),
     };
     let tags = parse_tags(body.get("tags")).map_err(ApiError::bad_request)?;
     let created = api.broker.auth.put_user(User { name, hash, tags });
