@@ -162,11 +162,12 @@ pub(crate) async fn serve<S: Transport>(
                 Err(e) => break End::PeerGone(format!("read error: {e}")),
                 Ok(n) => {
                     last_read = Instant::now();
+                    let alarms = throttle.alarms_now();
                     if let Err(end) = outbound::deferring(|| session.process(&mut buf)) {
                         break end;
                     }
                     let published = std::mem::take(&mut session.published);
-                    throttle.after_batch(published, &conn, &registered.flow);
+                    throttle.after_batch(alarms, published, &conn, &registered.flow);
                     read_chunk = next_read_chunk(read_chunk, n, spare);
                     if buf.is_empty() {
                         // Nothing half-read: let go of the buffer (queued bodies keep

@@ -69,9 +69,22 @@ impl Throttle {
         !self.blocked
     }
 
-    /// After a batch of frames: a publish while an alarm is on blocks the connection.
-    pub(crate) fn after_batch(&mut self, published: bool, conn: &ConnShared, cell: &FlowCell) {
-        let set = *self.alarms.borrow();
+    /// The alarms as a batch starts. An alarm reaches a connection between batches (in
+    /// RabbitMQ, when the reader process gets the alarm message): a publish in a batch
+    /// that started before it does not block — its confirm may already be on the wire.
+    pub(crate) fn alarms_now(&self) -> AlarmSet {
+        *self.alarms.borrow()
+    }
+
+    /// After a batch of frames: a publish while an alarm was on (`set`, from
+    /// `alarms_now` before the batch) blocks the connection.
+    pub(crate) fn after_batch(
+        &mut self,
+        set: AlarmSet,
+        published: bool,
+        conn: &ConnShared,
+        cell: &FlowCell,
+    ) {
         if !published || !set.any() || self.blocked {
             return;
         }
