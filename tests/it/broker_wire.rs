@@ -55,12 +55,17 @@ pub(crate) fn ids(payload: &[u8]) -> (u16, u16) {
     )
 }
 
-/// Read until a method frame arrives; heartbeats are skipped.
+/// Read until a method frame arrives; heartbeats are skipped, but only for WAIT in all
+/// (a broker that sends nothing else must not keep the test waiting forever).
 pub(crate) fn read_method(s: &mut TcpStream) -> Option<(u16, Vec<u8>)> {
+    let deadline = std::time::Instant::now() + WAIT;
     loop {
         let (kind, ch, payload) = read_frame(s)?;
         if kind == 1 {
             return Some((ch, payload));
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
         }
     }
 }
