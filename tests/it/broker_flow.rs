@@ -56,11 +56,15 @@ async fn the_connection_limit_refuses_with_530_and_frees_on_close() {
         }
         other => panic!("expected a 530 close, got {other:?}"),
     }
-    // The open ones are unaffected.
+    // The open ones are unaffected. The channels are kept: lapin closes a dropped
+    // channel in the background, which races with the connection.close below.
+    let mut channels = Vec::new();
     for c in &open {
-        bounded("channel", c.create_channel())
-            .await
-            .expect("existing connection still works");
+        channels.push(
+            bounded("channel", c.create_channel())
+                .await
+                .expect("existing connection still works"),
+        );
     }
     let first = open.remove(0);
     bounded("close", first.close(200, "bye".into()))
