@@ -151,13 +151,7 @@ impl BrokerState {
                 conn.force_close(format!("vhost '{name}' is down"));
             }
         }
-        let queues: Vec<_> = vhost
-            .queues
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let queues: Vec<_> = vhost.queue_list();
         for q in queues {
             vhost.delete_queue(&q);
         }
@@ -176,28 +170,17 @@ impl BrokerState {
         true
     }
 
-    /// Every vhost name, sorted.
-    pub(crate) fn vhost_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
+    /// Every vhost name with its limits, sorted by name.
+    pub(crate) fn vhost_limits(&self) -> Vec<(String, Option<Value>)> {
+        let mut all: Vec<_> = self
             .vhosts
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
+            .iter()
+            .map(|(name, v)| (name.clone(), v.limits.to_json()))
             .collect();
-        names.sort();
-        names
-    }
-
-    /// Every vhost name with its limits, sorted by name.
-    pub(crate) fn vhost_limits(&self) -> Vec<(String, Option<Value>)> {
-        self.vhost_names()
-            .into_iter()
-            .map(|name| {
-                let limits = self.vhost(&name).and_then(|v| v.limits.to_json());
-                (name, limits)
-            })
-            .collect()
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// Persist users, vhosts and permissions (no-op in memory).

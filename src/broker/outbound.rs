@@ -209,7 +209,7 @@ impl ConnShared {
     /// Encode frames in place at the end of the outbound buffer and wake the writer.
     pub(crate) fn send_with(&self, encode: impl FnOnce(&mut BytesMut)) {
         {
-            let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            let mut out = self.lock_out();
             if out.shutdown {
                 // The connection is going away; the frames have nowhere to go.
                 return;

@@ -192,6 +192,16 @@ impl VHost {
             .ok_or_else(|| AmqpError::not_found("exchange", name, &self.name))
     }
 
+    /// Every queue, taken out of the registry's lock (unordered).
+    pub(crate) fn queue_list(&self) -> Vec<Arc<Queue>> {
+        self.queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn queue_or_404(&self, name: &str) -> AmqpResult<Arc<Queue>> {
         self.queue(name)
             .ok_or_else(|| AmqpError::not_found("queue", name, &self.name))

@@ -148,13 +148,7 @@ pub(super) async fn channels_of(
 fn consumers(api: &Api, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
     for v in api.scope(vhost)? {
-        let mut queues: Vec<_> = v
-            .queues
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let mut queues: Vec<_> = v.queue_list();
         queues.sort_by(|a, b| a.name.cmp(&b.name));
         for q in queues {
             out.extend(queue_consumers(api, &q));

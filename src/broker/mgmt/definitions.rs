@@ -23,14 +23,8 @@ pub(super) async fn export(State(api): State<Api>) -> Json<Value> {
     let mut doc = records::export(&b.auth, &b.vhost_limits());
     let (mut queues, mut exchanges, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
     for v in api.vhosts() {
-        let mut qs: Vec<_> = v
-            .queues
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|q| q.exclusive_owner.is_none())
-            .cloned()
-            .collect();
+        let mut qs = v.queue_list();
+        qs.retain(|q| q.exclusive_owner.is_none());
         qs.sort_by(|a, b| a.name.cmp(&b.name));
         queues.extend(qs.iter().map(|q| {
             json!({

@@ -20,13 +20,7 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
 pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     let (mut ready, mut unacked, mut consumers, mut queues) = (0u64, 0u64, 0u64, 0u64);
     for v in api.vhosts() {
-        let qs: Vec<_> = v
-            .queues
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let qs: Vec<_> = v.queue_list();
         queues += qs.len() as u64;
         for q in qs {
             let s = q.snapshot();

@@ -18,13 +18,7 @@ pub(crate) const COMPATIBLE_VERSION: &str = "3.10.8";
 
 /// (ready, unacked, consumers, queues) summed over `v`'s queues.
 fn queue_sums(v: &VHost) -> (u64, u64, u64, u64) {
-    let queues: Vec<_> = v
-        .queues
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
-        .cloned()
-        .collect();
+    let queues: Vec<_> = v.queue_list();
     let mut s = (0, 0, 0, queues.len() as u64);
     for q in queues {
         let snap = q.snapshot();

@@ -84,13 +84,7 @@ fn list(api: &Api, vhosts: Vec<Arc<VHost>>, q: &HashMap<String, String>) -> Vec<
     let stats = listing::wants(q, "message_stats");
     let mut out = Vec::new();
     for v in vhosts {
-        let mut queues: Vec<_> = v
-            .queues
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let mut queues: Vec<_> = v.queue_list();
         queues.sort_by(|a, b| a.name.cmp(&b.name));
         out.extend(queues.iter().map(|q| queue_json(q, &node, stats)));
     }

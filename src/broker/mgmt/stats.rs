@@ -78,13 +78,7 @@ fn sample(broker: &BrokerState, secs: f64) {
         .collect();
     let mut all = [0u64; 11];
     for v in vhosts {
-        let queues: Vec<_> = v
-            .queues
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let queues: Vec<_> = v.queue_list();
         for q in queues {
             let own = &q.counters.own;
             own.sample(secs, &own.totals());
