@@ -205,6 +205,10 @@ impl Session {
                     "connection {} closed by client: {} {}",
                     self.conn.id, c.reply_code, c.reply_text
                 ));
+                // Release first: once close-ok is on the wire (written at the end of this
+                // batch), the client may act on the connection being gone — its exclusive
+                // queues must be gone and its unacked messages requeued by then.
+                self.teardown();
                 self.conn.send_method(
                     0,
                     AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
