@@ -2,7 +2,10 @@
 """Durability at depth: publish N persistent 1 KB messages with confirms into a durable
 queue of `rmq serve --data-dir`, report the publish rate, fdatasyncs per second and the
 broker's RSS; then restart it and report the recovery time (to the first accepted
-connection and until the queue reports all N) and RSS after recovery.
+connection and until the queue reports all N) and RSS after recovery. Last, stream
+persistent messages through a durable queue for `--pinned-seconds` while one message
+stays unacked, and report the most disk the data directory used (compaction keeps it
+near the queue's depth instead of everything written since that message).
 
     bench/deep_queue.py                  # N = 1,000,000
     bench/deep_queue.py --messages 200000 --rabbitmq   # also RabbitMQ (durable queue)
@@ -72,10 +75,63 @@ def publish(url, queue, n):
     return json.loads(out.stdout)
 
 
+def disk_mb(d):
+    total = 0
+    for r, _, fs in os.walk(d):
+        for f in fs:
+            try:
+                total += os.path.getsize(os.path.join(r, f))
+            except FileNotFoundError:
+                pass  # a segment deleted while walking
+    return total / 2**20
+
+
+def pinned(seconds):
+    import threading
+    import pika
+    d = tempfile.mkdtemp(prefix="rmq-pinned-")
+    try:
+        p, url, _, _ = start(d)
+        params = pika.URLParameters(url + "?heartbeat=0")
+        holder = pika.BlockingConnection(params)
+        ch = holder.channel()
+        ch.queue_declare("pinned", durable=True)
+        ch.basic_publish("", "pinned", b"held", pika.BasicProperties(delivery_mode=2))
+        ch.basic_qos(prefetch_count=1)
+        method, _, body = next(ch.consume("pinned", inactivity_timeout=30))
+        assert body == b"held", "the holder got the first message"
+        most, done = [0.0], threading.Event()
+
+        def sample():
+            while not done.wait(0.1):
+                most[0] = max(most[0], disk_mb(d))
+        t = threading.Thread(target=sample)
+        t.start()
+        out = subprocess.run([RMQ, "perf", "--url", url, "-x", "1", "-y", "1", "-s", "1024", "-c", "256",
+                              "-f", "persistent", "-u", "pinned", "-z", str(seconds), "-A", "100",
+                              "--qos", "500", "-o", "json", "-q"],
+                             capture_output=True, text=True, timeout=seconds + 120)
+        done.set()
+        t.join()
+        if out.returncode != 0:
+            raise SystemExit(out.stderr)
+        s = json.loads(out.stdout)
+        written = s["send_rate"] * s["seconds"] * 1024 / 2**20
+        print(f"rmq serve: {s['send_rate'] * s['seconds']:,.0f} persistent 1 KB messages ({written:,.0f} MB) "
+              f"through a queue with one message held unacked: {s['receive_rate']:,.0f} msg/s, "
+              f"data directory at most {most[0]:,.0f} MB, {disk_mb(d):,.0f} MB at the end")
+        holder.close()
+        p.terminate()
+        p.wait(timeout=30)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--rabbitmq", action="store_true", help="also publish into RabbitMQ at 127.0.0.1:5672")
+    ap.add_argument("--pinned-seconds", type=int, default=20, help="0 skips the held-message run")
     args = ap.parse_args()
     d = tempfile.mkdtemp(prefix="rmq-deep-")
     try:
@@ -106,6 +162,8 @@ def main():
               f"RSS {rss_mb(pid):,.0f} MB")
         subprocess.run([RMQ, "delete", "queue", q, "--url", "amqp://guest:guest@127.0.0.1:5672/%2F"],
                        capture_output=True, timeout=120)
+    if args.pinned_seconds:
+        pinned(args.pinned_seconds)
 
 
 if __name__ == "__main__":

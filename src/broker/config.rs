@@ -32,6 +32,9 @@ pub struct BrokerConfig {
     /// Message body bytes a durable queue keeps in memory; further persistent messages
     /// are paged out to its log and read back when they reach the head.
     pub queue_resident_bytes: u64,
+    /// Size past which a durable queue's log starts a new segment file; segments are
+    /// the unit of deletion and compaction.
+    pub log_segment_bytes: u64,
     /// How long a delivery may stay unacknowledged before its channel is closed with 406
     /// and the message requeued (RabbitMQ's `consumer_timeout`, 30 minutes); None: never.
     pub consumer_timeout: Option<std::time::Duration>,
@@ -147,6 +150,7 @@ impl Default for BrokerConfig {
             max_message_size: 128 * 1024 * 1024,
             data_dir: None,
             queue_resident_bytes: 16 * 1024 * 1024,
+            log_segment_bytes: 16 * 1024 * 1024,
             consumer_timeout: Some(std::time::Duration::from_secs(30 * 60)),
             tls: None,
             max_connections: None,

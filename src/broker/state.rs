@@ -9,6 +9,7 @@ use super::counters::Counters;
 use super::recover;
 use super::registry::Registry;
 use super::store::Store;
+use super::store::queue_log::LogLimits;
 use super::vhost::VHost;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -48,7 +49,13 @@ impl BrokerState {
         let mut vhosts = HashMap::new();
         let store = match &config.data_dir {
             Some(dir) => {
-                let (store, recovery) = Store::open(dir, config.queue_resident_bytes)?;
+                let (store, recovery) = Store::open(
+                    dir,
+                    LogLimits {
+                        resident_bytes: config.queue_resident_bytes,
+                        segment_bytes: config.log_segment_bytes,
+                    },
+                )?;
                 recover::restore(&mut vhosts, &store, recovery);
                 Some(store)
             }

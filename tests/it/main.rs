@@ -7,6 +7,7 @@ mod broker_access;
 mod broker_durability;
 mod broker_flow;
 mod broker_lapin;
+mod broker_log;
 mod broker_tls;
 mod broker_wire;
 mod cli_config;

@@ -19,7 +19,7 @@ impl Queue {
             return Some(m.clone());
         }
         let (segment, offset) = e.stored?;
-        let read = st.log.as_mut()?.read(segment, offset);
+        let read = st.log.as_mut()?.read(e.seq, segment, offset);
         match read.map(Message::from_stored) {
             Ok(Some(m)) => Some(Arc::new(m)),
             Ok(None) => {

@@ -6,15 +6,22 @@
 //! - `definitions`  durable topology as fsync'd JSON lines, compacted on start
 //! - `segment`      CRC'd records in append-only segment files
 //! - `queue_log`    one queue's log: publish / delivered / settled records
+//! - `live`         which messages of a log are live, per segment
+//! - `compact`      deleting segments kept by older ones, after moving what must stay
 //! - `sync`         group commit: fdatasync rounds, then the confirms that waited
 
+mod compact;
+#[cfg(test)]
+mod compact_tests;
 pub(crate) mod definitions;
+mod live;
 pub(crate) mod queue_log;
 pub(crate) mod segment;
 pub(crate) mod sync;
 
 use definitions::{Def, DefinitionsLog, Topology};
-use queue_log::QueueLog;
+use live::Liveness;
+use queue_log::{LogLimits, QueueLog};
 use segment::Record;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -34,8 +41,8 @@ pub(crate) struct Store {
     pub(crate) syncer: Arc<Syncer>,
     /// Next queue directory id.
     next_id: AtomicU64,
-    /// Passed to every queue log (BrokerConfig::queue_resident_bytes).
-    resident_limit: u64,
+    /// Passed to every queue log.
+    limits: LogLimits,
 }
 
 /// A message found in a queue's log (its body stays on disk until the queue loads it).
@@ -63,6 +70,8 @@ struct PublishMeta {
     size: u32,
     priority: u8,
     expires_unix_ms: u64,
+    /// Written by compaction (`live` tracks copies apart from publishes).
+    copy: bool,
 }
 
 /// A durable queue with its log and the messages it still held.
@@ -90,7 +99,7 @@ pub(crate) struct Recovery {
 
 impl Store {
     /// Lock `dir`, replay the definitions and every durable queue's log.
-    pub(crate) fn open(dir: &Path, resident_limit: u64) -> io::Result<(Arc<Store>, Recovery)> {
+    pub(crate) fn open(dir: &Path, limits: LogLimits) -> io::Result<(Arc<Store>, Recovery)> {
         fs::create_dir_all(dir.join("queues")).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -135,7 +144,7 @@ impl Store {
             next_id = next_id.max(id + 1);
             let qdir = dir.join("queues").join(id.to_string());
             let (messages, next_segment, live) = read_queue(&qdir, &mut problems)?;
-            let log = QueueLog::open(qdir, syncer.clone(), next_segment, live, resident_limit)?;
+            let log = QueueLog::open(qdir, syncer.clone(), next_segment, live, limits)?;
             recovered.push(RecoveredQueue {
                 vhost,
                 name,
@@ -165,7 +174,7 @@ impl Store {
             defs: Mutex::new(defs),
             syncer,
             next_id: AtomicU64::new(next_id),
-            resident_limit,
+            limits,
         });
         Ok((
             store,
@@ -200,8 +209,8 @@ impl Store {
             dir,
             self.syncer.clone(),
             1,
-            BTreeMap::new(),
-            self.resident_limit,
+            Liveness::default(),
+            self.limits,
         )?;
         Ok((id, log))
     }
@@ -233,13 +242,14 @@ fn segments(dir: &Path) -> io::Result<Vec<u64>> {
 }
 
 /// Read a queue's segments: its live messages in order, the next segment number, and
-/// the live count per existing segment.
-#[allow(clippy::type_complexity)]
+/// which messages are live in which segment. The newest publish or copy record of a seq
+/// says where it is; a settle record anywhere ends it.
 fn read_queue(
     dir: &Path,
     problems: &mut Vec<String>,
-) -> io::Result<(Vec<RecoveredMessage>, u64, BTreeMap<u64, u64>)> {
+) -> io::Result<(Vec<RecoveredMessage>, u64, Liveness)> {
     let segs = segments(dir)?;
+    let mut live = Liveness::default();
     let mut published: BTreeMap<u64, PublishMeta> = BTreeMap::new();
     let mut delivered = HashSet::new();
     let mut settled = HashSet::new();
@@ -247,6 +257,8 @@ fn read_queue(
         let path = queue_log::segment_path(dir, no);
         let data = fs::read(&path)?;
         let outcome = segment::read_records(&data);
+        let seg = live.segments.entry(no).or_default();
+        seg.damaged = outcome.torn_tail || !outcome.corrupt.is_empty();
         for (at, len) in &outcome.corrupt {
             problems.push(format!(
                 "skipped a corrupt record ({len} bytes at offset {at}) in {}",
@@ -273,8 +285,15 @@ fn read_queue(
             }
         }
         for (offset, r) in outcome.records {
+            let copy = matches!(r, Record::Copy(_));
             match r {
-                Record::Publish(p) => {
+                Record::Publish(p) | Record::Copy(p) => {
+                    let seg = live.segments.entry(no).or_default();
+                    if copy {
+                        seg.copy(p.seq, false);
+                    } else {
+                        seg.dead_publish(p.seq);
+                    }
                     let priority = crate::broker::message::decode_header(&p.header)
                         .and_then(|(_, _, props)| *props.priority())
                         .unwrap_or(0);
@@ -286,6 +305,7 @@ fn read_queue(
                             size: p.body.len() as u32,
                             priority,
                             expires_unix_ms: p.expires_unix_ms,
+                            copy,
                         },
                     );
                 }
@@ -298,13 +318,18 @@ fn read_queue(
             }
         }
     }
-    let mut live: BTreeMap<u64, u64> = segs.iter().map(|&no| (no, 0)).collect();
     let mut messages = Vec::new();
     for (seq, m) in published {
         if settled.contains(&seq) {
             continue;
         }
-        *live.entry(m.segment).or_insert(0) += 1;
+        let seg = live.segments.entry(m.segment).or_default();
+        if m.copy {
+            seg.copy_recovered_live();
+            live.moved.insert(seq, (m.segment, m.offset));
+        } else {
+            seg.set_recovered(seq);
+        }
         messages.push(RecoveredMessage {
             seq,
             segment: m.segment,

@@ -1,37 +1,53 @@
 //! One durable queue's message log: persistent messages and what became of them, in
-//! numbered segment files. A segment is deleted once it and every older one hold no
-//! live message: deleting from the front only means a settle record is never lost while
-//! the message it settles still exists on disk.
+//! numbered segment files. The oldest segment is deleted once it holds no live message;
+//! a segment kept past that by an older one (a message left unacked for long, low
+//! priorities waiting under high ones) is compacted (`compact.rs`), so the disk follows
+//! the queue's depth rather than its history.
 
+use super::live::{Liveness, SegmentLive};
 use super::segment::{self, Segment, StoredPublish};
 use super::sync::Syncer;
 use crate::broker::message::Message;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-/// Start a new segment past this size.
-const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+/// Sizes a queue log works with (BrokerConfig).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogLimits {
+    /// Body bytes the queue keeps in memory before paging out.
+    pub(crate) resident_bytes: u64,
+    /// A new segment is started past this size.
+    pub(crate) segment_bytes: u64,
+}
 
 /// The open log of a queue (lives inside the queue's state, under its lock).
 #[derive(Debug)]
 pub(crate) struct QueueLog {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     syncer: Arc<Syncer>,
-    current: Arc<Segment>,
+    pub(super) current: Arc<Segment>,
     /// Bytes in the current segment.
     size: u64,
-    /// Live (unsettled) messages per segment, oldest first.
-    live: BTreeMap<u64, u64>,
+    /// Which messages are live, per segment.
+    pub(super) live: Liveness,
     /// Encoding scratch, reused.
     buf: Vec<u8>,
     /// Read handles of segments, for paged-out messages.
-    readers: HashMap<u64, File>,
+    pub(super) readers: HashMap<u64, File>,
+    pub(super) segment_bytes: u64,
     /// Body bytes the queue keeps in memory before paging out (BrokerConfig).
     pub(crate) resident_limit: u64,
+    /// Set while compacting: its own writes start no other compaction.
+    pub(super) compacting: bool,
+    /// Tests: "crash" instead of deleting this segment (nothing is written after).
+    #[cfg(test)]
+    pub(super) crash_at_remove: Option<u64>,
+    #[cfg(test)]
+    pub(super) crashed: bool,
 }
 
 pub(crate) fn segment_path(dir: &Path, no: u64) -> PathBuf {
@@ -49,18 +65,18 @@ fn open_segment(dir: &Path, no: u64) -> io::Result<Arc<Segment>> {
 }
 
 impl QueueLog {
-    /// Open a log in `dir` whose segments up to `next_segment - 1` exist with `live` counts.
+    /// Open a log in `dir` whose segments up to `next_segment - 1` exist as `live` says.
     pub(crate) fn open(
         dir: PathBuf,
         syncer: Arc<Syncer>,
         next_segment: u64,
-        live: BTreeMap<u64, u64>,
-        resident_limit: u64,
+        live: Liveness,
+        limits: LogLimits,
     ) -> io::Result<QueueLog> {
         fs::create_dir_all(&dir)?;
         let current = open_segment(&dir, next_segment)?;
         let mut live = live;
-        live.insert(next_segment, 0);
+        live.segments.insert(next_segment, SegmentLive::default());
         let mut log = QueueLog {
             dir,
             syncer,
@@ -69,26 +85,52 @@ impl QueueLog {
             live,
             buf: Vec::with_capacity(4096),
             readers: HashMap::new(),
-            resident_limit,
+            segment_bytes: limits.segment_bytes.max(1),
+            resident_limit: limits.resident_bytes,
+            compacting: false,
+            #[cfg(test)]
+            crash_at_remove: None,
+            #[cfg(test)]
+            crashed: false,
         };
         log.drop_settled_segments();
+        log.maybe_compact();
         Ok(log)
     }
 
-    fn write(&mut self) -> io::Result<()> {
-        if self.size >= SEGMENT_BYTES {
+    /// Append encoded records to the current segment, starting a new one past the size
+    /// limit: (segment, offset) of the first byte, and whether a segment was started.
+    pub(super) fn append(&mut self, bytes: &[u8]) -> io::Result<(u64, u64, bool)> {
+        #[cfg(test)]
+        if self.crashed {
+            return Err(io::Error::other("crashed"));
+        }
+        let mut started = false;
+        if self.size >= self.segment_bytes {
             let next = self.current.no + 1;
             self.current = open_segment(&self.dir, next)?;
-            self.live.insert(next, 0);
+            self.live.segments.insert(next, SegmentLive::default());
             self.size = 0;
+            started = true;
         }
-        segment::append(&self.current, &self.buf)?;
-        self.size += self.buf.len() as u64;
-        self.buf.clear();
+        let at = self.size;
+        segment::append(&self.current, bytes)?;
+        self.size += bytes.len() as u64;
         if self.current.mark_dirty() {
             self.syncer.dirty(self.current.clone());
         }
-        Ok(())
+        Ok((self.current.no, at, started))
+    }
+
+    /// Append what is in `buf`: (segment, offset) of the record, and whether it started a
+    /// segment. When it did, the caller updates liveness and then calls `maybe_compact`
+    /// (in that order: compaction must see the new record as live).
+    fn write(&mut self) -> io::Result<(u64, u64, bool)> {
+        let buf = std::mem::take(&mut self.buf);
+        let written = self.append(&buf);
+        self.buf = buf;
+        self.buf.clear();
+        written
     }
 
     /// Persist a message; returns (segment, offset) of its record.
@@ -109,46 +151,70 @@ impl QueueLog {
             &msg.header,
             &msg.body,
         );
-        let len = self.buf.len() as u64;
-        self.write()?;
-        // After write(): the record may have opened a new segment.
-        let no = self.current.no;
-        *self.live.entry(no).or_insert(0) += 1;
-        Ok((no, self.size - len))
+        let (no, at, started) = self.write()?;
+        self.live.segments.entry(no).or_default().publish(seq);
+        if started {
+            self.maybe_compact();
+        }
+        Ok((no, at))
     }
 
     /// The message was delivered (recovery marks it redelivered).
     pub(crate) fn delivered(&mut self, seq: u64) -> io::Result<()> {
         segment::encode_mark(&mut self.buf, false, seq);
-        self.write()
-    }
-
-    /// The message left the queue for good (acked, rejected, expired, dropped, purged).
-    pub(crate) fn settled(&mut self, seq: u64, segment_no: u64) -> io::Result<()> {
-        segment::encode_mark(&mut self.buf, true, seq);
-        self.write()?;
-        if let Some(n) = self.live.get_mut(&segment_no) {
-            *n = n.saturating_sub(1);
+        if self.write()?.2 {
+            self.maybe_compact();
         }
-        self.drop_settled_segments();
         Ok(())
     }
 
-    /// Delete segments from the front while they hold nothing live.
-    fn drop_settled_segments(&mut self) {
-        while let Some((&no, &n)) = self.live.first_key_value() {
-            if n > 0 || no >= self.current.no {
-                break;
+    /// The message left the queue for good (acked, rejected, expired, dropped, purged).
+    /// `segment_no` is where it was published: a message compacted since is found by seq.
+    pub(crate) fn settled(&mut self, seq: u64, segment_no: u64) -> io::Result<()> {
+        let moved = if self.live.moved.is_empty() {
+            None
+        } else {
+            self.live.moved.remove(&seq)
+        };
+        let no = match moved {
+            Some((no, _)) => {
+                if let Some(s) = self.live.segments.get_mut(&no) {
+                    s.copy_gone();
+                }
+                no
             }
-            self.live.remove(&no);
-            self.readers.remove(&no);
-            // A failed delete only costs disk space; recovery skips settled records.
-            let _ = fs::remove_file(segment_path(&self.dir, no));
+            None => {
+                if let Some(s) = self.live.segments.get_mut(&segment_no) {
+                    s.clear(seq);
+                }
+                segment_no
+            }
+        };
+        segment::encode_mark(&mut self.buf, true, seq);
+        let started = self.write()?.2;
+        if self.live.segments.get(&no).is_some_and(|s| s.live == 0) {
+            self.drop_settled_segments();
+            self.maybe_compact();
+        } else if started {
+            self.maybe_compact();
         }
+        Ok(())
     }
 
-    /// Read back a message written by `publish`.
-    pub(crate) fn read(&mut self, segment_no: u64, offset: u64) -> io::Result<StoredPublish> {
+    /// Read back a message written by `publish` at (segment, offset), or wherever
+    /// compaction has moved it since.
+    pub(crate) fn read(
+        &mut self,
+        seq: u64,
+        segment_no: u64,
+        offset: u64,
+    ) -> io::Result<StoredPublish> {
+        let (segment_no, offset) = self
+            .live
+            .moved
+            .get(&seq)
+            .copied()
+            .unwrap_or((segment_no, offset));
         let file = match self.readers.entry(segment_no) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {

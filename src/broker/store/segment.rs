@@ -2,7 +2,8 @@
 //! corrupted record is recognised on recovery instead of being read as data.
 //!
 //! Record bodies: `1` publish (seq, expiry, routing, raw content header, body),
-//! `2` delivered (seq), `3` settled (seq: acked, rejected, expired, dropped).
+//! `2` delivered (seq), `3` settled (seq: acked, rejected, expired, dropped), `4` copy
+//! (a publish record moved out of a segment being compacted; same layout as `1`).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const PUBLISH: u8 = 1;
 const DELIVERED: u8 = 2;
 const SETTLED: u8 = 3;
+const COPY: u8 = 4;
 /// Record header: length and CRC.
 const HEAD: usize = 8;
 
@@ -50,6 +52,8 @@ pub(crate) struct StoredPublish {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Record {
     Publish(StoredPublish),
+    /// A live message relocated by compaction: the newest record of a seq wins.
+    Copy(StoredPublish),
     Delivered(u64),
     Settled(u64),
 }
@@ -109,6 +113,24 @@ pub(crate) fn encode_publish(
     finish(out, at);
 }
 
+/// Append a copy of a publish (or copy) record, given that record's body.
+pub(crate) fn encode_copy(out: &mut Vec<u8>, publish_body: &[u8]) {
+    let at = begin(out);
+    out.push(COPY);
+    out.extend_from_slice(publish_body.get(1..).unwrap_or_default());
+    finish(out, at);
+}
+
+/// The body of the record starting at `offset` of a segment's bytes (as `read_records`
+/// found it, so it is complete).
+pub(crate) fn record_body(data: &[u8], offset: u64) -> &[u8] {
+    let at = offset as usize;
+    let len = data
+        .get(at..at + 4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    data.get(at + HEAD..at + HEAD + len).unwrap_or_default()
+}
+
 /// Append a delivered or settled record for `seq`.
 pub(crate) fn encode_mark(out: &mut Vec<u8>, settled: bool, seq: u64) {
     let at = begin(out);
@@ -159,17 +181,25 @@ impl<'a> Cursor<'a> {
 
 fn decode_body(body: &[u8]) -> Option<Record> {
     let mut c = Cursor(body);
-    let record = match c.u8()? {
-        PUBLISH => Record::Publish(StoredPublish {
-            seq: c.u64()?,
-            expires_unix_ms: c.u64()?,
-            exchange: c.string()?,
-            routing_key: c.string()?,
-            cc: c.strings()?,
-            bcc: c.strings()?,
-            header: c.bytes()?,
-            body: c.bytes()?,
-        }),
+    let kind = c.u8()?;
+    let record = match kind {
+        PUBLISH | COPY => {
+            let p = StoredPublish {
+                seq: c.u64()?,
+                expires_unix_ms: c.u64()?,
+                exchange: c.string()?,
+                routing_key: c.string()?,
+                cc: c.strings()?,
+                bcc: c.strings()?,
+                header: c.bytes()?,
+                body: c.bytes()?,
+            };
+            if kind == COPY {
+                Record::Copy(p)
+            } else {
+                Record::Publish(p)
+            }
+        }
         DELIVERED => Record::Delivered(c.u64()?),
         SETTLED => Record::Settled(c.u64()?),
         _ => return None,
@@ -243,7 +273,7 @@ pub(crate) fn read_publish_at(file: &std::fs::File, offset: u64) -> io::Result<S
         ));
     }
     match decode_body(&body) {
-        Some(Record::Publish(p)) => Ok(p),
+        Some(Record::Publish(p) | Record::Copy(p)) => Ok(p),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("no publish record at offset {offset}"),
@@ -294,6 +324,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(r.records[2].1, Record::Settled(7));
+    }
+
+    #[test]
+    fn a_copy_reads_back_as_the_same_message() {
+        let data = sample();
+        let mut copy = Vec::new();
+        encode_copy(&mut copy, record_body(&data, 0));
+        let r = read_records(&copy);
+        match (&read_records(&data).records[0].1, &r.records[0].1) {
+            (Record::Publish(a), Record::Copy(b)) => assert_eq!(a, b),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,0 +1,193 @@
+//! Compaction of a queue's log, so its disk footprint follows the queue's depth.
+//!
+//! Segments normally go from the front, once the oldest holds no live message. One old
+//! message left unacked (or low priorities waiting under a stream of high ones) would
+//! then keep every later segment on disk. Compacting a segment S deletes it after
+//! writing to the current segment what recovery would otherwise lose with it:
+//! 1. every live message whose newest record is in S (a `copy` record, same seq),
+//! 2. S's delivered marks of live messages (their `redelivered` flag after a restart),
+//! 3. S's settle records of messages an older segment may still hold (else those would
+//!    come back after a restart),
+//!
+//! and fdatasyncing that before the delete. The oldest segment needs only (2), and only
+//! once copies exist (before that a live message's records are all newer than it).
+
+use super::live::SegmentLive;
+use super::queue_log::{QueueLog, segment_path};
+use super::segment::{self, Record, Segment};
+use std::fs;
+use std::io;
+use std::sync::Arc;
+
+/// Sealed segments kept without a look: slack, so that segments emptied a little out of
+/// order (several consumers, requeues) still go from the front, without copying.
+const SLACK_SEGMENTS: usize = 2;
+/// Compact once sealed segments hold more than this many records per live message.
+pub(super) const DEAD_RATIO: u64 = 4;
+/// Compactions per trigger, so that one publish or ack never pays for many segments.
+const PER_TRIGGER: usize = 2;
+
+impl QueueLog {
+    /// Delete segments from the front while they hold nothing live.
+    pub(super) fn drop_settled_segments(&mut self) {
+        while let Some((&no, s)) = self.live.segments.first_key_value() {
+            if s.live > 0 || no >= self.current.no {
+                break;
+            }
+            if !s.damaged && !self.live.moved.is_empty() {
+                if let Err(e) = self.compact(no) {
+                    report(&e, no);
+                    break;
+                }
+                if !self.live.segments.contains_key(&no) {
+                    continue;
+                }
+            }
+            self.remove_segment(no);
+        }
+    }
+
+    /// Compact the segments most worth it, if the log is past its slack.
+    pub(super) fn maybe_compact(&mut self) {
+        if self.compacting {
+            return;
+        }
+        for _ in 0..PER_TRIGGER {
+            let Some(no) = self.pick() else {
+                return;
+            };
+            if let Err(e) = self.compact(no) {
+                report(&e, no);
+                return;
+            }
+            self.drop_settled_segments();
+        }
+    }
+
+    /// A segment emptied behind an older one, else the sparsest when sealed segments are
+    /// mostly dead.
+    fn pick(&self) -> Option<u64> {
+        let sealed: Vec<(u64, &SegmentLive)> = self
+            .live
+            .segments
+            .range(..self.current.no)
+            .filter(|(_, s)| !s.damaged)
+            .map(|(&no, s)| (no, s))
+            .collect();
+        if sealed.len() <= SLACK_SEGMENTS {
+            return None;
+        }
+        if let Some(&(no, _)) = sealed.iter().find(|(_, s)| s.live == 0) {
+            return Some(no);
+        }
+        let live: u64 = sealed.iter().map(|(_, s)| s.live).sum();
+        let records: u64 = sealed.iter().map(|(_, s)| s.records).sum();
+        if records <= live.saturating_mul(DEAD_RATIO) {
+            return None;
+        }
+        sealed
+            .iter()
+            .min_by_key(|(_, s)| s.live.saturating_mul(1 << 20) / s.records.max(1))
+            .map(|&(no, _)| no)
+    }
+
+    /// Move what must outlive segment `no` to the current segment, then delete it. A
+    /// segment recovery found damaged is left alone (marked, so it is not picked again).
+    fn compact(&mut self, no: u64) -> io::Result<()> {
+        if no >= self.current.no {
+            return Ok(());
+        }
+        let path = segment_path(&self.dir, no);
+        let data = match fs::read(&path) {
+            Ok(data) => data,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.remove_segment(no);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let found = segment::read_records(&data);
+        if found.torn_tail || !found.corrupt.is_empty() {
+            if let Some(s) = self.live.segments.get_mut(&no) {
+                s.damaged = true;
+            }
+            return Ok(());
+        }
+        self.compacting = true;
+        let written = self.move_out(no, &data, &found.records);
+        self.compacting = false;
+        for seg in written? {
+            seg.file.sync_data()?;
+        }
+        self.remove_segment(no);
+        Ok(())
+    }
+
+    /// Steps 1–3 of the module comment; returns the segments written to.
+    fn move_out(
+        &mut self,
+        no: u64,
+        data: &[u8],
+        records: &[(u64, Record)],
+    ) -> io::Result<Vec<Arc<Segment>>> {
+        let mut written: Vec<Arc<Segment>> = Vec::new();
+        let mut out = Vec::new();
+        for (offset, record) in records {
+            out.clear();
+            match record {
+                Record::Publish(p) | Record::Copy(p) => {
+                    let newest_here = match self.live.moved.get(&p.seq) {
+                        Some(&(s, o)) => s == no && o == *offset,
+                        None => {
+                            matches!(record, Record::Publish(_))
+                                && self.live.segments.get(&no).is_some_and(|s| s.is_set(p.seq))
+                        }
+                    };
+                    if !newest_here {
+                        continue;
+                    }
+                    segment::encode_copy(&mut out, segment::record_body(data, *offset));
+                    let (to, at, _) = self.append(&out)?;
+                    if let Some(s) = self.live.segments.get_mut(&no)
+                        && !s.clear(p.seq)
+                    {
+                        s.copy_gone();
+                    }
+                    self.live.segments.entry(to).or_default().copy(p.seq, true);
+                    self.live.moved.insert(p.seq, (to, at));
+                }
+                Record::Delivered(seq) if self.live.is_live(*seq) => {
+                    segment::encode_mark(&mut out, false, *seq);
+                    self.append(&out)?;
+                }
+                Record::Settled(seq) if self.live.held_before(*seq, no) => {
+                    segment::encode_mark(&mut out, true, *seq);
+                    self.append(&out)?;
+                }
+                Record::Delivered(_) | Record::Settled(_) => continue,
+            }
+            if written.last().is_none_or(|s| s.no != self.current.no) {
+                written.push(self.current.clone());
+            }
+        }
+        Ok(written)
+    }
+
+    fn remove_segment(&mut self, no: u64) {
+        self.live.segments.remove(&no);
+        self.readers.remove(&no);
+        #[cfg(test)]
+        if self.crashed || self.crash_at_remove == Some(no) {
+            self.crashed = true;
+            return;
+        }
+        // A failed delete only costs disk space: recovery reads it like any segment.
+        let _ = fs::remove_file(segment_path(&self.dir, no));
+    }
+}
+
+fn report(e: &io::Error, no: u64) {
+    crate::broker::log::error(format_args!(
+        "cannot compact segment {no} of a queue log: {e}"
+    ));
+}

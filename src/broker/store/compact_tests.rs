@@ -1,0 +1,341 @@
+//! Compaction against recovery: what a log holds after segments were compacted (and
+//! after a crash between a compaction's sync and its delete) is exactly what was live.
+
+use super::compact::DEAD_RATIO;
+use super::live::Liveness;
+use super::queue_log::{LogLimits, QueueLog};
+use super::sync::Syncer;
+use crate::broker::message::{Message, encode_header};
+use amq_protocol::protocol::BasicProperties;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const SEGMENT: u64 = 1024;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rmq-compact-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn body(seq: u64) -> Vec<u8> {
+    format!("message {seq:06} {}", "x".repeat((seq % 90) as usize)).into_bytes()
+}
+
+fn message(seq: u64) -> Message {
+    let properties = BasicProperties::default().with_delivery_mode(2);
+    let body = body(seq);
+    Message {
+        exchange: String::new(),
+        routing_key: "q".into(),
+        cc: Vec::new(),
+        bcc: Vec::new(),
+        header: encode_header(body.len() as u64, &properties),
+        properties,
+        body: Bytes::from(body),
+    }
+}
+
+fn segment_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .count()
+}
+
+/// What recovery found: live seq → ((segment, offset), delivered), and the reopened log.
+type Found = BTreeMap<u64, ((u64, u64), bool)>;
+
+fn recover(dir: &Path, syncer: &Arc<Syncer>) -> (Found, QueueLog) {
+    let mut problems = Vec::new();
+    let (messages, next, live) = super::read_queue(dir, &mut problems).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let found = messages
+        .iter()
+        .map(|m| (m.seq, ((m.segment, m.offset), m.delivered)))
+        .collect();
+    let log = QueueLog::open(dir.to_path_buf(), syncer.clone(), next, live, limits()).unwrap();
+    (found, log)
+}
+
+fn limits() -> LogLimits {
+    LogLimits {
+        resident_bytes: 0,
+        segment_bytes: SEGMENT,
+    }
+}
+
+fn fresh(dir: &Path, syncer: &Arc<Syncer>) -> QueueLog {
+    QueueLog::open(
+        dir.to_path_buf(),
+        syncer.clone(),
+        1,
+        Liveness::default(),
+        limits(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn one_old_unacked_message_does_not_keep_the_history() {
+    let dir = temp_dir("pinned");
+    let syncer = Syncer::start().unwrap();
+    let mut log = fresh(&dir, &syncer);
+    let pinned = log.publish(0, &message(0), 0).unwrap();
+    log.delivered(0).unwrap();
+    let mut most = 0;
+    // Batches of ten published, then acked: acks straddle segment boundaries.
+    for batch in 0..300u64 {
+        let seqs: Vec<u64> = (1 + batch * 10..=10 + batch * 10).collect();
+        let at: Vec<(u64, u64)> = seqs
+            .iter()
+            .map(|&s| log.publish(s, &message(s), 0).unwrap())
+            .collect();
+        for (&s, &(seg, _)) in seqs.iter().zip(&at) {
+            log.delivered(s).unwrap();
+            log.settled(s, seg).unwrap();
+        }
+        most = most.max(segment_files(&dir));
+    }
+    // 3,000 messages went through about 800 segments; the old one kept at most a few.
+    assert!(most <= 6, "{most} segment files at once");
+    // The pinned message is read back where its entry says it is, though it moved.
+    let read = log.read(0, pinned.0, pinned.1).unwrap();
+    assert_eq!(read.body, body(0));
+    drop(log);
+    let (found, _log) = recover(&dir, &syncer);
+    let live: Vec<(u64, bool)> = found.iter().map(|(&s, &(_, d))| (s, d)).collect();
+    assert_eq!(
+        live,
+        vec![(0, true)],
+        "only the unacked message, still redelivered"
+    );
+    syncer.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A little deterministic generator, so that a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+#[test]
+fn random_traffic_with_restarts_recovers_exactly_what_is_live() {
+    let dir = temp_dir("model");
+    let syncer = Syncer::start().unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut log = fresh(&dir, &syncer);
+    // The model: live seq → (where its entry says it is, delivered).
+    let mut model: BTreeMap<u64, ((u64, u64), bool)> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut most = 0;
+    let mut copied = 0;
+    for round in 0..12 {
+        for _ in 0..400 {
+            match rng.below(10) {
+                0..=3 => {
+                    let at = log.publish(next, &message(next), 0).unwrap();
+                    model.insert(next, (at, false));
+                    next += 1;
+                }
+                4 | 5 if !model.is_empty() => {
+                    let &seq = model
+                        .keys()
+                        .nth(rng.below(model.len() as u64) as usize)
+                        .unwrap();
+                    log.delivered(seq).unwrap();
+                    model.get_mut(&seq).unwrap().1 = true;
+                }
+                // Mostly the oldest of the quickly acked ones; now and then any, so that
+                // every eighth message (held long) pins segments and spreads the live set.
+                6..=9 if !model.is_empty() => {
+                    let quick = model.keys().find(|&&s| s % 8 != 0).copied();
+                    let seq = match quick {
+                        Some(seq) if rng.below(10) != 0 => seq,
+                        _ => *model
+                            .keys()
+                            .nth(rng.below(model.len() as u64) as usize)
+                            .unwrap(),
+                    };
+                    let ((seg, _), _) = model[&seq];
+                    log.settled(seq, seg).unwrap();
+                    model.remove(&seq);
+                }
+                _ => {}
+            }
+            // Disk follows the live set: a few segments of slack beyond what it needs.
+            let live_bytes: usize = model.keys().map(|&s| body(s).len() + 80).sum();
+            let needed = DEAD_RATIO as usize * live_bytes / SEGMENT as usize;
+            most = most.max(segment_files(&dir).saturating_sub(needed));
+            copied = copied.max(log.live.moved.len());
+        }
+        // Every live message reads back through the place its entry names.
+        for (&seq, &((seg, off), _)) in &model {
+            assert_eq!(
+                log.read(seq, seg, off).unwrap().body,
+                body(seq),
+                "round {round}"
+            );
+        }
+        drop(log);
+        let (found, reopened) = recover(&dir, &syncer);
+        log = reopened;
+        let want: Vec<(u64, bool)> = model.iter().map(|(&s, &(_, d))| (s, d)).collect();
+        let got: Vec<(u64, bool)> = found.iter().map(|(&s, &(_, d))| (s, d)).collect();
+        assert_eq!(got, want, "round {round}");
+        model = found;
+    }
+    assert!(copied > 10, "compaction copied live messages ({copied})");
+    assert!(
+        most <= 8,
+        "{most} segment files beyond what the live messages need"
+    );
+    syncer.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_crash_between_a_compactions_sync_and_its_delete_recovers_each_message_once() {
+    let dir = temp_dir("crash");
+    let syncer = Syncer::start().unwrap();
+    let mut log = fresh(&dir, &syncer);
+    log.crash_at_remove = Some(1);
+    // Every tenth message stays (delivered), the rest are acked: the sealed segments are
+    // mostly dead, so compaction copies the live ones out of segment 1 and deletes it.
+    let mut kept = Vec::new();
+    let mut places = Vec::new();
+    let mut seq = 0;
+    // Each step writes one record, then may compact; after the crash nothing more is
+    // written, so the loop stops at once (what was written before it counts).
+    loop {
+        let (seg, off) = log.publish(seq, &message(seq), 0).unwrap();
+        if seq % 10 == 0 || log.crashed {
+            places.push((seq, seg, off));
+            kept.push((seq, false));
+        }
+        if log.crashed {
+            break;
+        }
+        if seq % 10 != 0 {
+            log.settled(seq, seg).unwrap();
+            if log.crashed {
+                break;
+            }
+        }
+        // Delivered a little later: the mark lands in a newer segment than the publish.
+        if seq % 10 == 5 {
+            log.delivered(seq - 5).unwrap();
+            kept.iter_mut().for_each(|k| k.1 |= k.0 == seq - 5);
+            if log.crashed {
+                break;
+            }
+        }
+        seq += 1;
+        assert!(seq < 10_000, "segment 1 was never compacted");
+    }
+    assert!(
+        log.live.moved.len() > 1,
+        "live messages were copied before the crash"
+    );
+    for &(seq, seg, off) in &places {
+        assert_eq!(log.read(seq, seg, off).unwrap().body, body(seq));
+    }
+    drop(log);
+    // The crash left segment 1 beside the copies of its live messages.
+    assert!(dir.join(format!("{:016}.seg", 1)).exists());
+    let (found, _log) = recover(&dir, &syncer);
+    let live: Vec<(u64, bool)> = found.iter().map(|(&s, &(_, d))| (s, d)).collect();
+    assert_eq!(live, kept, "each message once, still redelivered");
+    syncer.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_delivered_mark_outlives_the_segment_it_was_written_in() {
+    let dir = temp_dir("marks");
+    let syncer = Syncer::start().unwrap();
+    let mut log = fresh(&dir, &syncer);
+    // Every tenth message is delivered five publishes later (its mark in a newer segment
+    // than its publish record, often) and acked later still; every hundredth stays.
+    let mut held = Vec::new();
+    for seq in 0..3000u64 {
+        let (seg, _) = log.publish(seq, &message(seq), 0).unwrap();
+        if seq % 10 == 0 {
+            held.push((seq, seg));
+        } else {
+            log.settled(seq, seg).unwrap();
+        }
+        if seq % 10 == 5 {
+            log.delivered(seq - 5).unwrap();
+        }
+        if seq % 50 == 0 {
+            // Ack the held ones that are not kept for good, oldest first.
+            for &(s, seg) in held.iter().filter(|(s, _)| s % 100 != 0 && *s + 30 < seq) {
+                log.settled(s, seg).unwrap();
+            }
+            held.retain(|(s, _)| s % 100 == 0 || *s + 30 >= seq);
+        }
+    }
+    for &(s, seg) in held.iter().filter(|(s, _)| s % 100 != 0) {
+        log.settled(s, seg).unwrap();
+    }
+    drop(log);
+    let (found, _log) = recover(&dir, &syncer);
+    let live: Vec<(u64, bool)> = found.iter().map(|(&s, &(_, d))| (s, d)).collect();
+    let want: Vec<(u64, bool)> = (0..3000).step_by(100).map(|s| (s, true)).collect();
+    assert_eq!(live, want);
+    syncer.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_emptied_oldest_segment_keeps_the_delivered_mark_of_a_copied_message() {
+    let dir = temp_dir("front");
+    let syncer = Syncer::start().unwrap();
+    let mut log = fresh(&dir, &syncer);
+    let mut seq = 0;
+    // Publish acked fillers until the log starts segment `until`.
+    let fill = |log: &mut QueueLog, seq: &mut u64, until: u64| {
+        while log.current.no < until {
+            let (seg, _) = log.publish(*seq, &message(*seq), 0).unwrap();
+            log.settled(*seq, seg).unwrap();
+            *seq += 1;
+        }
+    };
+    // Segment 1 holds X; X's delivered mark and Z go to segment 2; W to segment 3.
+    log.publish(0, &message(0), 0).unwrap();
+    seq += 1;
+    fill(&mut log, &mut seq, 2);
+    log.delivered(0).unwrap();
+    let z = seq;
+    let (z_seg, _) = log.publish(z, &message(z), 0).unwrap();
+    seq += 1;
+    fill(&mut log, &mut seq, 3);
+    let w = seq;
+    log.publish(w, &message(w), 0).unwrap();
+    seq += 1;
+    // Sealing segment 3 makes the sealed ones mostly dead: segment 1 is compacted (X is
+    // copied), segment 2 stays for Z.
+    fill(&mut log, &mut seq, 4);
+    assert!(!log.live.segments.contains_key(&1) && log.live.moved.contains_key(&0));
+    assert!(log.live.segments.contains_key(&2));
+    // Z acked: segment 2 is the oldest and empty, but holds X's delivered mark.
+    log.settled(z, z_seg).unwrap();
+    assert!(!log.live.segments.contains_key(&2));
+    drop(log);
+    let (found, _log) = recover(&dir, &syncer);
+    let live: Vec<(u64, bool)> = found.iter().map(|(&s, &(_, d))| (s, d)).collect();
+    assert_eq!(live, vec![(0, true), (w, false)]);
+    syncer.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
