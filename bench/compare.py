@@ -107,16 +107,47 @@ def perf(url, flags, seconds):
     return json.loads(out.stdout)
 
 
+SYNC_EVENTS = "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync"
+
+
+def count_syncs(pid):
+    """Start counting a process's fsync/fdatasync calls with `perf stat` (kernel
+    tracepoints: nothing is slowed down); None when perf is not usable here."""
+    if not pid or not shutil.which("perf"):
+        return None
+    try:
+        return subprocess.Popen(["perf", "stat", "-x,", "-e", SYNC_EVENTS, "-p", str(pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    except OSError:
+        return None
+
+
+def syncs_counted(proc):
+    if proc is None:
+        return None
+    proc.send_signal(2)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return None
+    counts = [line.split(",")[0] for line in err.splitlines() if "sys_enter_f" in line]
+    return sum(int(c) for c in counts if c.isdigit()) if counts else None
+
+
 def measure(url, pid, scenario, seconds):
     _, flags, metric = SCENARIOS[scenario]
     cpu0 = proc_cpu(pid) if pid else 0.0
+    syncs = count_syncs(pid) if "persistent" in flags else None
     t0 = time.monotonic()
     s = perf(url, flags, seconds)
     wall = time.monotonic() - t0
     cpu = (proc_cpu(pid) - cpu0) if pid else 0.0
+    n_syncs = syncs_counted(syncs)
     value = s["latency_us"]["p99"] if metric == "p99" else s[metric]
     return {"value": value, "broker_cpu": cpu / wall if wall else 0.0, "client_cpu_us": s["client_cpu_us_per_message"],
-            "lost": s["lost"], "duplicates": s["duplicates"]}
+            "lost": s["lost"], "duplicates": s["duplicates"],
+            "syncs_per_s": n_syncs / wall if n_syncs is not None and wall else None}
 
 
 def declare_queues(url, pid, n):
@@ -191,6 +222,10 @@ def main():
         # (RabbitMQ does); the counts show which broker did.
         lost = {side: sum(x["lost"] + x["duplicates"] for x in r[side]) for side in r}
         note = ", ".join(f"{side} lost/dup {n}" for side, n in lost.items() if n)
+        syncs = {side: [x["syncs_per_s"] for x in r[side] if x["syncs_per_s"] is not None] for side in r}
+        if any(syncs.values()):
+            note = ", ".join(filter(None, [note, "fsync+fdatasync/s " + " / ".join(
+                f"{statistics.median(v):,.0f}" if v else "n/a" for v in syncs.values())]))
         print(f"| {desc} | {a:,.0f} {unit} | {b:,.0f} {unit} | {ratio:.1f}× | "
               f"{med('broker_cpu', 'rmq'):.2f} / {med('broker_cpu', 'rabbitmq'):.2f} cores | "
               f"{med('client_cpu_us', 'rmq'):.2f} |" + (f" {note}" if note else ""))
