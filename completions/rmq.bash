@@ -2772,7 +2772,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__serve)
-            opts="-q -v -o -h -V --bind --port --mgmt-port --data-dir --in-memory --user --definitions --vhost --heartbeat --max-message-size --consumer-timeout --tls-cert --tls-key --tls-port --tls-ca-cert --tls-verify-peer --tls-peer-cert-optional --max-connections --memory-high-watermark --disk-free-limit --quiet --verbose --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --help --version"
+            opts="-q -v -o -h -V --bind --port --mgmt-port --data-dir --in-memory --user --definitions --vhost --heartbeat --max-message-size --consumer-timeout --tls-cert --tls-key --tls-port --tls-ca-cert --tls-verify-peer --tls-peer-cert-optional --max-connections --memory-high-watermark --disk-free-limit --log-segment-size --quiet --verbose --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2843,6 +2843,10 @@ _rmq() {
                     return 0
                     ;;
                 --disk-free-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-segment-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -672,6 +672,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand --max-connections 'Refuse new connections (530 NOT_ALLOWED at connection.open) while this many are open (RabbitMQ''s connection_max) [default: unlimited]'
             cand --memory-high-watermark 'Block publishing connections while the broker''s memory (RSS) is above this: a fraction of RAM (0.4; the cgroup limit counts when lower) or a size (512MiB, 2GB, bytes) (RabbitMQ''s vm_memory_high_watermark)'
             cand --disk-free-limit 'Block publishing connections while the data directory''s filesystem has less free space than this (50MB, 1GiB, bytes) (RabbitMQ''s disk_free_limit); not checked with --in-memory'
+            cand --log-segment-size 'Size of the segment files of a durable queue''s message log (16MiB, 64KiB, bytes): disk space is reclaimed a segment at a time'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'

@@ -96,6 +96,10 @@ pub(crate) struct ServeArgs {
     /// --in-memory.
     #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = parse_size)]
     disk_free_limit: u64,
+    /// Size of the segment files of a durable queue's message log (16MiB, 64KiB, bytes):
+    /// disk space is reclaimed a segment at a time.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    log_segment_size: u64,
     /// Only log errors.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -137,6 +141,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         memory_high_watermark: args.memory_high_watermark,
         disk_free_limit: args.disk_free_limit,
+        log_segment_bytes: args.log_segment_size,
         data_dir: if args.in_memory {
             None
         } else {

@@ -219,17 +219,23 @@ async fn restart_keeps_durable_state_and_drops_transient() {
 }
 
 /// The real binary on a data directory, stderr collected.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Serve {
-    fn start(dir: &Path) -> Serve {
+    pub(crate) fn start(dir: &Path) -> Serve {
+        Serve::start_with(dir, &[])
+    }
+
+    /// `rmq serve` on `dir` with further arguments.
+    pub(crate) fn start_with(dir: &Path, args: &[&str]) -> Serve {
         let mut child = rmq()
             .args(["serve", "--port", "0", "--mgmt-port", "0", "--data-dir"])
             .arg(dir)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -277,16 +283,16 @@ impl Serve {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("amqp://guest:guest@{}/%2F", self.addr)
     }
 
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 }
@@ -299,7 +305,7 @@ impl Drop for Serve {
 }
 
 /// A pseudo-random number in 0..n, different every call (no rand dependency needed).
-fn random_below(n: u64) -> u64 {
+pub(crate) fn random_below(n: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
