@@ -129,6 +129,14 @@ pub(crate) async fn serve<S: Transport>(
         heartbeat: neg.heartbeat,
         shared: conn.clone(),
     });
+    // A vhost deleted between the handshake's lookup and this registration did not see
+    // this connection when it closed its connections: close it the same way.
+    if !broker
+        .vhost(&neg.vhost.name)
+        .is_some_and(|v| Arc::ptr_eq(&v, &neg.vhost))
+    {
+        registered.force_close(format!("vhost '{}' is down", neg.vhost.name));
+    }
     let mut throttle = Throttle::new(
         broker.alarms.subscribe(),
         neg.blocked_notify,

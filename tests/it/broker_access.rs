@@ -10,18 +10,18 @@ use serde_json::{Value, json};
 use std::future::Future;
 use std::path::Path;
 
-async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
+pub(crate) async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, fut)
         .await
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
-fn url(broker: &Broker, user: &str, pass: &str, vhost: &str) -> String {
+pub(crate) fn url(broker: &Broker, user: &str, pass: &str, vhost: &str) -> String {
     let vhost = vhost.replace('/', "%2F");
     format!("amqp://{user}:{pass}@{}/{vhost}", broker.addr)
 }
 
-async fn connect(url: &str) -> lapin::Result<Connection> {
+pub(crate) async fn connect(url: &str) -> lapin::Result<Connection> {
     bounded(
         "connect",
         Connection::connect(url, ConnectionProperties::default()),
@@ -54,7 +54,7 @@ async fn declare(ch: &Channel, q: &str) -> lapin::Result<()> {
 }
 
 /// A request to the management API; (status, JSON body or Null).
-async fn api(
+pub(crate) async fn api(
     broker: &Broker,
     method: &str,
     path: &str,
@@ -76,7 +76,7 @@ async fn api(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-const ADMIN: (&str, &str) = ("admin", "adm1n");
+pub(crate) const ADMIN: (&str, &str) = ("admin", "adm1n");
 
 /// A RabbitMQ-style definitions file: an administrator, bob limited to `bob-*` names on
 /// `/`, a vhost bob has no permission in, and a little topology.

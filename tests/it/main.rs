@@ -9,6 +9,7 @@ mod broker_flow;
 mod broker_lapin;
 mod broker_log;
 mod broker_tls;
+mod broker_vhosts;
 mod broker_wire;
 mod cli_config;
 mod cli_errors;
