@@ -26,7 +26,7 @@ pub(crate) fn inequivalent(
     ))
 }
 
-fn queue_type(arguments: &FieldTable) -> AmqpResult<Option<String>> {
+pub(crate) fn queue_type(arguments: &FieldTable) -> AmqpResult<Option<String>> {
     let Some(v) = arguments.inner().get("x-queue-type") else {
         return Ok(None);
     };
@@ -242,8 +242,10 @@ impl Session {
             self.permit(Access::Write, Resource::Exchange, &dlx)?;
         }
         let args = QueueArgs::parse(&d.arguments, &name, &vhost)?;
+        // Checked before anything is created: an unsupported type must leave no queue.
+        let requested_type = queue_type(&d.arguments)?;
         // The current tutorials declare quorum queues; they are durable by definition.
-        let durable = d.durable || queue_type(&d.arguments)?.as_deref() == Some("quorum");
+        let durable = d.durable || requested_type.as_deref() == Some("quorum");
         let owner = d.exclusive.then_some(self.conn.id);
         let queue = {
             let mut queues = self.vhost.queues.write().unwrap_or_else(|e| e.into_inner());
@@ -316,7 +318,7 @@ impl Session {
             ));
         }
         let (received, current) = (
-            queue_type(&d.arguments)?.unwrap_or_else(|| "classic".into()),
+            requested_type.unwrap_or_else(|| "classic".into()),
             queue_type(&queue.arguments.table())?.unwrap_or_else(|| "classic".into()),
         );
         // A missing x-queue-type means the default type, as in RabbitMQ 3.10; only a real

@@ -216,18 +216,13 @@ impl Session {
                 Err(End::ClientClosed)
             }
             AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Err(End::ClientClosed),
+            // RabbitMQ 3.10 answers update-secret-ok whatever the secret: its internal
+            // backend keeps the user it authenticated (only token backends re-check).
             AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(u)) => {
-                let ok = std::str::from_utf8(u.new_secret.as_bytes())
-                    .is_ok_and(|secret| self.broker.auth.login(&self.user, secret).is_some());
-                if !ok {
-                    return Err(End::Close(
-                        AmqpError::new(
-                            code::NOT_ALLOWED,
-                            "New secret was refused by one of the backends",
-                        )
-                        .on_method(ids.0, ids.1),
-                    ));
-                }
+                log::debug(format_args!(
+                    "connection {}: update-secret ({})",
+                    self.conn.id, u.reason
+                ));
                 self.conn.send_method(
                     0,
                     AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(
@@ -368,8 +363,9 @@ impl Session {
     /// Channel exception: send channel.close, release what the channel held, and
     /// drop its frames until close-ok.
     pub(crate) fn close_channel(&mut self, ch: u16, err: AmqpError) {
-        log::debug(format_args!(
-            "connection {} channel {ch}: {}",
+        // One line per error, as RabbitMQ logs every channel exception.
+        log::info(format_args!(
+            "connection {} channel {ch}: channel error: {}",
             self.conn.id, err.text
         ));
         let Some(mut chan) = self.channels.remove(&ch) else {

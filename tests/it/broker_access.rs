@@ -33,7 +33,7 @@ async fn channel(conn: &Connection) -> Channel {
     bounded("channel", conn.create_channel()).await.unwrap()
 }
 
-fn code_and_text(e: &lapin::Error) -> (u16, String) {
+pub(crate) fn code_and_text(e: &lapin::Error) -> (u16, String) {
     match e.kind() {
         lapin::ErrorKind::ProtocolError(p) => (p.get_id(), p.get_message().to_string()),
         other => panic!("expected a protocol error, got {other:?}"),

@@ -238,6 +238,19 @@ fn serve_binary_prints_its_port_and_stops_cleanly_on_sigterm() {
     assert_ne!(addr.port(), 0);
     assert!(addr.ip().is_loopback(), "loopback by default");
     still_serving(addr);
+    // A channel error: passive declare of a missing queue (404), answered and logged.
+    let mut s = handshake(addr);
+    s.write_all(&frame(1, 1, &method(20, 10, &short(""))))
+        .unwrap();
+    read_method(&mut s).expect("channel.open-ok");
+    let mut args = vec![0, 0];
+    args.extend(short("no-such-queue"));
+    args.push(1); // passive
+    args.extend_from_slice(&0u32.to_be_bytes());
+    s.write_all(&frame(1, 1, &method(50, 10, &args))).unwrap();
+    let (ch, close) = read_method(&mut s).expect("channel.close");
+    assert_eq!((ch, ids(&close)), (1, (20, 40)));
+    drop(s);
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -245,6 +258,14 @@ fn serve_binary_prints_its_port_and_stops_cleanly_on_sigterm() {
     assert!(status.success());
     let out = crate::support::wait_bounded(child, WAIT);
     assert!(out.status.success(), "exit status {:?}", out.status);
+    // One line per connection open and close and per error, by default.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains(" opened (user 'guest', vhost '/')"), "{log}");
+    assert!(
+        log.contains("channel 1: channel error: NOT_FOUND - no queue 'no-such-queue' in vhost '/'"),
+        "{log}"
+    );
+    assert!(log.contains("closed"), "{log}");
 }
 
 #[test]

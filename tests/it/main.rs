@@ -8,6 +8,7 @@ mod broker_durability;
 mod broker_flow;
 mod broker_lapin;
 mod broker_log;
+mod broker_semantics;
 mod broker_tls;
 mod broker_vhosts;
 mod broker_wire;

@@ -6,6 +6,7 @@ use super::json::{self, table};
 use super::stats::{QUEUE_STATS, message_stats};
 use super::{Api, body_bool, body_json, listing};
 use crate::broker::error::AmqpError;
+use crate::broker::methods_queue::queue_type as declared_type;
 use crate::broker::queue::{Queue, QueueSpec};
 use crate::broker::queue_args::{QueueArgs, as_string, assert_equivalent};
 use crate::broker::state::BrokerState;
@@ -157,11 +158,8 @@ pub(super) fn declare_queue(
         return Err(ApiError::new(401, "not_authorised", "Access refused."));
     }
     let args = QueueArgs::parse(&arguments, &name, &vhost)?;
-    let is_quorum = arguments
-        .inner()
-        .get("x-queue-type")
-        .and_then(as_string)
-        .is_some_and(|t| t == "quorum");
+    // An unsupported type (stream) is refused before anything is created.
+    let is_quorum = declared_type(&arguments)?.is_some_and(|t| t == "quorum");
     let durable = durable || is_quorum;
     let mut queues = v.queues.write().unwrap_or_else(|e| e.into_inner());
     if let Some(q) = queues.get(&name) {

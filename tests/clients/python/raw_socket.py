@@ -11,7 +11,7 @@ import struct
 
 import rawamqp
 from rawamqp import (CHANNEL_CLOSE_OK, CHANNEL_OPEN, FRAME_BODY, FRAME_HEARTBEAT, FRAME_METHOD,
-                     PROTOCOL_HEADER, QUEUE_DECLARE, RawConn, frame, method_frame, shortstr,
+                     PROTOCOL_HEADER, QUEUE_DECLARE, RawConn, frame, longstr, method_frame, shortstr,
                      table)
 from common import Checks, connect, get_one, url_from_argv
 
@@ -266,7 +266,22 @@ def heartbeats():
     healthy("heartbeat timeout")
 
 
+def update_secret():
+    # RabbitMQ 3.10 (internal users) answers update-secret-ok whatever the new secret is,
+    # and the connection goes on as the user it authenticated.
+    r = RawConn(URL).handshake()
+    for secret in (b"not-the-password", r.password.encode()):
+        r.send(method_frame(0, (10, 70), longstr(secret) + shortstr("rotation")))
+        m = r.read_method()
+        C.eq(f"update-secret ({'wrong' if secret != r.password.encode() else 'same'} secret) "
+             "-> update-secret-ok", m and m[1], (10, 71))
+    r.open_channel(1)
+    m = r.channel_close(1)
+    C.eq("  ...and the connection still works", m and m[1], CHANNEL_CLOSE_OK)
+    r.close()
+
+
 for scenario in (handshake_facts, wrong_protocol_headers, garbage_and_malformed, oversized_frames,
-                 channel_errors, heartbeats):
+                 channel_errors, update_secret, heartbeats):
     C.scenario(scenario)
 C.finish()
