@@ -22,6 +22,9 @@ pub(crate) struct ReceiveArgs {
     #[arg(long, default_value_t = 200, value_name = "N")]
     prefetch: u16,
     /// Let the broker forget each message as soon as it is sent (no acks, no redelivery).
+    /// With --count, --timeout or --idle-timeout each message is acked once printed instead:
+    /// a no-ack consumer gets no prefetch limit, and what the broker pushed past the end
+    /// would be lost.
     #[arg(long)]
     no_ack: bool,
     /// Put each message back in the queue after printing it (nack with requeue).
@@ -82,9 +85,14 @@ pub(crate) async fn run(args: ReceiveArgs, ctx: &Ctx) -> anyhow::Result<()> {
             .max(1),
         None => args.prefetch,
     };
+    // A no-ack consumer ignores basic.qos (RabbitMQ pushes the whole queue): when the
+    // command ends before the queue does, emulate no-ack with prompt acks instead.
+    let ends_early =
+        args.end.count.is_some() || args.end.timeout.is_some() || args.end.idle_timeout.is_some();
+    let no_ack = args.no_ack && !ends_early;
     let opts = ConsumeOptions {
         prefetch,
-        no_ack: args.no_ack,
+        no_ack,
         exclusive: false,
     };
     let session = Session::connect(&ctx.connect).await?;
@@ -125,8 +133,9 @@ pub(crate) async fn run(args: ReceiveArgs, ctx: &Ctx) -> anyhow::Result<()> {
         } else {
             Settle::Ack
         },
-        no_ack: args.no_ack,
-        prefetch,
+        no_ack,
+        // Emulated no-ack: each message acked as it comes, none held back for a batch.
+        prefetch: if args.no_ack { 1 } else { prefetch },
         what: "receiving",
     };
     let result = consume(&mut sub, &plan, &mut sink, ctx).await;

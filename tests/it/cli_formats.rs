@@ -254,3 +254,41 @@ fn list_queues_over_the_management_api() {
     assert!(tsv.contains(&format!("{q}\t")), "{tsv}");
     ok(&url, &["delete", "queue", &q], None);
 }
+
+/// `--no-ack` with an end takes only what it prints: a no-ack consumer has no prefetch
+/// limit, so the broker would push the whole queue and the rest would be lost.
+#[test]
+fn no_ack_with_a_count_takes_only_what_it_prints() {
+    for (url, _broker) in targets() {
+        let q = unique("noack");
+        let _cleanup = cleanup(&url, &[&q]);
+        ok(&url, &["send", &q, "--lines"], Some(b"1\n2\n3\n4\n5\n"));
+        let first = ok(&url, &["receive", &q, "--no-ack", "--count", "1"], None);
+        assert_eq!(first, "1\n", "{url}");
+        let idle = run(
+            &url,
+            &[
+                "receive",
+                &q,
+                "--no-ack",
+                "--idle-timeout",
+                "1",
+                "--count",
+                "9",
+            ],
+            None,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&idle.stdout),
+            "2\n3\n4\n5\n",
+            "{url}"
+        );
+        assert_eq!(code(&idle), 3, "fewer than --count: {}", stderr(&idle));
+        let left = run(&url, &["receive", &q, "--idle-timeout", "1"], None);
+        assert_eq!(
+            String::from_utf8_lossy(&left.stdout),
+            "",
+            "{url}: nothing left"
+        );
+    }
+}
