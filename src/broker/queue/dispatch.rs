@@ -130,6 +130,7 @@ impl Queue {
                     if consumer.channel.try_deliver(self, consumer, &head) {
                         if !no_ack {
                             st.unacked += 1;
+                            st.unacked_bytes += u64::from(head.size);
                         }
                         self.count_delivery(
                             if no_ack {

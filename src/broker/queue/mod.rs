@@ -86,6 +86,8 @@ struct QueueState {
     next_consumer: usize,
     /// Delivered, not yet acked or requeued.
     unacked: usize,
+    /// Body bytes of those (RabbitMQ's `message_bytes_unacknowledged`).
+    unacked_bytes: u64,
     /// An auto-delete queue is deleted when its last consumer goes, only if it ever had one.
     had_consumer: bool,
     deleted: bool,
@@ -100,6 +102,13 @@ struct QueueState {
 }
 
 impl QueueState {
+    /// Deliveries came back (acked, rejected or requeued): no longer unacked.
+    fn settled_deliveries(&mut self, entries: &[Entry]) {
+        self.unacked = self.unacked.saturating_sub(entries.len());
+        let bytes: u64 = entries.iter().map(|e| u64::from(e.size)).sum();
+        self.unacked_bytes = self.unacked_bytes.saturating_sub(bytes);
+    }
+
     /// Record that a stored message left the queue for good.
     fn settle_stored(&mut self, e: &Entry) {
         if let (Some(log), Some((seg, _))) = (&mut self.log, e.stored)
@@ -150,6 +159,8 @@ pub(crate) struct QueueSnapshot {
     pub(crate) ready_bytes: u64,
     /// Delivered, not yet settled.
     pub(crate) unacked: u64,
+    /// Body bytes of the unacked messages.
+    pub(crate) unacked_bytes: u64,
     /// The consumers, highest priority first.
     pub(crate) consumers: Vec<Consumer>,
     /// `x-single-active-consumer`: only the first consumer gets messages.
@@ -210,6 +221,7 @@ impl Queue {
             state: Mutex::new(QueueState {
                 ready: Ready::new(args.max_priority),
                 next_seq: 0,
+                unacked_bytes: 0,
                 consumers: Vec::new(),
                 next_consumer: 0,
                 unacked: 0,
@@ -372,7 +384,7 @@ impl Queue {
     /// Put unacked messages back at their original positions, marked redelivered.
     pub(crate) fn requeue(self: &Arc<Self>, entries: Vec<Entry>) {
         self.with(|q, st| {
-            st.unacked = st.unacked.saturating_sub(entries.len());
+            st.settled_deliveries(&entries);
             if st.deleted {
                 return;
             }
@@ -389,7 +401,7 @@ impl Queue {
     pub(crate) fn ack(self: &Arc<Self>, entries: Vec<Entry>) {
         self.counters.own.add(Stat::Ack, entries.len() as u64);
         self.with(|q, st| {
-            st.unacked = st.unacked.saturating_sub(entries.len());
+            st.settled_deliveries(&entries);
             for e in &entries {
                 st.settle_stored(e);
             }
@@ -400,7 +412,7 @@ impl Queue {
     /// Deliveries rejected without requeue: dead-letter them (reason `rejected`).
     pub(crate) fn reject(self: &Arc<Self>, entries: Vec<Entry>) {
         self.with(|q, st| {
-            st.unacked = st.unacked.saturating_sub(entries.len());
+            st.settled_deliveries(&entries);
             if !st.deleted {
                 for e in &entries {
                     q.drop_entry(st, e, Reason::Rejected);
@@ -489,6 +501,7 @@ impl Queue {
             }
             if ack {
                 st.unacked += 1;
+                st.unacked_bytes += u64::from(e.size);
                 st.mark_delivered(&e);
             } else {
                 st.settle_stored(&e);
@@ -534,6 +547,7 @@ impl Queue {
                 ready: st.ready.len() as u64,
                 ready_bytes: st.ready.bytes(),
                 unacked: st.unacked as u64,
+                unacked_bytes: st.unacked_bytes,
                 consumers: st.consumers.clone(),
                 single_active: q.args.single_active_consumer,
             }
