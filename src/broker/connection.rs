@@ -55,6 +55,8 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     type Writer: Sink;
     /// Split for reading and writing concurrently.
     fn into_halves(self) -> (Self::Reader, Self::Writer);
+    /// Connections over it are amqps (the management API's `ssl`).
+    const TLS: bool = false;
 }
 
 impl Transport for TcpStream {
@@ -119,6 +121,7 @@ pub(crate) async fn serve<S: Transport>(
     let mut buf = std::mem::take(&mut neg.leftover);
     let frame_max = neg.frame_max;
     let registered = broker.registry.add(NewConn {
+        tls: S::TLS,
         user: neg.user.clone(),
         vhost: neg.vhost.name.clone(),
         peer,

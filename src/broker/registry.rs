@@ -31,6 +31,8 @@ pub(crate) struct ConnEntry {
     pub(crate) peer: SocketAddr,
     /// Our end (`host`, `port`).
     pub(crate) local: SocketAddr,
+    /// Over amqps (`ssl`).
+    pub(crate) tls: bool,
     /// What the client announced in connection.start-ok.
     pub(crate) client_properties: FieldTable,
     /// Unix time in milliseconds (`connected_at`).
@@ -67,6 +69,8 @@ pub(crate) struct ChannelEntry {
 /// Fields of a new connection entry (everything known once the handshake is done).
 #[derive(Debug)]
 pub(crate) struct NewConn {
+    /// Over amqps.
+    pub(crate) tls: bool,
     pub(crate) user: String,
     pub(crate) vhost: String,
     pub(crate) peer: SocketAddr,
@@ -90,6 +94,7 @@ impl Registry {
             vhost: c.vhost,
             peer: c.peer,
             local: c.local,
+            tls: c.tls,
             client_properties: c.client_properties,
             connected_at: super::queue::unix_ms(),
             frame_max: c.frame_max,

@@ -126,6 +126,7 @@ pub(crate) async fn serve(
 }
 
 impl Transport for TlsStream<TcpStream> {
+    const TLS: bool = true;
     type Reader = tokio::io::ReadHalf<TlsStream<TcpStream>>;
     type Writer = StreamSink<tokio::io::WriteHalf<TlsStream<TcpStream>>>;
 

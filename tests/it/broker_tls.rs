@@ -272,6 +272,42 @@ async fn the_management_api_speaks_https() {
     assert_eq!(ssl["port"], broker.tls_addr.unwrap().port());
     assert!(listeners.iter().any(|l| l["protocol"] == "https"));
 
+    // Connections list `ssl` by the listener they came through.
+    let _tls = lapin_tls(&broker.amqps_url(), &pki.ca_pem)
+        .await
+        .expect("amqps connection");
+    let _plain = bounded(
+        "plain connect",
+        Connection::connect(&broker.url(), ConnectionProperties::default()),
+    )
+    .await
+    .unwrap();
+    let conns: serde_json::Value = bounded(
+        "GET /api/connections",
+        client
+            .get(format!("{}/api/connections", broker.https_url()))
+            .basic_auth("guest", Some("guest"))
+            .send(),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let mut ssl: Vec<(u64, bool)> = conns
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["port"].as_u64().unwrap(), c["ssl"].as_bool().unwrap()))
+        .collect();
+    ssl.sort();
+    let mut want = vec![
+        (u64::from(broker.tls_addr.unwrap().port()), true),
+        (u64::from(broker.addr.port()), false),
+    ];
+    want.sort();
+    assert_eq!(ssl, want);
+
     // The CLI's management client trusts the same CA flag as its AMQP one.
     let out = tokio::task::spawn_blocking({
         let (url, api, ca) = (

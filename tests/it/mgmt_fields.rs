@@ -37,7 +37,7 @@ const NOT_PRODUCED: &[&str] = &[
     "recoverable_slaves",
     "pending_raft_commands",
     "cluster_state",
-    // TLS details: amqps:// is not served yet.
+    // TLS session details of amqps connections (rmq reports `ssl` only).
     "ssl_protocol",
     "ssl_key_exchange",
     "ssl_cipher",

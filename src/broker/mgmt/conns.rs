@@ -31,7 +31,7 @@ fn connection_json(c: &ConnEntry, node: &str) -> Value {
         "peer_port": c.peer.port(),
         "port": c.local.port(),
         "protocol": "AMQP 0-9-1",
-        "ssl": false,
+        "ssl": c.tls,
         "state": c.flow.name(),
         "timeout": c.heartbeat,
         "type": "network",
