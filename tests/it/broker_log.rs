@@ -367,3 +367,73 @@ async fn sigkill_while_compacting_loses_no_confirmed_message() {
     assert!(most_files <= 10, "{most_files} segment files at a kill");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rmq_disk_fdatasyncs_total` from the broker's /metrics.
+async fn fdatasyncs(broker: &Broker) -> u64 {
+    let text = bounded(
+        "GET /metrics",
+        crate::support::http()
+            .get(format!("{}/metrics", broker.api_url()))
+            .send(),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("rmq_disk_fdatasyncs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rmq_disk_fdatasyncs_total in /metrics")
+}
+
+/// Confirms of persistent messages wait for an fdatasync that many publishes share (group
+/// commit); transient messages, even in a durable queue, are confirmed without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_confirms_share_fdatasyncs_and_transient_ones_need_none() {
+    let dir = temp_dir("rmq-group-commit");
+    let broker = {
+        let dir = dir.clone();
+        Broker::start_with(move |c| c.data_dir = Some(dir))
+    };
+    let q = unique("group");
+    let (_conn, ch) = connect(&broker.url()).await;
+    declare_durable(&ch, &q).await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let publish_all = async |n: usize, props: lapin::BasicProperties| {
+        let mut pending = Vec::new();
+        for i in 0..n {
+            pending.push(
+                ch.basic_publish(
+                    "".into(),
+                    q.as_str().into(),
+                    BasicPublishOptions::default(),
+                    format!("m{i}").as_bytes(),
+                    props.clone(),
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        for c in pending {
+            assert!(bounded("confirm", c).await.unwrap().is_ack());
+        }
+    };
+    let before = fdatasyncs(&broker).await;
+    publish_all(2000, lapin::BasicProperties::default()).await;
+    assert_eq!(
+        fdatasyncs(&broker).await,
+        before,
+        "transient messages are not synced"
+    );
+    publish_all(2000, persistent()).await;
+    let synced = fdatasyncs(&broker).await - before;
+    assert!(
+        (1..=1000).contains(&synced),
+        "2000 persistent confirms took {synced} fdatasyncs"
+    );
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
