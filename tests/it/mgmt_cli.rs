@@ -6,7 +6,7 @@ use crate::cli_support::{code, run, stderr};
 use crate::support::{WAIT, eventually, targets, unique};
 use futures_lite::StreamExt;
 use lapin::options::*;
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 
 /// Run `rmq` with the API URL given; stdout on success, None otherwise.
@@ -19,16 +19,16 @@ fn list(url: &str, api: &str, args: &[&str]) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_commands_show_the_same_state_on_every_target() {
-    let (q, x, y) = (unique("lq"), unique("lx"), unique("ly"));
+    let (q, x, y, h) = (unique("lq"), unique("lx"), unique("ly"), unique("lh"));
+    let conn_name = unique("list-conn");
     let mut seen: Vec<Vec<String>> = Vec::new();
     for (url, broker) in targets() {
         let api = match &broker {
             Some(b) => b.api_url(),
             None => "http://127.0.0.1:15672".to_string(),
         };
-        let conn = Connection::connect(&url, ConnectionProperties::default())
-            .await
-            .unwrap();
+        let props = ConnectionProperties::default().with_connection_name(conn_name.as_str().into());
+        let conn = Connection::connect(&url, props).await.unwrap();
         let ch = conn.create_channel().await.unwrap();
         ch.queue_declare(
             q.as_str().into(),
@@ -68,6 +68,28 @@ async fn list_commands_show_the_same_state_on_every_target() {
             "".into(),
             ExchangeBindOptions::default(),
             FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        // A binding with arguments: a headers exchange matching all of two headers.
+        ch.exchange_declare(
+            h.as_str().into(),
+            ExchangeKind::Headers,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        let mut match_args = FieldTable::default();
+        match_args.insert("x-match".into(), AMQPValue::LongString("all".into()));
+        match_args.insert("kind".into(), AMQPValue::LongString("report".into()));
+        match_args.insert("level".into(), AMQPValue::LongInt(3));
+        ch.queue_bind(
+            q.as_str().into(),
+            h.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            match_args,
         )
         .await
         .unwrap();
@@ -168,24 +190,51 @@ async fn list_commands_show_the_same_state_on_every_target() {
             .collect::<Vec<_>>()
             .join("\n"),
         );
-        assert!(list(&url, &api, &["list-vhosts"]).unwrap().contains("/\n"));
-        let conns = list(
-            &url,
-            &api,
-            &[
-                "list-connections",
-                "user",
-                "vhost",
-                "client_properties.product",
-                "-o",
-                "tsv",
-            ],
-        )
-        .unwrap_or_default();
-        // RabbitMQ lists connections with a lag too; ours at once.
-        if broker.is_some() {
-            assert!(conns.contains("guest\t/\tlapin"), "{conns}");
-        }
+        outputs.push(list(&url, &api, &["list-bindings", "--name", &h, "-o", "tsv"]).unwrap());
+        // The default vhost (a shared RabbitMQ may have others).
+        outputs.push(
+            list(&url, &api, &["list-vhosts", "name", "tracing", "-o", "tsv"])
+                .unwrap()
+                .lines()
+                .filter(|l| *l == "name\ttracing" || l.starts_with("/\t"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        // This test's connection, found by its name (RabbitMQ lists it with a lag).
+        let conn_cols = [
+            "list-connections",
+            "user",
+            "vhost",
+            "state",
+            "channels",
+            "ssl",
+            "protocol",
+            "client_properties.product",
+            "client_properties.connection_name",
+            "-o",
+            "tsv",
+        ];
+        // Statistics (channels) lag on RabbitMQ: poll until the line settles.
+        let want = format!("guest\t/\trunning\t2\tfalse\tAMQP 0-9-1\tlapin\t{conn_name}");
+        let (url2, api2, want2) = (url.clone(), api.clone(), want.clone());
+        let conn_line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            eventually(WAIT, "the connection listed", || {
+                let name = want2.rsplit('\t').next().unwrap_or_default();
+                line = list(&url2, &api2, &conn_cols)
+                    .unwrap_or_default()
+                    .lines()
+                    .find(|l| l.ends_with(&format!("\t{name}")))
+                    .unwrap_or_default()
+                    .to_string();
+                line == want2
+            });
+            line
+        })
+        .await
+        .unwrap();
+        assert_eq!(conn_line, want, "{url}");
+        outputs.push(conn_line);
         let overview = list(&url, &api, &["overview", "-o", "tsv"]).unwrap();
         assert!(
             overview.contains("listeners\t") && overview.contains("amqp "),
@@ -199,6 +248,9 @@ async fn list_commands_show_the_same_state_on_every_target() {
             .await
             .unwrap();
         ch.exchange_delete(y.as_str().into(), ExchangeDeleteOptions::default())
+            .await
+            .unwrap();
+        ch.exchange_delete(h.as_str().into(), ExchangeDeleteOptions::default())
             .await
             .unwrap();
         let _ = conn.close(200, "done".into()).await;
@@ -216,6 +268,13 @@ async fn list_commands_show_the_same_state_on_every_target() {
     assert!(
         bindings.contains(&format!("{x}\texchange\t{q}\tqueue\tk.#\t{{}}")),
         "{bindings}"
+    );
+    let headers = &seen[0][5];
+    assert!(
+        headers.contains(&format!(
+            "{h}\texchange\t{q}\tqueue\t\t{{\"kind\":\"report\",\"level\":3,\"x-match\":\"all\"}}"
+        )),
+        "{headers}"
     );
     assert!(
         seen[0][1].contains(&format!("{q}\tlist-tag\ttrue\t1\ttrue")),
