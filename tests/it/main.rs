@@ -21,6 +21,7 @@ mod cli_support;
 mod cli_tail;
 mod cli_templates;
 mod cli_terminal;
+mod cli_topology;
 mod cli_tutorials;
 mod cli_worker;
 mod mgmt_api;
