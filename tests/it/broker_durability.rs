@@ -515,6 +515,32 @@ async fn a_corrupt_byte_skips_one_record_and_is_reported() {
 }
 
 #[test]
+fn an_unusable_data_dir_is_refused_with_one_line() {
+    let dir = temp_dir("rmq-unusable");
+    let file = dir.join("not-a-directory");
+    std::fs::write(&file, b"x").unwrap();
+    let out = crate::support::run_bounded(
+        {
+            let mut c = rmq();
+            c.args(["serve", "--port", "0", "--mgmt-port", "0", "--data-dir"])
+                .arg(&file);
+            c
+        },
+        None,
+        WAIT,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("rmq: cannot start the broker: cannot create data directory")
+            && last.contains("Not a directory"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_second_broker_on_the_same_data_dir_is_refused() {
     let dir = temp_dir("rmq-lock");
     let first = Serve::start(&dir);

@@ -66,6 +66,43 @@ fn unreachable_broker_exits_69_quickly() {
 }
 
 #[test]
+fn a_host_that_never_answers_exits_69_after_the_connection_timeout() {
+    // Accepts TCP (the kernel's backlog) but never speaks AMQP, like a black-holed broker.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2F?connection_timeout=1000");
+    let started = Instant::now();
+    let out = run(&url, &["send", "q", "x"], None);
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr(&out).contains("no answer within 1s"),
+        "{}",
+        stderr(&out)
+    );
+    drop(silent);
+}
+
+#[test]
+fn an_unknown_host_name_exits_69() {
+    let out = run(
+        "amqp://guest:guest@no-such-host.invalid:5672/%2F",
+        &["send", "q", "x"],
+        None,
+    );
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot connect to no-such-host.invalid:5672"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn url_comes_from_rmq_url_then_amqp_url() {
     let port = closed_port();
     let mut c = crate::support::rmq();

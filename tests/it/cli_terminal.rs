@@ -12,6 +12,11 @@ const LONG: usize = 120_000;
 /// `sh -c CMD` inside a pseudo-terminal; `None` (test skipped) without `script`.
 fn in_pty(cmd: &str, no_color: bool) -> Option<Output> {
     if Command::new("script").arg("--version").output().is_err() {
+        // CI installs util-linux: there a missing `script` is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "util-linux `script` is needed for the terminal tests"
+        );
         eprintln!("skipped: util-linux `script` is not installed");
         return None;
     }
@@ -37,6 +42,19 @@ fn in_pty(cmd: &str, no_color: bool) -> Option<Output> {
         String::from_utf8_lossy(&out.stdout)
     );
     Some(out)
+}
+
+/// 120000 → "120,000", as the progress bar prints counts.
+fn group(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn has_colour(bytes: &[u8]) -> bool {
@@ -84,6 +102,20 @@ fn a_terminal_gets_colour_and_progress_unless_no_color_or_quiet() {
     // The bar is cleared before the closing note: nothing of it follows the note.
     let tail = &text[text.rfind("\x1b[2K").expect("the bar clears its line")..];
     assert!(tail.contains(&format!("Sent {LONG} messages")), "{tail:?}");
+
+    // A long receive shows its bar too (stdout to a file: the bar is on the terminal).
+    let receive = format!("'{rmq_bin}' --url '{url}' receive {q} --count {LONG} > /dev/null");
+    let shown = in_pty(&receive, true).unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("receiving") && text.contains(&format!("/{}", group(LONG))),
+        "no receive progress bar: {text:?}"
+    );
+    assert!(
+        text.ends_with("\x1b[2K") || text.trim_end().ends_with("\x1b[2K"),
+        "the bar is cleared at the end: {:?}",
+        &text[text.len().saturating_sub(200)..]
+    );
 
     let quiet = format!("seq {LONG} | '{rmq_bin}' --url '{url}' send {q} --lines --quiet");
     let hidden = in_pty(&quiet, false).unwrap();
