@@ -4,6 +4,7 @@ use super::Ctx;
 use crate::client::Session;
 use crate::exit::{self, coded};
 use clap::{Args, Subcommand};
+use serde_json::Value;
 
 /// What to delete.
 #[derive(Debug, Subcommand)]
@@ -62,8 +63,12 @@ pub(crate) async fn run(cmd: DeleteCommand, ctx: &Ctx) -> anyhow::Result<()> {
             let n = session
                 .delete_queue(&a.name, a.if_unused, a.if_empty)
                 .await?;
+            session.close().await;
+            // Like purge: the messages deleted with it, in the chosen output format.
+            let cols = ["queue", "messages"].map(String::from);
             ctx.out
-                .note(&format!("deleted queue '{}' ({n} messages)", a.name));
+                .rows(&cols, &[vec![Value::from(a.name), Value::from(n)]])?;
+            return Ok(());
         }
         DeleteCommand::Exchange(a) => {
             if !session.exchange_exists(&a.name).await? {

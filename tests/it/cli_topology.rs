@@ -64,7 +64,25 @@ fn bind_unbind_and_conditional_deletes() {
         assert_eq!(code(&out), 1, "{url}: {}", stderr(&out));
         assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
         assert_eq!(drain(&url, &q2), "kept\n", "{url}: still there");
-        ok(&url, &["delete", "queue", &q2, "--if-empty"], None);
+        let deleted = ok(
+            &url,
+            &["delete", "queue", &q2, "--if-empty", "-o", "jsonl"],
+            None,
+        );
+        assert_eq!(
+            deleted,
+            format!("{{\"messages\":0,\"queue\":\"{q2}\"}}\n"),
+            "{url}"
+        );
+        // A delete reports the messages that went with the queue.
+        let q3 = unique("tq3");
+        ok(&url, &["send", &q3, "--lines"], Some(b"1\n2\n"));
+        let deleted = ok(&url, &["delete", "queue", &q3, "-o", "jsonl"], None);
+        assert_eq!(
+            deleted,
+            format!("{{\"messages\":2,\"queue\":\"{q3}\"}}\n"),
+            "{url}"
+        );
         let out = run(&url, &["declare", "queue", &q2, "--passive"], None);
         assert_ne!(code(&out), 0, "{url}: deleted");
         ok(&url, &["bind", &x2, &q, "-k", "b"], None);
