@@ -85,6 +85,7 @@ pub(crate) async fn drain(ch: &Channel, q: &str) -> Vec<(String, bool)> {
 async fn restart_keeps_durable_state_and_drops_transient() {
     let dir = temp_dir("rmq-restart");
     let (q, tq, x) = (unique("durable"), unique("transient"), unique("dx"));
+    let (tx, qa) = (unique("tx"), unique("with-args"));
     {
         let broker = Broker::start_with(|c| c.data_dir = Some(dir.clone()));
         let (_conn, ch) = connect(&broker.url()).await;
@@ -116,6 +117,36 @@ async fn restart_keeps_durable_state_and_drops_transient() {
             "k".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        // A transient exchange (its binding goes with it) and a durable queue with arguments.
+        ch.exchange_declare(
+            tx.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.queue_bind(
+            q.as_str().into(),
+            tx.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        let mut max2 = FieldTable::default();
+        max2.insert("x-max-length".into(), lapin::types::AMQPValue::LongInt(2));
+        ch.queue_declare(
+            qa.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            max2,
         )
         .await
         .unwrap();
@@ -214,6 +245,38 @@ async fn restart_keeps_durable_state_and_drops_transient() {
         "routed through the restored binding"
     );
     assert_eq!(drain(&ch, &q).await, vec![("again".to_string(), false)]);
+    // The transient exchange is gone; the queue's arguments came back and still apply.
+    let err = ch
+        .exchange_declare(
+            tx.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(format!("{err}").contains("NOT_FOUND"), "{err}");
+    let (_conn, ch) = connect(&broker.url()).await;
+    for i in 0..3 {
+        ch.basic_publish(
+            "".into(),
+            qa.as_str().into(),
+            BasicPublishOptions::default(),
+            format!("a{i}").as_bytes(),
+            persistent(),
+        )
+        .await
+        .unwrap();
+    }
+    let kept: Vec<String> = drain(&ch, &qa).await.into_iter().map(|(b, _)| b).collect();
+    assert_eq!(
+        kept,
+        vec!["a1", "a2"],
+        "x-max-length 2 survived the restart"
+    );
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
