@@ -2,9 +2,8 @@
 //! are paged out and read back in order, one message left unacked does not keep the
 //! log's history on disk (compaction), across a restart and across SIGKILLs.
 
-use crate::broker_durability::{
-    Serve, bounded, connect, declare_durable, drain, persistent, random_below, temp_dir,
-};
+use crate::broker_durability::{bounded, connect, declare_durable, drain, persistent, temp_dir};
+use crate::serve_proc::{Serve, random_below};
 use crate::support::{Broker, unique};
 use futures_lite::StreamExt;
 use lapin::Confirmation;

@@ -27,6 +27,7 @@ mod cli_worker;
 mod mgmt_api;
 mod mgmt_cli;
 mod mgmt_fields;
+mod serve_proc;
 mod support;
 mod third_party;
 mod tls_support;
