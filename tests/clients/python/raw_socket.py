@@ -266,6 +266,27 @@ def heartbeats():
     healthy("heartbeat timeout")
 
 
+def amqplain_login():
+    # AMQPLAIN: the response is a field table of LOGIN and PASSWORD without its length
+    # prefix (what RabbitMQ and old clients send); a wrong password is refused like PLAIN's.
+    for password, ok in ((None, True), ("not-the-password", False)):
+        r = RawConn(URL)
+        r.send(rawamqp.PROTOCOL_HEADER)
+        m = r.read_method()
+        C.check("AMQPLAIN is offered", m and b"AMQPLAIN" in m[2], repr(m and m[2][-40:]))
+        creds = table({"LOGIN": r.user, "PASSWORD": password or r.password})[4:]
+        r.send(method_frame(0, rawamqp.CONNECTION_START_OK, table({"product": "amqplain-test"})
+                            + shortstr("AMQPLAIN") + longstr(creds) + shortstr("en_US")))
+        m = r.read_method()
+        if ok:
+            C.eq("AMQPLAIN login with the right password -> connection.tune", m and m[1],
+                 rawamqp.CONNECTION_TUNE)
+        else:
+            C.check("AMQPLAIN login with a wrong password -> no tune (refused)",
+                    not m or m[1] != rawamqp.CONNECTION_TUNE, repr(m))
+        r.close()
+
+
 def update_secret():
     # RabbitMQ 3.10 (internal users) answers update-secret-ok whatever the new secret is,
     # and the connection goes on as the user it authenticated.
@@ -282,6 +303,6 @@ def update_secret():
 
 
 for scenario in (handshake_facts, wrong_protocol_headers, garbage_and_malformed, oversized_frames,
-                 channel_errors, update_secret, heartbeats):
+                 channel_errors, amqplain_login, update_secret, heartbeats):
     C.scenario(scenario)
 C.finish()
