@@ -123,6 +123,6 @@ fn restore_queue(vhost: &Arc<VHost>, rq: RecoveredQueue) -> Arc<Queue> {
         args,
     };
     let q = Queue::create(spec, vhost, Some((rq.id, rq.log)));
-    q.restore(entries);
+    q.restore(entries, rq.next_seq);
     q
 }

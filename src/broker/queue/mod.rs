@@ -363,9 +363,11 @@ impl Queue {
     }
 
     /// Load messages recovered from the log (at start-up, before clients connect): the
-    /// first ones into memory, the rest stay paged out.
-    pub(crate) fn restore(self: &Arc<Self>, entries: Vec<Entry>) {
+    /// first ones into memory, the rest stay paged out. New messages get seqs from
+    /// `next_seq` on: lower ones may still be named by settle records in the log.
+    pub(crate) fn restore(self: &Arc<Self>, entries: Vec<Entry>, next_seq: u64) {
         self.with(|q, st| {
+            st.next_seq = st.next_seq.max(next_seq);
             for mut e in entries {
                 st.next_seq = st.next_seq.max(e.seq + 1);
                 if st

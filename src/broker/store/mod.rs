@@ -84,6 +84,9 @@ pub(crate) struct RecoveredQueue {
     pub(crate) args: String,
     /// In publish order.
     pub(crate) messages: Vec<RecoveredMessage>,
+    /// Above every seq any record of the log names: new messages must not reuse a seq
+    /// that a surviving settle or delivered record would apply to.
+    pub(crate) next_seq: u64,
     pub(crate) log: QueueLog,
 }
 
@@ -143,7 +146,7 @@ impl Store {
             known.insert(id);
             next_id = next_id.max(id + 1);
             let qdir = dir.join("queues").join(id.to_string());
-            let (messages, next_segment, live) = read_queue(&qdir, &mut problems)?;
+            let (messages, next_segment, live, next_seq) = read_queue(&qdir, &mut problems)?;
             let log = QueueLog::open(qdir, syncer.clone(), next_segment, live, limits)?;
             recovered.push(RecoveredQueue {
                 vhost,
@@ -152,6 +155,7 @@ impl Store {
                 auto_delete,
                 args,
                 messages,
+                next_seq,
                 log,
             });
         }
@@ -241,18 +245,20 @@ fn segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(out)
 }
 
-/// Read a queue's segments: its live messages in order, the next segment number, and
-/// which messages are live in which segment. The newest publish or copy record of a seq
-/// says where it is; a settle record anywhere ends it.
-fn read_queue(
+/// Read a queue's segments: its live messages in order, the next segment number, which
+/// messages are live in which segment, and the seq to continue from. The newest publish
+/// or copy record of a seq says where it is; a settle record anywhere ends it.
+#[allow(clippy::type_complexity)]
+pub(super) fn read_queue(
     dir: &Path,
     problems: &mut Vec<String>,
-) -> io::Result<(Vec<RecoveredMessage>, u64, Liveness)> {
+) -> io::Result<(Vec<RecoveredMessage>, u64, Liveness, u64)> {
     let segs = segments(dir)?;
     let mut live = Liveness::default();
     let mut published: BTreeMap<u64, PublishMeta> = BTreeMap::new();
     let mut delivered = HashSet::new();
     let mut settled = HashSet::new();
+    let mut next_seq = 0u64;
     for (i, &no) in segs.iter().enumerate() {
         let path = queue_log::segment_path(dir, no);
         let data = fs::read(&path)?;
@@ -288,6 +294,7 @@ fn read_queue(
             let copy = matches!(r, Record::Copy(_));
             match r {
                 Record::Publish(p) | Record::Copy(p) => {
+                    next_seq = next_seq.max(p.seq + 1);
                     let seg = live.segments.entry(no).or_default();
                     if copy {
                         seg.copy(p.seq, false);
@@ -310,9 +317,11 @@ fn read_queue(
                     );
                 }
                 Record::Delivered(seq) => {
+                    next_seq = next_seq.max(seq + 1);
                     delivered.insert(seq);
                 }
                 Record::Settled(seq) => {
+                    next_seq = next_seq.max(seq + 1);
                     settled.insert(seq);
                 }
             }
@@ -341,5 +350,5 @@ fn read_queue(
         });
     }
     let next = segs.last().map_or(1, |n| n + 1);
-    Ok((messages, next, live))
+    Ok((messages, next, live, next_seq))
 }
