@@ -131,7 +131,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand --tls-ca-cert-file 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store'
             cand --tls-cert-file 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file'
             cand --tls-key-file 'Private key (PEM) of --tls-cert-file'
-            cand --no-ack 'Let the broker forget each message as soon as it is sent (no acks, no redelivery). With --count, --timeout or --idle-timeout each message is acked once printed instead: a no-ack consumer gets no prefetch limit, and what the broker pushed past the end would be lost'
+            cand --no-ack 'Let the broker forget each message as soon as it is sent (no acks, no redelivery). With --count, --timeout or --idle-timeout each message is acked once printed instead: a no-ack consumer gets no prefetch limit, so what the broker pushed past the end would be lost; acked, it is requeued'
             cand --requeue 'Put each message back in the queue after printing it (nack with requeue)'
             cand --reject 'Reject each message after printing it: dropped, or dead-lettered if the queue says so'
             cand --durable 'Create the queue durable (survives a broker restart) if it does not exist'

@@ -132,7 +132,7 @@ raw\t'Bare values: message bodies (default for messages), or TSV without the hea
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l tls-ca-cert-file -d 'CA certificates (PEM) to verify the broker\'s TLS certificate with, for amqps:// and an https:// management API, instead of the system\'s trust store' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l tls-cert-file -d 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file' -r -F
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l tls-key-file -d 'Private key (PEM) of --tls-cert-file' -r -F
-complete -c rmq -n "__fish_rmq_using_subcommand receive" -l no-ack -d 'Let the broker forget each message as soon as it is sent (no acks, no redelivery). With --count, --timeout or --idle-timeout each message is acked once printed instead: a no-ack consumer gets no prefetch limit, and what the broker pushed past the end would be lost'
+complete -c rmq -n "__fish_rmq_using_subcommand receive" -l no-ack -d 'Let the broker forget each message as soon as it is sent (no acks, no redelivery). With --count, --timeout or --idle-timeout each message is acked once printed instead: a no-ack consumer gets no prefetch limit, so what the broker pushed past the end would be lost; acked, it is requeued'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l requeue -d 'Put each message back in the queue after printing it (nack with requeue)'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l reject -d 'Reject each message after printing it: dropped, or dead-lettered if the queue says so'
 complete -c rmq -n "__fish_rmq_using_subcommand receive" -l durable -d 'Create the queue durable (survives a broker restart) if it does not exist'

@@ -85,7 +85,7 @@ module completions {
     --timeout: string         # Give up after this many seconds overall
     --idle-timeout: string    # Give up after this many seconds without a message
     --prefetch: string        # Unacknowledged messages in flight (capped at --count so no extra message is taken)
-    --no-ack                  # Let the broker forget each message as soon as it is sent (no acks, no redelivery). With --count, --timeout or --idle-timeout each message is acked once printed instead: a no-ack consumer gets no prefetch limit, and what the broker pushed past the end would be lost
+    --no-ack                  # Let the broker forget each message as soon as it is sent (no acks, no redelivery). With --count, --timeout or --idle-timeout each message is acked once printed instead: a no-ack consumer gets no prefetch limit, so what the broker pushed past the end would be lost; acked, it is requeued
     --requeue                 # Put each message back in the queue after printing it (nack with requeue)
     --reject                  # Reject each message after printing it: dropped, or dead-lettered if the queue says so
     --exchange: string        # Consume from this exchange through a queue bound to it (tutorials 3–5)

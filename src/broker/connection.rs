@@ -133,13 +133,12 @@ pub(crate) async fn serve<S: Transport>(
         shared: conn.clone(),
     });
     // A vhost deleted between the handshake's lookup and this registration did not see
-    // this connection when it closed its connections: close it the same way.
-    if !broker
+    // this connection when it closed its connections: close it the same way, before any
+    // frame of it is handled (one could declare a queue in the deleted vhost).
+    let vhost_gone = !broker
         .vhost(&neg.vhost.name)
-        .is_some_and(|v| Arc::ptr_eq(&v, &neg.vhost))
-    {
-        registered.force_close(format!("vhost '{}' is down", neg.vhost.name));
-    }
+        .is_some_and(|v| Arc::ptr_eq(&v, &neg.vhost));
+    let vhost_name = neg.vhost.name.clone();
     let mut throttle = Throttle::new(
         broker.alarms.subscribe(),
         neg.blocked_notify,
@@ -159,6 +158,12 @@ pub(crate) async fn serve<S: Transport>(
         buf.reserve(read_chunk);
     }
     let end = loop {
+        if vhost_gone {
+            break End::Close(AmqpError::new(
+                code::CONNECTION_FORCED,
+                format_args!("vhost '{vhost_name}' is down"),
+            ));
+        }
         let spare = buf.capacity() - buf.len();
         let dead_at = last_read + heartbeat * 2 + Duration::from_millis(500);
         tokio::select! {

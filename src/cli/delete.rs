@@ -58,7 +58,12 @@ pub(crate) async fn run(cmd: DeleteCommand, ctx: &Ctx) -> anyhow::Result<()> {
         DeleteCommand::Queue(a) => {
             if session.queue_exists(&a.name).await?.is_none() {
                 session.close().await;
-                return missing("queue", &a.name, a.if_exists, ctx);
+                missing("queue", &a.name, a.if_exists, ctx)?;
+                // As queue.delete-ok answers for a missing queue: nothing went with it.
+                let cols = ["queue", "messages"].map(String::from);
+                ctx.out
+                    .rows(&cols, &[vec![Value::from(a.name), Value::from(0)]])?;
+                return Ok(());
             }
             let n = session
                 .delete_queue(&a.name, a.if_unused, a.if_empty)

@@ -23,8 +23,8 @@ pub(crate) struct ReceiveArgs {
     prefetch: u16,
     /// Let the broker forget each message as soon as it is sent (no acks, no redelivery).
     /// With --count, --timeout or --idle-timeout each message is acked once printed instead:
-    /// a no-ack consumer gets no prefetch limit, and what the broker pushed past the end
-    /// would be lost.
+    /// a no-ack consumer gets no prefetch limit, so what the broker pushed past the end
+    /// would be lost; acked, it is requeued.
     #[arg(long)]
     no_ack: bool,
     /// Put each message back in the queue after printing it (nack with requeue).
@@ -134,8 +134,7 @@ pub(crate) async fn run(args: ReceiveArgs, ctx: &Ctx) -> anyhow::Result<()> {
             Settle::Ack
         },
         no_ack,
-        // Emulated no-ack: each message acked as it comes, none held back for a batch.
-        prefetch: if args.no_ack { 1 } else { prefetch },
+        prefetch,
         what: "receiving",
     };
     let result = consume(&mut sub, &plan, &mut sink, ctx).await;

@@ -98,7 +98,7 @@ pub(crate) struct ServeArgs {
     disk_free_limit: u64,
     /// Size of the segment files of a durable queue's message log (16MiB, 64KiB, bytes):
     /// disk space is reclaimed a segment at a time.
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_segment_size)]
     log_segment_size: u64,
     /// Only log errors.
     #[arg(long, short = 'q')]
@@ -202,6 +202,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The per-user data directory (XDG base directory spec).
+/// A segment size: at least 4 KiB, so that a record or two do not each get a file.
+fn parse_segment_size(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if n < 4096 {
+        return Err(format!(
+            "'{s}' is too small: segments must be at least 4KiB"
+        ));
+    }
+    Ok(n)
+}
+
 fn default_data_dir() -> anyhow::Result<PathBuf> {
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(d).join("rmq"));

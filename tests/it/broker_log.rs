@@ -237,6 +237,7 @@ async fn sigkill_while_compacting_loses_no_confirmed_message() {
         declare_durable(&ch, &q).await;
         // The consumer: acks (recorded before the ack is sent) all but every 50th.
         let acked = Arc::new(Mutex::new(BTreeSet::new()));
+        let delivered_held = Arc::new(Mutex::new(BTreeSet::new()));
         let (cconn, cch) = connect(&serve.url()).await;
         let mut deliveries = cch
             .basic_consume(
@@ -252,12 +253,14 @@ async fn sigkill_while_compacting_loses_no_confirmed_message() {
         let (seen_tx, mut seen) = tokio::sync::watch::channel(0u64);
         let consumer = {
             let acked = acked.clone();
+            let delivered_held = delivered_held.clone();
             tokio::spawn(async move {
                 let mut held = Vec::new();
                 while let Some(Ok(d)) = deliveries.next().await {
                     let body = String::from_utf8_lossy(&d.data).to_string();
                     let seq: u64 = body.split('-').next().unwrap().parse().unwrap();
                     if seq.is_multiple_of(50) {
+                        delivered_held.lock().unwrap().insert(seq);
                         held.push(d);
                     } else {
                         acked.lock().unwrap().insert(seq);
@@ -330,6 +333,18 @@ async fn sigkill_while_compacting_loses_no_confirmed_message() {
             .map(|(b, _)| b.split('-').next().unwrap().parse().unwrap())
             .collect();
         let acked = acked.lock().unwrap().clone();
+        // A held message was delivered: its delivered mark (written before the delivery,
+        // and carried by every compaction since) makes it come back redelivered.
+        let delivered_held = delivered_held.lock().unwrap().clone();
+        for (body, redelivered) in &got {
+            let seq: u64 = body.split('-').next().unwrap().parse().unwrap();
+            if delivered_held.contains(&seq) {
+                assert!(
+                    redelivered,
+                    "round {round}: held message {seq} not redelivered"
+                );
+            }
+        }
         let lost: Vec<_> = confirmed
             .iter()
             .filter(|s| !acked.contains(s) && !seqs.contains(s))

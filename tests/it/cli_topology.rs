@@ -83,6 +83,16 @@ fn bind_unbind_and_conditional_deletes() {
             format!("{{\"messages\":2,\"queue\":\"{q3}\"}}\n"),
             "{url}"
         );
+        let again = ok(
+            &url,
+            &["delete", "queue", &q3, "--if-exists", "-o", "jsonl"],
+            None,
+        );
+        assert_eq!(
+            again,
+            format!("{{\"messages\":0,\"queue\":\"{q3}\"}}\n"),
+            "{url}"
+        );
         let out = run(&url, &["declare", "queue", &q2, "--passive"], None);
         assert_ne!(code(&out), 0, "{url}: deleted");
         ok(&url, &["bind", &x2, &q, "-k", "b"], None);

@@ -44,6 +44,9 @@ impl QueueLog {
                 }
             }
             self.remove_segment(no);
+            if self.live.segments.contains_key(&no) {
+                break; // could not delete it (reported): next time
+            }
         }
     }
 
@@ -65,7 +68,9 @@ impl QueueLog {
     }
 
     /// A segment emptied behind an older one, else the sparsest when sealed segments are
-    /// mostly dead.
+    /// mostly dead. Only segments that hold publish records are candidates: one holding
+    /// marks only frees nothing (its needed marks would just move, and the segment they
+    /// fill would be picked next); it goes from the front once older ones are gone.
     fn pick(&self) -> Option<u64> {
         let sealed: Vec<(u64, &SegmentLive)> = self
             .live
@@ -77,7 +82,7 @@ impl QueueLog {
         if sealed.len() <= SLACK_SEGMENTS {
             return None;
         }
-        if let Some(&(no, _)) = sealed.iter().find(|(_, s)| s.live == 0) {
+        if let Some(&(no, _)) = sealed.iter().find(|(_, s)| s.live == 0 && s.records > 0) {
             return Some(no);
         }
         let live: u64 = sealed.iter().map(|(_, s)| s.live).sum();
@@ -87,7 +92,8 @@ impl QueueLog {
         }
         sealed
             .iter()
-            .min_by_key(|(_, s)| s.live.saturating_mul(1 << 20) / s.records.max(1))
+            .filter(|(_, s)| s.records > 0)
+            .min_by_key(|(_, s)| s.live.saturating_mul(1 << 20) / s.records)
             .map(|&(no, _)| no)
     }
 
@@ -174,15 +180,28 @@ impl QueueLog {
     }
 
     fn remove_segment(&mut self, no: u64) {
-        self.live.segments.remove(&no);
-        self.readers.remove(&no);
         #[cfg(test)]
         if self.crashed || self.crash_at_remove == Some(no) {
             self.crashed = true;
+            self.live.segments.remove(&no);
             return;
         }
-        // A failed delete only costs disk space: recovery reads it like any segment.
-        let _ = fs::remove_file(segment_path(&self.dir, no));
+        match fs::remove_file(segment_path(&self.dir, no)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                // Still on disk, so still what recovery will read: keep knowing it (older
+                // segments' settle records are carried while it may hold their messages)
+                // and try again once it is the oldest.
+                report(&e, no);
+                if let Some(s) = self.live.segments.get_mut(&no) {
+                    s.damaged = true;
+                }
+                return;
+            }
+        }
+        self.live.segments.remove(&no);
+        self.readers.remove(&no);
     }
 }
 

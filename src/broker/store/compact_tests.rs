@@ -354,3 +354,32 @@ fn an_emptied_oldest_segment_keeps_the_delivered_mark_of_a_copied_message() {
     syncer.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Segments that hold only marks are not compacted: moving marks frees nothing, and the
+/// segment they filled would be picked next, rewriting the same marks on every write.
+#[test]
+fn marks_are_not_rewritten_over_and_over() {
+    let dir = temp_dir("marks-only");
+    let syncer = Syncer::start().unwrap();
+    let mut log = fresh(&dir, &syncer);
+    // A quarter of the messages wait (a queue's low priorities, say); the rest are acked
+    // long after, in one burst: segments of settle marks that the kept segments need.
+    let mut places = Vec::new();
+    for seq in 0..2000u64 {
+        places.push((seq, log.publish(seq, &message(seq), 0).unwrap().0));
+    }
+    for &(seq, seg) in places.iter().filter(|(s, _)| s % 4 != 0) {
+        log.settled(seq, seg).unwrap();
+    }
+    // Now ordinary traffic: each message published and acked. What it writes is about
+    // 100 bytes; segments should advance at that pace, not at the pace of recopied marks.
+    let before = log.current.no;
+    for seq in 2000..2200u64 {
+        let (seg, _) = log.publish(seq, &message(seq), 0).unwrap();
+        log.settled(seq, seg).unwrap();
+    }
+    let advanced = log.current.no - before;
+    assert!(advanced < 60, "{advanced} segments for 200 small messages");
+    syncer.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,6 @@
 //! What a queue log knows of each segment without reading it: which of the messages
-//! published into it are still live (one bit per seq of its publish range), which live
-//! messages were copied into it by compaction, and how many records it holds. This is
+//! published into it are still live (a flag per publish record), which live messages
+//! were copied into it by compaction, and how many records it holds. This is
 //! what lets compaction pick segments and tell a live record from a dead one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// One segment's liveness.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentLive {
-    /// Seq of the first message published into the segment; bit 0 of `bits`.
-    first: u64,
-    /// One past the last seq published into it (`first` when none was).
-    end: u64,
-    /// Live bits of the publish range (transient messages of the queue leave gaps).
-    bits: Vec<u64>,
-    /// Live messages whose newest record is here: set bits plus live copies.
+    /// Seqs of the messages published (not copied) into it, ascending. Indexed by
+    /// record rather than by seq: a queue's transient messages take seqs too, so a seq
+    /// range could be far wider than the segment.
+    seqs: Vec<u64>,
+    /// Whether each of `seqs` is still live.
+    flags: Vec<bool>,
+    /// Live messages whose newest record is here: live publishes plus live copies.
     pub(crate) live: u64,
     /// Publish and copy records in the segment, live or not.
     pub(crate) records: u64,
@@ -26,40 +26,43 @@ pub(crate) struct SegmentLive {
 }
 
 impl SegmentLive {
-    /// A message published (not copied) into this segment, in seq order.
+    /// Where `seq` is or would go in `seqs`. Publishes come in seq order, so this is
+    /// nearly always the end.
+    fn slot(&self, seq: u64) -> Result<usize, usize> {
+        match self.seqs.last() {
+            Some(&last) if last < seq => Err(self.seqs.len()),
+            None => Err(0),
+            _ => self.seqs.binary_search(&seq),
+        }
+    }
+
+    fn add(&mut self, seq: u64, live: bool) {
+        self.records += 1;
+        match self.slot(seq) {
+            Ok(i) => {
+                if live && !self.flags[i] {
+                    self.flags[i] = true;
+                    self.live += 1;
+                }
+            }
+            Err(i) => {
+                self.seqs.insert(i, seq);
+                self.flags.insert(i, live);
+                if live {
+                    self.live += 1;
+                }
+            }
+        }
+    }
+
+    /// A message published (not copied) into this segment.
     pub(crate) fn publish(&mut self, seq: u64) {
-        if self.first == self.end {
-            self.first = seq;
-            self.bits.clear();
-        }
-        self.end = self.end.max(seq + 1);
-        self.records += 1;
-        self.set(seq);
+        self.add(seq, true);
     }
 
-    fn set(&mut self, seq: u64) {
-        let Some(i) = seq.checked_sub(self.first) else {
-            return;
-        };
-        let word = (i / 64) as usize;
-        if self.bits.len() <= word {
-            self.bits.resize(word + 1, 0);
-        }
-        if self.bits[word] & (1 << (i % 64)) == 0 {
-            self.bits[word] |= 1 << (i % 64);
-            self.live += 1;
-        }
-    }
-
-    /// A publish record of this segment that is not live (recovery: it was settled or
-    /// copied elsewhere); it still widens the publish range.
+    /// Recovery: a publish record of this segment, not (yet) known to be live.
     pub(crate) fn dead_publish(&mut self, seq: u64) {
-        if self.first == self.end {
-            self.first = seq;
-        }
-        self.first = self.first.min(seq);
-        self.end = self.end.max(seq + 1);
-        self.records += 1;
+        self.add(seq, false);
     }
 
     /// A copy written into this segment; `live` when it is the message's newest record.
@@ -73,32 +76,34 @@ impl SegmentLive {
 
     /// Is `seq`'s publish record here and live?
     pub(crate) fn is_set(&self, seq: u64) -> bool {
-        seq.checked_sub(self.first).is_some_and(|i| {
-            self.bits
-                .get((i / 64) as usize)
-                .is_some_and(|w| w & (1 << (i % 64)) != 0)
-        })
+        self.slot(seq).is_ok_and(|i| self.flags[i])
     }
 
-    /// Clear `seq`'s bit; true when it was set.
+    /// Mark `seq`'s publish record dead; true when it was live.
     pub(crate) fn clear(&mut self, seq: u64) -> bool {
-        if !self.is_set(seq) {
-            return false;
+        match self.slot(seq) {
+            Ok(i) if self.flags[i] => {
+                self.flags[i] = false;
+                self.live = self.live.saturating_sub(1);
+                true
+            }
+            _ => false,
         }
-        let i = seq - self.first;
-        self.bits[(i / 64) as usize] &= !(1 << (i % 64));
-        self.live = self.live.saturating_sub(1);
-        true
     }
 
-    /// Could the segment hold a record (publish or copy) of `seq`?
+    /// Does the segment hold a record (publish or copy) of `seq`?
     pub(crate) fn may_hold(&self, seq: u64) -> bool {
-        (self.first <= seq && seq < self.end) || self.copied_in.contains(&seq)
+        self.slot(seq).is_ok() || self.copied_in.contains(&seq)
     }
 
     /// Recovery: `seq`, whose publish record here was passed to `dead_publish`, is live.
     pub(crate) fn set_recovered(&mut self, seq: u64) {
-        self.set(seq);
+        if let Ok(i) = self.slot(seq)
+            && !self.flags[i]
+        {
+            self.flags[i] = true;
+            self.live += 1;
+        }
     }
 
     /// Recovery: the copy of `seq` here is its newest record and it is live.
@@ -138,30 +143,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bits_follow_publishes_and_clears() {
+    fn flags_follow_publishes_and_clears() {
         let mut s = SegmentLive::default();
-        for seq in [10, 11, 75, 200] {
+        // Wide gaps (transient messages between) cost nothing.
+        for seq in [10, 11, 75, 2_000_000_000] {
             s.publish(seq);
         }
         assert_eq!((s.live, s.records), (4, 4));
         assert!(s.is_set(75) && !s.is_set(12) && !s.is_set(9));
         assert!(s.clear(75) && !s.clear(75));
         assert_eq!(s.live, 3);
-        assert!(s.may_hold(12) && s.may_hold(200) && !s.may_hold(201) && !s.may_hold(9));
+        assert!(s.may_hold(75) && s.may_hold(2_000_000_000) && !s.may_hold(12));
         s.copy(3, true);
         assert!(s.may_hold(3));
         assert_eq!((s.live, s.records), (4, 5));
+        assert!(s.seqs.capacity() < 64);
     }
 
     #[test]
-    fn recovered_bits_keep_the_whole_publish_range() {
+    fn recovery_marks_the_live_ones_among_the_publishes() {
         let mut s = SegmentLive::default();
         for seq in [5, 6, 7, 8] {
             s.dead_publish(seq);
         }
         s.set_recovered(6);
+        s.set_recovered(6);
         assert_eq!((s.live, s.records), (1, 4));
         assert!(s.is_set(6) && !s.is_set(5) && !s.is_set(8));
-        assert!(s.may_hold(5) && s.may_hold(8));
+        assert!(s.may_hold(5) && s.may_hold(8) && !s.may_hold(9));
     }
 }

@@ -263,8 +263,10 @@ pub(super) fn read_queue(
         let path = queue_log::segment_path(dir, no);
         let data = fs::read(&path)?;
         let outcome = segment::read_records(&data);
+        // Damaged unless the only damage is a torn tail cut off below.
+        let truncated = outcome.torn_tail && i + 1 == segs.len() && outcome.corrupt.is_empty();
         let seg = live.segments.entry(no).or_default();
-        seg.damaged = outcome.torn_tail || !outcome.corrupt.is_empty();
+        seg.damaged = (outcome.torn_tail && !truncated) || !outcome.corrupt.is_empty();
         for (at, len) in &outcome.corrupt {
             problems.push(format!(
                 "skipped a corrupt record ({len} bytes at offset {at}) in {}",
@@ -273,7 +275,7 @@ pub(super) fn read_queue(
         }
         if outcome.torn_tail {
             let cut = data.len() as u64 - outcome.valid_len;
-            if i + 1 == segs.len() && outcome.corrupt.is_empty() {
+            if truncated {
                 // A write cut short by a crash: nothing in it was ever confirmed.
                 OpenOptions::new()
                     .write(true)

@@ -57,6 +57,9 @@ pub(crate) fn segment_path(dir: &Path, no: u64) -> PathBuf {
 fn open_segment(dir: &Path, no: u64) -> io::Result<Arc<Segment>> {
     let path = segment_path(dir, no);
     let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    // The new name must be durable before anything synced into the file counts as on
+    // disk (fdatasync of the file alone does not promise that on every filesystem).
+    File::open(dir)?.sync_all()?;
     Ok(Arc::new(Segment {
         no,
         file,
