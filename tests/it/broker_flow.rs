@@ -208,17 +208,7 @@ async fn a_memory_alarm_blocks_publishers_while_consumers_drain() {
         states(&broker).await == ["blocked", "blocking"]
     })
     .await;
-    let metrics = bounded(
-        "metrics",
-        crate::support::http()
-            .get(format!("{}/metrics", broker.api_url()))
-            .send(),
-    )
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = broker.metrics().await;
     assert!(metrics.contains("\nrabbitmq_alarms_memory_used_watermark 1\n"));
     assert!(metrics.contains("\nrabbitmq_resident_memory_limit_bytes 1\n"));
 

@@ -4,14 +4,48 @@
 
 use crate::broker_durability::{bounded, connect, declare_durable, drain, persistent, temp_dir};
 use crate::serve_proc::{Serve, random_below};
-use crate::support::{Broker, unique};
+use crate::support::{Broker, metric, unique};
 use futures_lite::StreamExt;
-use lapin::Confirmation;
 use lapin::options::*;
 use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
 use std::collections::{BTreeSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+/// Publish `body` to queue `q` through the default exchange.
+async fn publish_to(
+    ch: &Channel,
+    q: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> lapin::Result<PublisherConfirm> {
+    ch.basic_publish(
+        "".into(),
+        q.into(),
+        BasicPublishOptions::default(),
+        body,
+        props,
+    )
+    .await
+}
+
+/// A consumer on `q` tagged `tag`, with a per-consumer prefetch when not 0.
+async fn consume(ch: &Channel, q: &str, tag: &str, prefetch: u16) -> lapin::Consumer {
+    if prefetch > 0 {
+        ch.basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .unwrap();
+    }
+    ch.basic_consume(
+        q.into(),
+        tag.into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+}
 
 /// Segment files of every queue log under a data directory.
 fn segment_files(data_dir: &Path) -> usize {
@@ -51,17 +85,10 @@ async fn deep_durable_queues_page_messages_out_and_back_in_order() {
         declare_durable(&ch, &q).await;
         let mut pending = Vec::new();
         for i in 0..300 {
-            let props = persistent();
             pending.push(
-                ch.basic_publish(
-                    "".into(),
-                    q.as_str().into(),
-                    BasicPublishOptions::default(),
-                    body(i).as_bytes(),
-                    props,
-                )
-                .await
-                .unwrap(),
+                publish_to(&ch, &q, body(i).as_bytes(), persistent())
+                    .await
+                    .unwrap(),
             );
         }
         for c in pending {
@@ -71,16 +98,7 @@ async fn deep_durable_queues_page_messages_out_and_back_in_order() {
             ));
         }
         // Half of them through a consumer (paged-out heads are read back on delivery).
-        ch.basic_qos(10, BasicQosOptions::default()).await.unwrap();
-        let mut consumer = ch
-            .basic_consume(
-                q.as_str().into(),
-                "c".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut consumer = consume(&ch, &q, "c", 10).await;
         for i in 0..150 {
             let d = bounded("delivery", consumer.next()).await.unwrap().unwrap();
             assert_eq!(d.data, body(i).as_bytes());
@@ -120,33 +138,11 @@ async fn one_unacked_message_does_not_keep_the_log_history_on_disk() {
         declare_durable(&ch, &q).await;
         // The holder takes the first message and never acks it (prefetch 1 keeps it at one).
         let (_hconn, holder) = connect(&broker.url()).await;
-        holder
-            .basic_qos(1, BasicQosOptions::default())
-            .await
-            .unwrap();
-        let mut held = holder
-            .basic_consume(
-                q.as_str().into(),
-                "holder".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut held = consume(&holder, &q, "holder", 1).await;
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .unwrap();
-        let publish = async |i: usize| {
-            let payload = body(i);
-            ch.basic_publish(
-                "".into(),
-                q.as_str().into(),
-                BasicPublishOptions::default(),
-                payload.as_bytes(),
-                persistent(),
-            )
-            .await
-        };
+        let publish = async |i: usize| publish_to(&ch, &q, body(i).as_bytes(), persistent()).await;
         bounded("confirm", publish(0).await.unwrap()).await.unwrap();
         let first = bounded("held delivery", held.next())
             .await
@@ -155,19 +151,7 @@ async fn one_unacked_message_does_not_keep_the_log_history_on_disk() {
         assert_eq!(first.data, body(0).as_bytes());
         // Everything else goes through a consumer that acks: ~3 MB through 64 KiB segments.
         let (_wconn, worker) = connect(&broker.url()).await;
-        worker
-            .basic_qos(100, BasicQosOptions::default())
-            .await
-            .unwrap();
-        let mut work = worker
-            .basic_consume(
-                q.as_str().into(),
-                "worker".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut work = consume(&worker, &q, "worker", 100).await;
         // In batches (the queue stays shallow): what is on disk must follow its depth.
         let mut most = 0;
         for batch in 0..(total - 1) / 100 {
@@ -239,15 +223,7 @@ async fn sigkill_while_compacting_loses_no_confirmed_message() {
         let acked = Arc::new(Mutex::new(BTreeSet::new()));
         let delivered_held = Arc::new(Mutex::new(BTreeSet::new()));
         let (cconn, cch) = connect(&serve.url()).await;
-        let mut deliveries = cch
-            .basic_consume(
-                q.as_str().into(),
-                "c".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut deliveries = consume(&cch, &q, "c", 0).await;
         // Deliveries seen, so that the publisher keeps the queue shallow: what is on disk
         // is then mostly history, which compaction must not keep.
         let (seen_tx, mut seen) = tokio::sync::watch::channel(0u64);
@@ -287,16 +263,7 @@ async fn sigkill_while_compacting_loses_no_confirmed_message() {
             if window.len() < 16 {
                 let seq = next_seq;
                 next_seq += 1;
-                match ch
-                    .basic_publish(
-                        "".into(),
-                        q.as_str().into(),
-                        BasicPublishOptions::default(),
-                        format!("{seq}-{pad}").as_bytes(),
-                        persistent(),
-                    )
-                    .await
-                {
+                match publish_to(&ch, &q, format!("{seq}-{pad}").as_bytes(), persistent()).await {
                     Ok(c) => window.push_back((seq, c)),
                     Err(_) => break,
                 }
@@ -377,21 +344,7 @@ async fn sigkill_while_compacting_loses_no_confirmed_message() {
 
 /// `rmq_disk_fdatasyncs_total` from the broker's /metrics.
 async fn fdatasyncs(broker: &Broker) -> u64 {
-    let text = bounded(
-        "GET /metrics",
-        crate::support::http()
-            .get(format!("{}/metrics", broker.api_url()))
-            .send(),
-    )
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("rmq_disk_fdatasyncs_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("rmq_disk_fdatasyncs_total in /metrics")
+    metric(&broker.metrics().await, "rmq_disk_fdatasyncs_total") as u64
 }
 
 /// Confirms of persistent messages wait for an fdatasync that many publishes share (group
@@ -409,19 +362,13 @@ async fn persistent_confirms_share_fdatasyncs_and_transient_ones_need_none() {
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    let publish_all = async |n: usize, props: lapin::BasicProperties| {
+    let publish_all = async |n: usize, props: BasicProperties| {
         let mut pending = Vec::new();
         for i in 0..n {
             pending.push(
-                ch.basic_publish(
-                    "".into(),
-                    q.as_str().into(),
-                    BasicPublishOptions::default(),
-                    format!("m{i}").as_bytes(),
-                    props.clone(),
-                )
-                .await
-                .unwrap(),
+                publish_to(&ch, &q, format!("m{i}").as_bytes(), props.clone())
+                    .await
+                    .unwrap(),
             );
         }
         for c in pending {
@@ -429,7 +376,7 @@ async fn persistent_confirms_share_fdatasyncs_and_transient_ones_need_none() {
         }
     };
     let before = fdatasyncs(&broker).await;
-    publish_all(2000, lapin::BasicProperties::default()).await;
+    publish_all(2000, BasicProperties::default()).await;
     assert_eq!(
         fdatasyncs(&broker).await,
         before,
@@ -459,14 +406,7 @@ async fn a_message_published_after_a_restart_survives_the_next_one() {
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .unwrap();
-        let c = ch
-            .basic_publish(
-                "".into(),
-                q.as_str().into(),
-                BasicPublishOptions::default(),
-                body.as_bytes(),
-                persistent(),
-            )
+        let c = publish_to(ch, &q, body.as_bytes(), persistent())
             .await
             .unwrap();
         assert!(bounded("confirm", c).await.unwrap().is_ack());

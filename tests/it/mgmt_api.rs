@@ -2,7 +2,7 @@
 //! field names and types, auth, RabbitMQ's error bodies, paging, and changes made over
 //! HTTP seen over AMQP (lapin) and the other way round.
 
-use crate::support::{Broker, WAIT, unique};
+use crate::support::{Broker, WAIT, metric, unique};
 use futures_lite::StreamExt;
 use lapin::options::*;
 use lapin::types::FieldTable;
@@ -668,11 +668,11 @@ async fn paging_columns_sort_and_overview_and_metrics_move() {
     )
     .await;
     assert_eq!(v[0], json!({"name": format!("{prefix}-4"), "messages": 0}));
-    let before = metrics(&broker).await;
+    let before = broker.metrics().await;
     for _ in 0..3 {
         send(&broker, "POST", "/api/exchanges/%2F/amq.default/publish", &format!(r#"{{"properties":{{}},"routing_key":"{prefix}-0","payload":"x","payload_encoding":"string"}}"#)).await;
     }
-    let after = metrics(&broker).await;
+    let after = broker.metrics().await;
     assert_eq!(
         metric(&after, "rabbitmq_global_messages_received_total")
             - metric(&before, "rabbitmq_global_messages_received_total"),
@@ -701,23 +701,4 @@ async fn paging_columns_sort_and_overview_and_metrics_move() {
     let vh = get(&broker, "/api/vhosts").await;
     assert_eq!(vh[0]["name"], "/");
     assert_eq!(get(&broker, "/api/users").await[0]["name"], "guest");
-}
-
-async fn metrics(broker: &Broker) -> String {
-    let resp = bounded(
-        "metrics",
-        crate::support::http()
-            .get(format!("{}/metrics", broker.api_url()))
-            .send(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    resp.text().await.unwrap()
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in {text}"))
 }

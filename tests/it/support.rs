@@ -87,6 +87,29 @@ impl Broker {
     pub fn api_url(&self) -> String {
         format!("http://{}", self.mgmt_addr)
     }
+
+    /// The Prometheus text of `/metrics` (bounded by WAIT).
+    pub async fn metrics(&self) -> String {
+        let get = async {
+            let resp = http()
+                .get(format!("{}/metrics", self.api_url()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.text().await.unwrap()
+        };
+        tokio::time::timeout(WAIT, get)
+            .await
+            .expect("timed out: GET /metrics")
+    }
+}
+
+/// The value of metric `name` in a `/metrics` text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in {text}"))
 }
 
 impl Drop for Broker {
