@@ -7,11 +7,15 @@
 //! publishes into other queues, so it always runs after the queue's own lock is released.
 
 mod dispatch;
+mod entry;
 pub(crate) mod expiry;
+mod snapshot;
+
+pub(crate) use entry::{Consumer, Enqueued, Entry};
 
 use expiry::Expiry;
 
-use super::channel::{ChannelShared, ConsumerCredit};
+use super::channel::ChannelShared;
 use super::counters::{QueueCounters, Stat};
 use super::deadletter::Reason;
 use super::log;
@@ -24,56 +28,6 @@ use amq_protocol::types::FieldTable;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// A message in a queue, with what the queue knows about its past.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    /// The shared message; None while paged out to the queue's log (`stored`).
-    pub(crate) msg: Option<MessageRef>,
-    /// Set once the message was delivered and came back (AMQP `redelivered`).
-    pub(crate) redelivered: bool,
-    /// Position in the queue's history: requeue puts a message back where it was.
-    pub(crate) seq: u64,
-    /// When the message expires (queue or message TTL, whichever is first); kept on requeue.
-    pub(crate) expires_at: Option<Instant>,
-    /// Where the queue's log holds it, (segment, offset): persistent messages of
-    /// durable queues.
-    pub(crate) stored: Option<(u64, u64)>,
-    /// Body length: limits and accounting without loading a paged-out message.
-    pub(crate) size: u32,
-    /// The message's priority property, for priority lanes.
-    pub(crate) priority: u8,
-}
-
-/// A consumer attached to a queue.
-#[derive(Debug, Clone)]
-pub(crate) struct Consumer {
-    /// Consumer tag, unique per channel.
-    pub(crate) tag: Arc<str>,
-    /// The channel deliveries go to.
-    pub(crate) channel: Arc<ChannelShared>,
-    /// no-ack consumers take messages without settling them.
-    pub(crate) no_ack: bool,
-    /// An exclusive consumer is the queue's only consumer.
-    pub(crate) exclusive: bool,
-    /// `x-priority`: higher-priority consumers with credit are served first.
-    pub(crate) priority: i64,
-    /// Per-consumer prefetch (basic.qos global=false at consume time).
-    pub(crate) credit: Arc<ConsumerCredit>,
-}
-
-/// What became of a published message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Enqueued {
-    /// Accepted (queued or delivered), in memory only.
-    Accepted,
-    /// Accepted and written to the queue's log: its confirm waits for the next fsync.
-    Stored,
-    /// Refused by `x-overflow: reject-publish[-dlx]`: confirming publishers get a nack.
-    Rejected,
-    /// The queue was deleted meanwhile.
-    Gone,
-}
 
 /// Mutable queue state, behind the queue's own lock.
 #[derive(Debug)]
@@ -148,23 +102,6 @@ pub(crate) struct Queue {
     state: Mutex<QueueState>,
     /// Publish/deliver/ack counts for the management API (relaxed atomics).
     pub(crate) counters: QueueCounters,
-}
-
-/// A queue's state for the management API.
-#[derive(Debug)]
-pub(crate) struct QueueSnapshot {
-    /// Ready messages.
-    pub(crate) ready: u64,
-    /// Body bytes of the ready messages.
-    pub(crate) ready_bytes: u64,
-    /// Delivered, not yet settled.
-    pub(crate) unacked: u64,
-    /// Body bytes of the unacked messages.
-    pub(crate) unacked_bytes: u64,
-    /// The consumers, highest priority first.
-    pub(crate) consumers: Vec<Consumer>,
-    /// `x-single-active-consumer`: only the first consumer gets messages.
-    pub(crate) single_active: bool,
 }
 
 /// What a queue is declared as.
@@ -538,34 +475,6 @@ impl Queue {
         if redelivered {
             self.counters.own.add(Stat::Redeliver, 1);
         }
-    }
-
-    /// What the management API shows of this queue right now (one lock, no copies of
-    /// messages), expired messages excluded.
-    pub(crate) fn snapshot(self: &Arc<Self>) -> QueueSnapshot {
-        self.with(|q, st| {
-            q.expire_head(st, Instant::now());
-            QueueSnapshot {
-                ready: st.ready.len() as u64,
-                ready_bytes: st.ready.bytes(),
-                unacked: st.unacked as u64,
-                unacked_bytes: st.unacked_bytes,
-                consumers: st.consumers.clone(),
-                single_active: q.args.single_active_consumer,
-            }
-        })
-    }
-
-    /// (ready, unacked, consumers) right now, expired messages excluded.
-    pub(crate) fn counts(self: &Arc<Self>) -> (u32, u32, u32) {
-        self.with(|q, st| {
-            q.expire_head(st, Instant::now());
-            (
-                st.ready.len() as u32,
-                st.unacked as u32,
-                st.consumers.len() as u32,
-            )
-        })
     }
 }
 
