@@ -56,19 +56,19 @@ pub(crate) async fn run(cmd: DeleteCommand, ctx: &Ctx) -> anyhow::Result<()> {
     // delete checks first (passive declare).
     match cmd {
         DeleteCommand::Queue(a) => {
-            if session.queue_exists(&a.name).await?.is_none() {
-                session.close().await;
-                missing("queue", &a.name, a.if_exists, ctx)?;
-                // As queue.delete-ok answers for a missing queue: nothing went with it.
-                let cols = ["queue", "messages"].map(String::from);
-                ctx.out
-                    .rows(&cols, &[vec![Value::from(a.name), Value::from(0)]])?;
-                return Ok(());
-            }
-            let n = session
-                .delete_queue(&a.name, a.if_unused, a.if_empty)
-                .await?;
+            // A missing queue deletes nothing, as queue.delete-ok answers for one.
+            let exists = session.queue_exists(&a.name).await?.is_some();
+            let n = if exists {
+                session
+                    .delete_queue(&a.name, a.if_unused, a.if_empty)
+                    .await?
+            } else {
+                0
+            };
             session.close().await;
+            if !exists {
+                missing("queue", &a.name, a.if_exists, ctx)?;
+            }
             // Like purge: the messages deleted with it, in the chosen output format.
             let cols = ["queue", "messages"].map(String::from);
             ctx.out
