@@ -126,7 +126,12 @@ impl ChannelShared {
             );
         }
         drop(st);
-        self.send_delivery(&consumer.tag, tag, entry.redelivered, msg);
+        if queue.args.quorum && entry.delivery_count > 0 {
+            let counted = Arc::new(msg.with_delivery_count(entry.delivery_count));
+            self.send_delivery(&consumer.tag, tag, entry.redelivered, &counted);
+        } else {
+            self.send_delivery(&consumer.tag, tag, entry.redelivered, msg);
+        }
         true
     }
 

@@ -3,6 +3,7 @@
 //! encode outgoing frames. Methods are decoded/encoded by amq-protocol; deliveries and
 //! content frames are written by hand so a body is copied once, straight from shared `Bytes`.
 
+use super::bounds;
 use super::error::{AmqpError, code};
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::AMQPClass;
@@ -168,15 +169,33 @@ pub(crate) fn decode_method(payload: &[u8]) -> Result<AMQPClass, DecodeError> {
     if !known_method(class, method) {
         return Err(DecodeError::Unknown(class, method));
     }
-    match amq_protocol::protocol::parse_class(payload) {
-        Ok(([], decoded)) => Ok(decoded),
-        _ => Err(DecodeError::Malformed(
+    // RabbitMQ's text for arguments that do not parse quotes them.
+    let malformed = || {
+        DecodeError::Malformed(
             AmqpError::new(
                 code::FRAME_ERROR,
                 format_args!("cannot decode {}", erl_binary(&payload[4..])),
             )
             .on_method(class, method),
-        )),
+        )
+    };
+    // Walked without recursion before the recursive decoder sees it (bounds.rs).
+    let checked = match bounds::check_method(payload) {
+        Ok(checked) => checked,
+        Err(bounds::TableError::Malformed) => return Err(malformed()),
+        Err(e @ bounds::TableError::TooDeep) => {
+            return Err(DecodeError::Malformed(
+                AmqpError::new(
+                    code::FRAME_ERROR,
+                    format_args!("cannot decode method (class {class}, method {method}): {e}"),
+                )
+                .on_method(class, method),
+            ));
+        }
+    };
+    match amq_protocol::protocol::parse_class(&checked[..]) {
+        Ok(([], decoded)) => Ok(decoded),
+        _ => Err(malformed()),
     }
 }
 

@@ -120,6 +120,11 @@ pub(crate) async fn serve<S: Transport>(
     let heartbeat = Duration::from_secs(u64::from(neg.heartbeat));
     let mut buf = std::mem::take(&mut neg.leftover);
     let frame_max = neg.frame_max;
+    let listed = Listed {
+        broker: &broker,
+        id,
+        conn: conn.clone(),
+    };
     let registered = broker.registry.add(NewConn {
         tls: S::TLS,
         user: neg.user.clone(),
@@ -154,6 +159,10 @@ pub(crate) async fn serve<S: Transport>(
     });
     let mut next_check = Instant::now() + check_every;
     let mut read_chunk = MIN_READ_CHUNK;
+    // Frames a client pipelined behind connection.open came with the handshake's reads:
+    // they are handled before waiting for more (STYLE rule 11), or they would wait for
+    // the client's next write, which may never come.
+    let mut unprocessed = !buf.is_empty();
     if buf.capacity() - buf.len() < read_chunk {
         buf.reserve(read_chunk);
     }
@@ -164,6 +173,27 @@ pub(crate) async fn serve<S: Transport>(
                 format_args!("vhost '{vhost_name}' is down"),
             ));
         }
+        if unprocessed {
+            unprocessed = false;
+            let alarms = throttle.alarms_now();
+            if let Err(end) = handle_batch(&mut session, &mut buf) {
+                break end;
+            }
+            let published = std::mem::take(&mut session.published);
+            throttle.after_batch(alarms, published, &conn, &registered.flow);
+            if buf.is_empty() {
+                // Nothing half-read: let go of the buffer (queued bodies keep their own
+                // slices of it), so idle connections hold little.
+                buf = BytesMut::new();
+            }
+            if buf.capacity() - buf.len() < read_chunk / 4 {
+                buf.reserve(read_chunk);
+            }
+        }
+        // A peer that does not read what we send (replies, confirms, deliveries) is not
+        // read either until its backlog drains: its unsent frames stay bounded.
+        let backlogged = conn.backlogged();
+        let reading = throttle.reading() && !backlogged;
         let spare = buf.capacity() - buf.len();
         let dead_at = last_read + heartbeat * 2 + Duration::from_millis(500);
         tokio::select! {
@@ -173,34 +203,25 @@ pub(crate) async fn serve<S: Transport>(
                     session.enforce_ack_timeout(limit);
                 }
             }
-            r = rd.read_buf(&mut buf), if throttle.reading() => match r {
+            r = rd.read_buf(&mut buf), if reading => match r {
                 Ok(0) => break End::PeerGone("client closed the socket".into()),
                 Err(e) => break End::PeerGone(format!("read error: {e}")),
                 Ok(n) => {
                     last_read = Instant::now();
-                    let alarms = throttle.alarms_now();
-                    if let Err(end) = outbound::deferring(|| session.process(&mut buf)) {
-                        break end;
-                    }
-                    let published = std::mem::take(&mut session.published);
-                    throttle.after_batch(alarms, published, &conn, &registered.flow);
                     read_chunk = next_read_chunk(read_chunk, n, spare);
-                    if buf.is_empty() {
-                        // Nothing half-read: let go of the buffer (queued bodies keep
-                        // their own slices of it), so idle connections hold little.
-                        buf = BytesMut::new();
-                    }
-                    if buf.capacity() - buf.len() < read_chunk / 4 {
-                        buf.reserve(read_chunk);
-                    }
+                    unprocessed = true;
                 }
             },
+            () = conn.drained(), if backlogged => {
+                // Reading again: what the peer sent meanwhile is not a missed heartbeat.
+                last_read = Instant::now();
+            }
             () = throttle.changed() => {
                 if throttle.apply(&conn, &registered.flow) {
                     last_read = Instant::now();
                 }
             }
-            _ = tokio::time::sleep_until(dead_at), if !heartbeat.is_zero() && throttle.reading() => {
+            _ = tokio::time::sleep_until(dead_at), if !heartbeat.is_zero() && reading => {
                 break End::PeerGone(format!("missed heartbeats from client, timeout: {}s", heartbeat.as_secs()));
             }
             () = registered.close.notified() => {
@@ -225,16 +246,8 @@ pub(crate) async fn serve<S: Transport>(
             // Release consumers and unacked messages before telling the client, as
             // RabbitMQ does: nothing may be delivered to a connection that is closing
             // (a no-ack delivery would be lost, an ack-mode one only come back late).
-            session.teardown();
-            conn.send_method(
-                0,
-                AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
-                    reply_code: err.code,
-                    reply_text: err.text.as_str().into(),
-                    class_id: err.class_id,
-                    method_id: err.method_id,
-                })),
-            );
+            teardown(&mut session, id);
+            conn.send_method(0, err.connection_close());
             let _ = tokio::time::timeout(
                 CLOSE_OK_TIMEOUT,
                 await_close_ok(&mut rd, &mut buf, frame_max, &conn),
@@ -245,11 +258,66 @@ pub(crate) async fn serve<S: Transport>(
         End::ClientClosed => "closed by client".to_string(),
         End::PeerGone(why) => why,
     };
-    broker.registry.remove(id);
-    session.teardown();
-    conn.shutdown();
+    teardown(&mut session, id);
+    drop(listed);
     let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, writer).await;
     log::info(format_args!("connection {id} from {peer} closed: {reason}"));
+}
+
+/// Handle one read batch. A panic in it (a bug, never an answer to input) ends only this
+/// connection: with 541 INTERNAL_ERROR to the client and the cause in the log, instead of
+/// a task that dies and leaves its connection half-alive.
+fn handle_batch(session: &mut Session, buf: &mut BytesMut) -> Result<(), End> {
+    let run = std::panic::AssertUnwindSafe(|| outbound::deferring(|| session.process(buf)));
+    match std::panic::catch_unwind(run) {
+        Ok(result) => result,
+        Err(panic) => Err(End::Close(AmqpError::new(
+            code::INTERNAL_ERROR,
+            format_args!(
+                "internal error while handling a frame: {}",
+                panic_message(&*panic)
+            ),
+        ))),
+    }
+}
+
+/// Release what the session holds; a panic in it is logged, not propagated (the caller
+/// must still get to close the socket).
+fn teardown(session: &mut Session, id: u64) {
+    let run = std::panic::AssertUnwindSafe(|| session.teardown());
+    if let Err(panic) = std::panic::catch_unwind(run) {
+        log::error(format_args!(
+            "connection {id}: internal error while releasing it: {}",
+            panic_message(&*panic)
+        ));
+    }
+}
+
+/// The text a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// A connection listed in the registry: unlisted and its socket shut when dropped, so a
+/// connection task that ends in any way (a panic included) leaves no ghost behind in
+/// `/api/connections`.
+struct Listed<'a> {
+    broker: &'a BrokerState,
+    id: u64,
+    conn: Arc<ConnShared>,
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.broker.registry.remove(self.id);
+        self.conn.shutdown();
+    }
 }
 
 /// After we sent connection.close, discard frames until the client's close-ok

@@ -19,6 +19,8 @@ pub(crate) enum Reason {
     Expired,
     /// x-max-length / x-max-length-bytes overflow.
     Maxlen,
+    /// A quorum queue's `x-delivery-limit` was passed.
+    DeliveryLimit,
 }
 
 impl Reason {
@@ -27,6 +29,7 @@ impl Reason {
             Reason::Rejected => "rejected",
             Reason::Expired => "expired",
             Reason::Maxlen => "maxlen",
+            Reason::DeliveryLimit => "delivery_limit",
         }
     }
 }

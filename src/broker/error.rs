@@ -4,6 +4,9 @@
 //! errors (the connection closes); RabbitMQ prefixes texts with the code's name, e.g.
 //! `NOT_FOUND - no queue 'q' in vhost '/'`.
 
+use amq_protocol::protocol::{AMQPClass, channel, connection};
+use amq_protocol::types::ShortString;
+
 /// An error raised while handling a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AmqpError {
@@ -111,10 +114,49 @@ impl AmqpError {
     pub(crate) fn not_implemented(detail: impl std::fmt::Display) -> AmqpError {
         AmqpError::new(code::NOT_IMPLEMENTED, detail)
     }
+
+    /// The reply text as it goes on the wire: a short string, so a longer text is cut as
+    /// RabbitMQ cuts it, to 252 bytes (at a character boundary) and `...` (the full text
+    /// stays in `text` for logs).
+    pub(crate) fn reply_text(&self) -> ShortString {
+        if self.text.len() <= 255 {
+            return super::bounds::short(&self.text);
+        }
+        super::bounds::short(&format!("{}...", super::bounds::cut(&self.text, 252)))
+    }
+
+    /// connection.close carrying this error.
+    pub(crate) fn connection_close(&self) -> AMQPClass {
+        AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+            reply_code: self.code,
+            reply_text: self.reply_text(),
+            class_id: self.class_id,
+            method_id: self.method_id,
+        }))
+    }
+
+    /// channel.close carrying this error.
+    pub(crate) fn channel_close(&self) -> AMQPClass {
+        AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+            reply_code: self.code,
+            reply_text: self.reply_text(),
+            class_id: self.class_id,
+            method_id: self.method_id,
+        }))
+    }
 }
 
 /// Result of handling one frame.
 pub(crate) type AmqpResult<T = ()> = Result<T, AmqpError>;
+
+/// What a lookup found, `None` for 404 NOT_FOUND; other errors stay errors.
+pub(crate) fn found<T>(r: AmqpResult<T>) -> AmqpResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.code == code::NOT_FOUND => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -127,5 +169,16 @@ mod tests {
         assert!(!e.is_hard());
         assert!(AmqpError::new(code::CHANNEL_ERROR, "x").is_hard());
         assert!(AmqpError::new(code::CONNECTION_FORCED, "x").is_hard());
+    }
+
+    #[test]
+    fn reply_texts_are_cut_to_a_short_string() {
+        let e = AmqpError::not_found("queue", &"q".repeat(300), "/");
+        assert!(e.text.len() > 255);
+        assert_eq!(e.reply_text().as_str(), format!("{}...", &e.text[..252]));
+        let AMQPClass::Channel(channel::AMQPMethod::Close(c)) = e.channel_close() else {
+            panic!("a channel.close");
+        };
+        assert_eq!(c.reply_text.as_str().len(), 255);
     }
 }

@@ -292,6 +292,7 @@ fn open_session(broker: &Arc<BrokerState>, id: u64) -> (Session, Arc<ConnShared>
         blocked_notify: true,
         leftover: BytesMut::new(),
         slot: broker.conn_slots.try_acquire().expect("unlimited"),
+        vhost_slot: None,
     };
     let session = Session::new(broker.clone(), conn.clone(), neg);
     (session, conn)

@@ -36,6 +36,8 @@ pub(crate) struct Negotiated {
     pub(crate) leftover: BytesMut,
     /// This connection's place under `--max-connections`, held until it ends.
     pub(crate) slot: ConnSlot,
+    /// Its place under the vhost's `max-connections`, held until it ends.
+    pub(crate) vhost_slot: Option<super::vhost_limits::VhostConnSlot>,
 }
 
 /// Why negotiation stopped; the caller logs it and closes the socket.
@@ -130,13 +132,7 @@ async fn refuse(
     err: &AmqpError,
     frame_max: u32,
 ) {
-    let close = AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
-        reply_code: err.code,
-        reply_text: err.text.as_str().into(),
-        class_id: err.class_id,
-        method_id: err.method_id,
-    }));
-    if write_method(stream, close).await.is_ok() {
+    if write_method(stream, err.connection_close()).await.is_ok() {
         let _ =
             tokio::time::timeout(Duration::from_secs(1), read_method(stream, buf, frame_max)).await;
     }
@@ -155,8 +151,9 @@ fn credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
         "AMQPLAIN" => {
             let mut framed = (response.len() as u32).to_be_bytes().to_vec();
             framed.extend_from_slice(response);
-            let (_, table) =
-                amq_protocol::types::parsing::parse_field_table(framed.as_slice()).ok()?;
+            // Before login too: walked without recursion first (bounds.rs).
+            let framed = super::bounds::check_tables(&framed, &[0]).ok()?;
+            let (_, table) = amq_protocol::types::parsing::parse_field_table(&framed[..]).ok()?;
             let get = |k: &str| match table.inner().get(k)? {
                 AMQPValue::LongString(s) => String::from_utf8(s.as_bytes().to_vec()).ok(),
                 AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
@@ -313,24 +310,31 @@ pub(crate) async fn negotiate(
         refuse(stream, &mut buf, &err, frame_max).await;
         return Err(drop(err.text));
     };
-    let over_limit = vhost.limits.max_connections().filter(|&max| {
-        let open = broker.registry.connections();
-        open.iter().filter(|c| c.vhost == vhost_name).count() as u64 >= max
-    });
-    if broker.auth.permission(&vhost_name, &user).is_none() || over_limit.is_some() {
-        let err = AmqpError::new(
-            code::NOT_ALLOWED,
-            match over_limit {
-                Some(max) => format!(
-                    "access to vhost '{vhost_name}' refused for user '{user}': connection limit ({max}) is reached"
-                ),
-                None => format!("access to vhost '{vhost_name}' refused for user '{user}'"),
-            },
-        )
-        .on_method(10, 40);
-        refuse(stream, &mut buf, &err, frame_max).await;
-        return Err(drop(err.text));
-    }
+    let permitted = broker.auth.permission(&vhost_name, &user).is_some();
+    // The place is taken in the same atomic step as the count is checked.
+    let vhost_slot = if permitted {
+        vhost.limits.try_connect()
+    } else {
+        Err(0)
+    };
+    let vhost_slot = match vhost_slot {
+        Ok(slot) => slot,
+        Err(max) => {
+            let err = AmqpError::new(
+                code::NOT_ALLOWED,
+                if permitted {
+                    format!(
+                        "access to vhost '{vhost_name}' refused for user '{user}': connection limit ({max}) is reached"
+                    )
+                } else {
+                    format!("access to vhost '{vhost_name}' refused for user '{user}'")
+                },
+            )
+            .on_method(10, 40);
+            refuse(stream, &mut buf, &err, frame_max).await;
+            return Err(drop(err.text));
+        }
+    };
     write_method(
         stream,
         AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
@@ -349,6 +353,7 @@ pub(crate) async fn negotiate(
         client_properties: start_ok.client_properties,
         leftover: buf,
         slot,
+        vhost_slot: Some(vhost_slot),
     })
 }
 

@@ -2,6 +2,7 @@
 //! header (forwarded unchanged: re-encoding would reorder header tables), parsed properties
 //! for the broker's own decisions, and a body shared by every queue it was routed to.
 
+use super::bounds::{TableError, check_content_header};
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldTable};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -47,9 +48,21 @@ impl Message {
 }
 
 impl Message {
+    /// A copy carrying `x-delivery-count: n` in its headers, as a quorum queue delivers a
+    /// message that came back (RabbitMQ 3.10: on every basic.get, on redeliveries to
+    /// consumers). The queue keeps the original.
+    pub(crate) fn with_delivery_count(&self, n: u32) -> Message {
+        let mut headers = self.properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            "x-delivery-count".into(),
+            AMQPValue::LongLongInt(i64::from(n)),
+        );
+        self.with_properties(self.properties.clone().with_headers(headers))
+    }
+
     /// A message read back from a queue log.
     pub(crate) fn from_stored(p: crate::broker::store::segment::StoredPublish) -> Option<Message> {
-        let (_, _, properties) = decode_header(&p.header)?;
+        let (_, _, properties) = decode_header(&p.header).ok()?;
         Some(Message {
             exchange: p.exchange,
             routing_key: p.routing_key,
@@ -80,11 +93,16 @@ pub(crate) fn encode_header(body_size: u64, properties: &BasicProperties) -> Byt
     out.freeze()
 }
 
-/// Decode a content header payload into (class id, body size, properties).
-pub(crate) fn decode_header(payload: &[u8]) -> Option<(u16, u64, BasicProperties)> {
-    match amq_protocol::frame::parsing::parse_content_header(payload) {
-        Ok(([], h)) => Some((h.class_id, h.body_size, h.properties)),
-        _ => None,
+/// Decode a content header payload into (class id, body size, properties). The headers
+/// table is walked first (bounds.rs): nested past the bound it is refused, keys that are
+/// not UTF-8 are decoded with `?` (the raw header is still what is forwarded).
+pub(crate) fn decode_header(
+    payload: &[u8],
+) -> Result<(u16, u64, BasicProperties), Option<TableError>> {
+    let payload = check_content_header(payload).map_err(Some)?;
+    match amq_protocol::frame::parsing::parse_content_header(&payload[..]) {
+        Ok(([], h)) => Ok((h.class_id, h.body_size, h.properties)),
+        _ => Err(None),
     }
 }
 

@@ -260,6 +260,13 @@ impl Session {
                 let Some(msg) = &entry.msg else {
                     return Err(AmqpError::new(code::INTERNAL_ERROR, "message not loaded"));
                 };
+                let counted;
+                let msg = if queue.args.quorum {
+                    counted = Arc::new(msg.with_delivery_count(entry.delivery_count));
+                    &counted
+                } else {
+                    msg
+                };
                 let mut out = BytesMut::with_capacity(96 + msg.header.len() + msg.body.len());
                 codec::put_method(
                     &mut out,
@@ -267,8 +274,8 @@ impl Session {
                     AMQPClass::Basic(basic::AMQPMethod::GetOk(basic::GetOk {
                         delivery_tag: tag,
                         redelivered: entry.redelivered,
-                        exchange: msg.exchange.as_str().into(),
-                        routing_key: msg.routing_key.as_str().into(),
+                        exchange: super::bounds::short(&msg.exchange),
+                        routing_key: super::bounds::short(&msg.routing_key),
                         message_count: left,
                     })),
                 );

@@ -2,7 +2,7 @@
 
 use super::auth::Access;
 use super::auth::grant::Resource;
-use super::error::{AmqpError, AmqpResult, code};
+use super::error::{AmqpError, AmqpResult, code, found};
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::methods_queue::inequivalent;
 use super::queue_args::{as_string, assert_args_equivalent, type_name};
@@ -192,12 +192,14 @@ impl Session {
             }
             exchange::AMQPMethod::Unbind(u) => {
                 self.permit_exchange_binding(u.source.as_str(), u.destination.as_str())?;
-                let source = self.bindable_exchange(u.source.as_str())?;
-                self.bindable_exchange(u.destination.as_str())?;
+                // Missing source or destination: nothing to unbind, unbind-ok (RabbitMQ 3.10).
+                let source = found(self.bindable_exchange(u.source.as_str()))?;
+                let dest_exists = found(self.bindable_exchange(u.destination.as_str()))?;
                 let dest = Dest::Exchange(u.destination.to_string());
-                if self
-                    .vhost
-                    .unbind(&source, &dest, u.routing_key.as_str(), &u.arguments)
+                if let (Some(source), Some(_)) = (source, dest_exists)
+                    && self
+                        .vhost
+                        .unbind(&source, &dest, u.routing_key.as_str(), &u.arguments)
                     && source.auto_delete
                     && source.binding_count() == 0
                 {

@@ -2,10 +2,10 @@
 
 use super::auth::Access;
 use super::auth::grant::Resource;
-use super::error::{AmqpError, AmqpResult, code};
+use super::error::{AmqpError, AmqpResult, code, found};
 use super::exchange::{Binding, Dest, Exchange};
 use super::queue::{Queue, QueueSpec};
-use super::queue_args::{QueueArgs, as_string, assert_equivalent};
+use super::queue_args::{DeclaredAs, QueueArgs, as_string, assert_equivalent, check_queue_type};
 use super::session::Session;
 use super::store::definitions::{Def, encode_args};
 use super::vhost::notify_cancelled;
@@ -97,10 +97,13 @@ impl Session {
             queue::AMQPMethod::Unbind(u) => {
                 let key = self.binding_key_shortcut(ch, u.queue.as_str(), u.routing_key.as_str());
                 self.permit_binding(ch, u.queue.as_str(), u.exchange.as_str())?;
-                let q = self.usable_queue(ch, u.queue.as_str())?;
-                let x = self.bindable_exchange(u.exchange.as_str())?;
-                // Unbinding a binding that does not exist succeeds, as in RabbitMQ 3.10.
-                if self.vhost.unbind(&x, &Dest::Queue(q), &key, &u.arguments)
+                // Unbinding what does not exist succeeds, as in RabbitMQ 3.10: a missing
+                // binding, and a missing queue or exchange too (clients' clean-up paths
+                // unbind from what a peer may already have deleted).
+                let q = found(self.usable_queue(ch, u.queue.as_str()))?;
+                let x = found(self.bindable_exchange(u.exchange.as_str()))?;
+                if let (Some(q), Some(x)) = (q, x)
+                    && self.vhost.unbind(&x, &Dest::Queue(q), &key, &u.arguments)
                     && x.auto_delete
                     && x.binding_count() == 0
                 {
@@ -205,6 +208,13 @@ impl Session {
     }
 
     fn queue_declare(&mut self, ch: u16, d: queue::Declare) -> AmqpResult {
+        // Fault injection for tests: a bug anywhere in a handler, raised only for queues
+        // named `failpoint-...` so tests running alongside are untouched.
+        fail::fail_point!(
+            "amqp-queue-declare",
+            d.queue.as_str().starts_with("failpoint-"),
+            |_| Err(AmqpError::new(code::INTERNAL_ERROR, "failpoint"))
+        );
         let vhost = self.vhost.name.clone();
         let requested = d.queue.as_str().to_string();
         if d.passive {
@@ -242,10 +252,17 @@ impl Session {
             self.permit(Access::Write, Resource::Exchange, &dlx)?;
         }
         let args = QueueArgs::parse(&d.arguments, &name, &vhost)?;
-        // Checked before anything is created: an unsupported type must leave no queue.
+        // Checked before anything is created: an unsupported type must leave no queue,
+        // and a quorum queue must be declared as one can be.
         let requested_type = queue_type(&d.arguments)?;
-        // The current tutorials declare quorum queues; they are durable by definition.
-        let durable = d.durable || requested_type.as_deref() == Some("quorum");
+        let declared = DeclaredAs {
+            durable: d.durable,
+            exclusive: d.exclusive,
+            auto_delete: d.auto_delete,
+            server_named: d.queue.as_str().is_empty(),
+        };
+        check_queue_type(&d.arguments, &args, declared, &name, &vhost)?;
+        let durable = d.durable;
         let owner = d.exclusive.then_some(self.conn.id);
         let queue = {
             let mut queues = self.vhost.queues.write().unwrap_or_else(|e| e.into_inner());

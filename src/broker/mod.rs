@@ -8,6 +8,7 @@
 //! - `connection`     one socket: read batches, writer task, heartbeats, teardown
 //! - `handshake`      protocol header, Start/Tune/Open, authentication
 //! - `codec`          frames on the wire around amq-protocol
+//! - `bounds`         wire values bounded by construction: table depth, short strings
 //! - `session`        an open connection's channels, confirms, exceptions
 //! - `session_confirms` publisher confirms, batched, after the fsync when needed
 //! - `session_content` content assembly: method, header, body frames
@@ -41,6 +42,7 @@
 mod access;
 mod alarm;
 mod auth;
+mod bounds;
 mod channel;
 pub(crate) mod codec;
 pub mod config;

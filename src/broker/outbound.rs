@@ -106,6 +106,8 @@ pub(crate) struct ConnShared {
     pending: AtomicUsize,
     /// Queues that held back deliveries because `pending` was high; kicked on drain.
     stalled: Mutex<Vec<Weak<Queue>>>,
+    /// Wakes the read loop when `pending` falls below the low-water mark again.
+    drained: Notify,
 }
 
 /// What the writer gets from `ConnShared::take`.
@@ -131,6 +133,7 @@ impl ConnShared {
             wake: Notify::new(),
             pending: AtomicUsize::new(0),
             stalled: Mutex::new(Vec::new()),
+            drained: Notify::new(),
         })
     }
 
@@ -283,12 +286,26 @@ impl ConnShared {
     pub(crate) fn written(&self, n: usize) {
         let before = self.pending.fetch_sub(n, Ordering::Relaxed);
         if before - n < OUTBOUND_HIGH_WATER / 2 {
+            if before >= OUTBOUND_HIGH_WATER / 2 {
+                // A permit is kept if the read loop is not waiting yet: no lost wake-up.
+                self.drained.notify_one();
+            }
             let stalled =
                 std::mem::take(&mut *self.stalled.lock().unwrap_or_else(|e| e.into_inner()));
             for q in stalled.iter().filter_map(Weak::upgrade) {
                 q.kick();
             }
         }
+    }
+
+    /// More is waiting for the socket than the high-water mark: stop reading the peer.
+    pub(crate) fn backlogged(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) >= OUTBOUND_HIGH_WATER
+    }
+
+    /// Wait until the backlog fell below the low-water mark (half the high-water mark).
+    pub(crate) async fn drained(&self) {
+        self.drained.notified().await;
     }
 
     pub(crate) fn over_high_water(&self, queue: &Arc<Queue>) -> bool {

@@ -205,8 +205,8 @@ impl Session {
                 AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
                     reply_code: code::NO_ROUTE,
                     reply_text: "NO_ROUTE".into(),
-                    exchange: msg.exchange.as_str().into(),
-                    routing_key: msg.routing_key.as_str().into(),
+                    exchange: super::bounds::short(&msg.exchange),
+                    routing_key: super::bounds::short(&msg.routing_key),
                 })),
             );
             codec::put_content(&mut out, ch, &msg.header, &msg.body, self.frame_max);

@@ -38,6 +38,12 @@ pub(crate) struct QueueArgs {
     pub(crate) max_priority: Option<u8>,
     /// `x-single-active-consumer`.
     pub(crate) single_active_consumer: bool,
+    /// `x-queue-type: quorum`: RabbitMQ's quorum semantics (delivery count and limit).
+    pub(crate) quorum: bool,
+    /// `x-delivery-limit` of a quorum queue: a message returned more often than this is
+    /// dropped or dead-lettered (reason `delivery_limit`). Classic queues ignore it, as
+    /// RabbitMQ 3.10's do.
+    pub(crate) delivery_limit: Option<u64>,
 }
 
 /// Arguments RabbitMQ compares on redeclare (others are ignored, as there).
@@ -207,7 +213,9 @@ impl QueueArgs {
                     if !matches!(t.as_str(), "classic" | "quorum" | "stream") {
                         return Err(bad(arg, &format_args!("\"unsupported queue type '{t}'\"")));
                     }
+                    out.quorum = t == "quorum";
                 }
+                "x-delivery-limit" => out.delivery_limit = Some(non_negative(arg, v)?),
                 "x-queue-mode" => {
                     let m = string(arg, v)?;
                     if !matches!(m.as_str(), "default" | "lazy") {
@@ -217,6 +225,9 @@ impl QueueArgs {
                 _ => {}
             }
         }
+        if !out.quorum {
+            out.delivery_limit = None;
+        }
         if out.dead_letter_routing_key.is_some() && out.dead_letter_exchange.is_none() {
             return Err(bad(
                 "x-dead-letter-routing-key",
@@ -225,6 +236,53 @@ impl QueueArgs {
         }
         Ok(out)
     }
+}
+
+/// What a queue is declared as, beside its arguments: the properties a queue type may refuse.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeclaredAs {
+    pub(crate) durable: bool,
+    pub(crate) exclusive: bool,
+    pub(crate) auto_delete: bool,
+    /// Declared with an empty name (the broker picks one).
+    pub(crate) server_named: bool,
+}
+
+/// RabbitMQ 3.10's refusals for a quorum queue (rabbit_quorum_queue:declare): a quorum
+/// queue is durable, not exclusive, not auto-delete, named by its client, and has no
+/// priorities. Checked before anything is created, for AMQP and HTTP declares alike.
+pub(crate) fn check_queue_type(
+    arguments: &FieldTable,
+    args: &QueueArgs,
+    declared: DeclaredAs,
+    queue: &str,
+    vhost: &str,
+) -> AmqpResult {
+    if !args.quorum {
+        return Ok(());
+    }
+    if declared.server_named {
+        return Err(AmqpError::precondition(
+            "Cannot declare a server-named queue for type rabbit_quorum_queue",
+        ));
+    }
+    if arguments.inner().contains_key("x-max-priority") {
+        return Err(AmqpError::precondition(format_args!(
+            "invalid arg 'x-max-priority' for queue '{queue}' in vhost '{vhost}' of queue type rabbit_quorum_queue"
+        )));
+    }
+    let property = if !declared.durable {
+        "non-durable"
+    } else if declared.exclusive {
+        "exclusive-owner"
+    } else if declared.auto_delete {
+        "auto-delete"
+    } else {
+        return Ok(());
+    };
+    Err(AmqpError::precondition(format_args!(
+        "invalid property '{property}' for queue '{queue}' in vhost '{vhost}'"
+    )))
 }
 
 /// 406 when a queue redeclare's arguments differ from the queue's, in RabbitMQ's words.

@@ -112,6 +112,7 @@ fn restore_queue(vhost: &Arc<VHost>, rq: RecoveredQueue) -> Arc<Queue> {
             stored: Some((m.segment, m.offset)),
             size: m.size,
             priority: m.priority,
+            delivery_count: 0,
         })
         .collect();
     let spec = QueueSpec {

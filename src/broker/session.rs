@@ -118,8 +118,13 @@ pub(crate) struct Session {
     /// A complete message arrived since the read loop last asked (resource alarms block
     /// a connection that publishes).
     pub(crate) published: bool,
+    /// Channels whose close crossed ours: the client's close was answered and the channel
+    /// released, but the client's close-ok for our close is still due (and is ignored).
+    pub(crate) crossed_close: std::collections::HashSet<u16>,
     /// The connection's place under `--max-connections`: freed when the session goes.
     _slot: super::conn_limit::ConnSlot,
+    /// Its place under the vhost's `max-connections`: freed when the session goes.
+    _vhost_slot: Option<super::vhost_limits::VhostConnSlot>,
 }
 
 impl Session {
@@ -138,7 +143,9 @@ impl Session {
             awaiting_sync: false,
             sync_outstanding: Arc::new(AtomicUsize::new(0)),
             published: false,
+            crossed_close: std::collections::HashSet::new(),
             _slot: neg.slot,
+            _vhost_slot: neg.vhost_slot,
         }
     }
 
@@ -253,12 +260,19 @@ impl Session {
                     "second 'channel.open' seen",
                 )));
             }
-            if ch > self.channel_max {
-                return Err(hard(AmqpError::new(
+            // RabbitMQ (rabbit_reader) limits how many channels are open, not their
+            // numbers: channel 65535 opens after negotiating 2047. The error names no method.
+            let open = self.channels.len();
+            if self.channel_max != 0 && open >= usize::from(self.channel_max) {
+                return Err(End::Close(AmqpError::new(
                     code::NOT_ALLOWED,
-                    format_args!("channel_max exceeded: channel {ch} > {}", self.channel_max),
+                    format_args!(
+                        "number of channels opened ({open}) has reached the negotiated channel_max ({})",
+                        self.channel_max
+                    ),
                 )));
             }
+            self.crossed_close.remove(&ch);
             let chan = Channel::new(ch, self.conn.clone());
             self.broker.registry.channel_opened(&chan.shared);
             self.channels.insert(ch, chan);
@@ -269,6 +283,14 @@ impl Session {
             return Ok(());
         }
         let Some(chan) = self.channels.get_mut(&ch) else {
+            // The close-ok for our channel.close, when the client's own close crossed it:
+            // the channel is already gone (we answered the client's close), and the late
+            // close-ok is part of the handshake (§2.2.4), ignored as RabbitMQ does.
+            if matches!(method, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)))
+                && self.crossed_close.remove(&ch)
+            {
+                return Ok(());
+            }
             return Err(hard(AmqpError::new(
                 code::CHANNEL_ERROR,
                 "expected 'channel.open'",
@@ -286,6 +308,8 @@ impl Session {
                         AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
                     );
                     self.channels.remove(&ch);
+                    // Our close still waits for its close-ok, which comes next.
+                    self.crossed_close.insert(ch);
                 }
                 _ => {}
             }
@@ -375,15 +399,7 @@ impl Session {
         chan.closing = true;
         chan.content = Content::Idle;
         self.channels.insert(ch, chan);
-        self.conn.send_method(
-            ch,
-            AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
-                reply_code: err.code,
-                reply_text: err.text.as_str().into(),
-                class_id: err.class_id,
-                method_id: err.method_id,
-            })),
-        );
+        self.conn.send_method(ch, err.channel_close());
     }
 
     /// Release a closing channel: stop deliveries, cancel its consumers (auto-delete

@@ -34,11 +34,17 @@ impl Session {
                         "expected content header for class 60, got non content header frame instead",
                     )));
                 }
-                let Some((class_id, size, properties)) = decode_header(&payload) else {
-                    return Err(End::Close(AmqpError::new(
-                        code::FRAME_ERROR,
-                        "cannot decode content header",
-                    )));
+                let (class_id, size, properties) = match decode_header(&payload) {
+                    Ok(decoded) => decoded,
+                    Err(why) => {
+                        return Err(End::Close(AmqpError::new(
+                            code::FRAME_ERROR,
+                            match why {
+                                Some(e) => format!("cannot decode content header: {e}"),
+                                None => "cannot decode content header".to_string(),
+                            },
+                        )));
+                    }
                 };
                 if class_id != 60 {
                     return Err(End::Close(AmqpError::new(

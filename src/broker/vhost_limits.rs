@@ -2,12 +2,16 @@
 //! `max-queues`; a negative value (or none) means no limit, 0 allows none.
 
 use serde_json::{Map, Value};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 #[derive(Debug)]
 pub(crate) struct VhostLimits {
     max_connections: AtomicI64,
     max_queues: AtomicI64,
+    /// Connections holding a [`VhostConnSlot`]: counted and checked in one atomic step,
+    /// so concurrent connects cannot all pass a limit they only reach together.
+    open_connections: Arc<AtomicU64>,
 }
 
 impl Default for VhostLimits {
@@ -15,7 +19,18 @@ impl Default for VhostLimits {
         VhostLimits {
             max_connections: AtomicI64::new(-1),
             max_queues: AtomicI64::new(-1),
+            open_connections: Arc::new(AtomicU64::new(0)),
         }
+    }
+}
+
+/// A connection's place under its vhost's `max-connections`, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct VhostConnSlot(Arc<AtomicU64>);
+
+impl Drop for VhostConnSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -51,6 +66,18 @@ impl VhostLimits {
 
     pub(crate) fn max_queues(&self) -> Option<u64> {
         Self::get(&self.max_queues)
+    }
+
+    /// Take a place for one more connection, or the limit that is reached.
+    pub(crate) fn try_connect(&self) -> Result<VhostConnSlot, u64> {
+        let max = self.max_connections();
+        self.open_connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| match max {
+                Some(max) if n >= max => None,
+                _ => Some(n + 1),
+            })
+            .map_err(|_| max.unwrap_or(0))?;
+        Ok(VhostConnSlot(self.open_connections.clone()))
     }
 
     /// The limits that are set, as RabbitMQ shows them (`{"max-queues": 10}`); None
@@ -109,6 +136,12 @@ mod tests {
         assert!(l.replace_from_json(&json!({"max-queues": "x"})).is_err());
         assert_eq!(l.max_queues(), Some(2), "a bad object changes nothing");
         assert!(l.clear("max-queues").unwrap());
+        l.set("max-connections", 2).unwrap();
+        let a = l.try_connect().unwrap();
+        let _b = l.try_connect().unwrap();
+        assert_eq!(l.try_connect().unwrap_err(), 2);
+        drop(a);
+        assert!(l.try_connect().is_ok());
         assert!(!l.clear("max-queues").unwrap());
     }
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 pub(crate) enum DeclareCommand {
     /// Declare a queue (prints its name, messages and consumers).
     #[command(
-        after_help = "Examples:\n  rmq declare queue task_queue --durable            # tutorial 2\n  rmq declare queue orders --arguments '{\"x-queue-type\":\"quorum\"}'\n  rmq declare queue jobs --arguments '{\"x-dead-letter-exchange\":\"dlx\",\"x-message-ttl\":60000}'\n  rmq declare queue hello --passive                  # does it exist? how many messages?"
+        after_help = "Examples:\n  rmq declare queue task_queue --durable            # tutorial 2\n  rmq declare queue orders --durable --arguments '{\"x-queue-type\":\"quorum\"}'\n  rmq declare queue jobs --arguments '{\"x-dead-letter-exchange\":\"dlx\",\"x-message-ttl\":60000}'\n  rmq declare queue hello --passive                  # does it exist? how many messages?"
     )]
     Queue(DeclareQueueArgs),
     /// Declare an exchange.

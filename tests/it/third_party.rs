@@ -132,6 +132,13 @@ fn raw_socket_conformance() {
     python_program("raw_socket.py");
 }
 
+/// Hostile and edge-case input (deep tables, long reply texts, pipelining, crossing
+/// closes, unbinds of missing things, channel numbers, quorum queues), on both brokers.
+#[test]
+fn hostile_input_conformance() {
+    python_program("hostile.py");
+}
+
 #[test]
 fn amqplib_tutorials() {
     require_amqplib();

@@ -315,7 +315,7 @@ pub(super) fn create_binding(
         Some(_) => return Err(ApiError::bad_request("routing_key must be a string")),
     };
     let args = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
-        .ok_or_else(|| ApiError::bad_request("arguments must be an object"))?;
+        .map_err(|e| ApiError::bad_request(format!("arguments: {e}")))?;
     let (x, d) = ends(&v, source, kind, dest)?;
     let location = format!(
         "{}/{}",

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 type Params = Query<HashMap<String, String>>;
 
 fn connection_json(c: &ConnEntry, node: &str) -> Value {
-    json!({
+    let mut v = json!({
         "auth_mechanism": "PLAIN",
         "channel_max": c.channel_max,
         "channels": c.channels().len(),
@@ -38,7 +38,17 @@ fn connection_json(c: &ConnEntry, node: &str) -> Value {
         "user": c.user,
         "user_who_performed_action": c.user,
         "vhost": c.vhost,
-    })
+    });
+    // RabbitMQ shows a client's `connection_name` property as `user_provided_name`.
+    if let Some(name) = c
+        .client_properties
+        .inner()
+        .get("connection_name")
+        .and_then(crate::broker::queue_args::as_string)
+    {
+        v["user_provided_name"] = json!(name);
+    }
+    v
 }
 
 fn channel_json(c: &ConnEntry, ch: &ChannelEntry, node: &str) -> Value {

@@ -110,7 +110,7 @@ pub(super) fn declare_exchange(
     let auto_delete = body_bool(body, "auto_delete", false)?;
     let internal = body_bool(body, "internal", false)?;
     let arguments = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
-        .ok_or_else(|| ApiError::bad_request("arguments must be an object"))?;
+        .map_err(|e| ApiError::bad_request(format!("arguments: {e}")))?;
     if name == super::DEFAULT_EXCHANGE || name.starts_with("amq.") {
         return Err(refused());
     }

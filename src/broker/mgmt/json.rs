@@ -1,6 +1,7 @@
 //! AMQP field tables and message properties as the management API writes and reads them
 //! (rabbit_mgmt_format): integers, strings, booleans, nested tables and arrays.
 
+use crate::broker::bounds::{MAX_TABLE_DEPTH, cut};
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
 use serde_json::{Map, Value, json};
@@ -38,38 +39,58 @@ fn value(v: &AMQPValue) -> Value {
     }
 }
 
-/// A JSON object as a field table (RabbitMQ: integers are `long`, strings `longstr`).
-/// `None` when it is not an object (the caller answers 400).
-pub(crate) fn to_table(v: &Value) -> Option<FieldTable> {
-    let obj = match v {
-        Value::Object(o) => o,
-        Value::Null => return Some(FieldTable::default()),
-        _ => return None,
-    };
-    let mut t = FieldTable::default();
-    for (k, v) in obj {
-        t.insert(ShortString::from(k.as_str()), to_value(v)?);
+/// A JSON object as a field table (RabbitMQ: integers are `long`, strings `longstr`);
+/// `null` is the empty table. Err says what is wrong (the caller answers 400): not an
+/// object, a key past 255 bytes (a short string on the wire), or nesting deeper than the
+/// broker accepts from AMQP peers (`bounds::MAX_TABLE_DEPTH`).
+pub(crate) fn to_table(v: &Value) -> Result<FieldTable, String> {
+    match v {
+        Value::Null => Ok(FieldTable::default()),
+        Value::Object(_) => match to_value(v, 1)? {
+            AMQPValue::FieldTable(t) => Ok(t),
+            _ => Err("expected an object".into()),
+        },
+        _ => Err("expected an object".into()),
     }
-    Some(t)
 }
 
-fn to_value(v: &Value) -> Option<AMQPValue> {
-    Some(match v {
+fn to_value(v: &Value, depth: usize) -> Result<AMQPValue, String> {
+    let nested = |depth: usize| {
+        if depth > MAX_TABLE_DEPTH {
+            Err(format!(
+                "objects and arrays nested deeper than {MAX_TABLE_DEPTH} levels are refused"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match v {
         Value::Null => AMQPValue::Void,
         Value::Bool(b) => AMQPValue::Boolean(*b),
         Value::Number(n) => match n.as_i64() {
             Some(i) => AMQPValue::LongLongInt(i),
-            None => AMQPValue::Double(n.as_f64()?),
+            None => AMQPValue::Double(n.as_f64().ok_or("a number out of range")?),
         },
         Value::String(s) => AMQPValue::LongString(LongString::from(s.as_bytes())),
         Value::Array(a) => {
+            nested(depth)?;
             let mut arr = FieldArray::default();
             for x in a {
-                arr.push(to_value(x)?);
+                arr.push(to_value(x, depth + 1)?);
             }
             AMQPValue::FieldArray(arr)
         }
-        Value::Object(_) => AMQPValue::FieldTable(to_table(v)?),
+        Value::Object(obj) => {
+            nested(depth)?;
+            let mut t = FieldTable::default();
+            for (k, v) in obj {
+                if k.len() > 255 {
+                    return Err(format!("key '{}...' is longer than 255 bytes", cut(k, 32)));
+                }
+                t.insert(ShortString::from(k.as_str()), to_value(v, depth + 1)?);
+            }
+            AMQPValue::FieldTable(t)
+        }
     })
 }
 
@@ -122,9 +143,11 @@ pub(crate) fn to_properties(v: &Value) -> Result<BasicProperties, String> {
     };
     for (k, v) in obj {
         let text = || -> Result<ShortString, String> {
-            v.as_str()
-                .map(ShortString::from)
-                .ok_or_else(|| format!("property {k} must be a string"))
+            match v.as_str() {
+                Some(s) if s.len() > 255 => Err(format!("property {k} is longer than 255 bytes")),
+                Some(s) => Ok(ShortString::from(s)),
+                None => Err(format!("property {k} must be a string")),
+            }
         };
         let int = || -> Result<u64, String> {
             v.as_u64()
@@ -144,7 +167,7 @@ pub(crate) fn to_properties(v: &Value) -> Result<BasicProperties, String> {
             "delivery_mode" => p.with_delivery_mode(int()?.min(255) as u8),
             "priority" => p.with_priority(int()?.min(255) as u8),
             "timestamp" => p.with_timestamp(int()?),
-            "headers" => p.with_headers(to_table(v).ok_or("headers must be an object")?),
+            "headers" => p.with_headers(to_table(v).map_err(|e| format!("headers: {e}"))?),
             other => return Err(format!("unknown property {other}")),
         };
     }
@@ -165,6 +188,19 @@ mod tests {
         let v = json!({"x-max-length": 5, "s": "a", "b": true, "n": {"k": [1, "x"]}});
         let t = to_table(&v).unwrap();
         assert_eq!(table(&t), v);
+    }
+
+    #[test]
+    fn deep_or_long_keyed_json_is_refused_not_a_panic() {
+        let mut deep = json!(1);
+        for _ in 0..MAX_TABLE_DEPTH {
+            deep = json!({ "k": deep });
+        }
+        assert!(to_table(&deep).is_ok(), "at the bound");
+        assert!(to_table(&json!({ "k": deep })).is_err(), "past the bound");
+        assert!(to_table(&json!({ "k".repeat(256): 1 })).is_err());
+        assert!(to_properties(&json!({ "content_type": "x".repeat(256) })).is_err());
+        assert!(to_table(&json!([1])).is_err());
     }
 
     #[test]

@@ -126,7 +126,10 @@ pub(crate) async fn serve(
         https: tls.is_some(),
     };
     let sampler = tokio::spawn(stats::run_sampler(broker));
-    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+    // RabbitMQ answers `/api/queues/` as `/api/queues` (clients' recovery tests use both);
+    // axum routes exact paths, so the slash goes before routing.
+    let app = tower::ServiceExt::map_request(router(api), without_trailing_slash);
+    let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
     let stopped = async move {
         while !*shutdown.borrow() {
             if shutdown.changed().await.is_err() {
@@ -152,6 +155,25 @@ pub(crate) async fn serve(
     if let Err(e) = result {
         super::log::error(format_args!("management API stopped: {e}"));
     }
+}
+
+/// The request with its path's trailing slashes removed (`/` itself stays).
+fn without_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = match path.trim_end_matches('/') {
+            "" => "/",
+            p => p,
+        };
+        let rebuilt = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = rebuilt.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 fn router(api: Api) -> Router {

@@ -8,7 +8,9 @@ use super::{Api, body_bool, body_json, listing};
 use crate::broker::error::AmqpError;
 use crate::broker::methods_queue::queue_type as declared_type;
 use crate::broker::queue::{Queue, QueueSpec};
-use crate::broker::queue_args::{QueueArgs, as_string, assert_equivalent};
+use crate::broker::queue_args::{
+    DeclaredAs, QueueArgs, as_string, assert_equivalent, check_queue_type,
+};
 use crate::broker::state::BrokerState;
 use crate::broker::store::definitions::{Def, encode_args};
 use crate::broker::vhost::VHost;
@@ -154,14 +156,21 @@ pub(super) fn declare_queue(
     let durable = body_bool(body, "durable", false)?;
     let auto_delete = body_bool(body, "auto_delete", false)?;
     let arguments = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
-        .ok_or_else(|| ApiError::bad_request("arguments must be an object"))?;
+        .map_err(|e| ApiError::bad_request(format!("arguments: {e}")))?;
     if name.starts_with("amq.") {
         return Err(ApiError::new(401, "not_authorised", "Access refused."));
     }
     let args = QueueArgs::parse(&arguments, &name, &vhost)?;
-    // An unsupported type (stream) is refused before anything is created.
-    let is_quorum = declared_type(&arguments)?.is_some_and(|t| t == "quorum");
-    let durable = durable || is_quorum;
+    // An unsupported type (stream) is refused before anything is created, and a quorum
+    // queue declared as one cannot be (the same check as over AMQP).
+    declared_type(&arguments)?;
+    let declared = DeclaredAs {
+        durable,
+        exclusive: false,
+        auto_delete,
+        server_named: false,
+    };
+    check_queue_type(&arguments, &args, declared, &name, &vhost)?;
     let mut queues = v.queues.write().unwrap_or_else(|e| e.into_inner());
     if let Some(q) = queues.get(&name) {
         let inequivalent = |arg: &str, received: bool, current: bool| {

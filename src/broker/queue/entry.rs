@@ -24,6 +24,10 @@ pub(crate) struct Entry {
     pub(crate) size: u32,
     /// The message's priority property, for priority lanes.
     pub(crate) priority: u8,
+    /// Times the message was returned to a quorum queue after a delivery (requeue,
+    /// channel or connection gone): `x-delivery-count`, checked against `x-delivery-limit`.
+    /// Kept in memory only, so it starts again from 0 after a broker restart.
+    pub(crate) delivery_count: u32,
 }
 
 /// A consumer attached to a queue.

@@ -287,6 +287,7 @@ impl Queue {
                 stored,
                 size,
                 priority,
+                delivery_count: 0,
             });
             q.dispatch(st, now);
             q.enforce_limits(st);
@@ -329,6 +330,18 @@ impl Queue {
             }
             for mut e in entries {
                 e.redelivered = true;
+                if q.args.quorum {
+                    // RabbitMQ's rabbit_fifo: every return counts; past the limit the
+                    // message is dropped, or dead-lettered with reason delivery_limit.
+                    e.delivery_count = e.delivery_count.saturating_add(1);
+                    if q.args
+                        .delivery_limit
+                        .is_some_and(|limit| u64::from(e.delivery_count) > limit)
+                    {
+                        q.drop_entry(st, &e, Reason::DeliveryLimit);
+                        continue;
+                    }
+                }
                 st.ready.insert_requeued(e);
             }
             q.dispatch(st, Instant::now());

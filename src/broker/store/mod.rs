@@ -304,6 +304,7 @@ pub(super) fn read_queue(
                         seg.dead_publish(p.seq);
                     }
                     let priority = crate::broker::message::decode_header(&p.header)
+                        .ok()
                         .and_then(|(_, _, props)| *props.priority())
                         .unwrap_or(0);
                     published.insert(
