@@ -150,9 +150,10 @@ async fn get(api: &str, path: &str) -> Value {
 /// Queue `q` with 2 ready + 1 unacked (held by the returned channel's consumer), bound
 /// from topic exchange `x`.
 async fn build(url: &str, q: &str, x: &str) -> (Connection, Channel, lapin::Consumer) {
-    let conn = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .unwrap();
+    // Named, as the rmq commands name theirs: RabbitMQ then lists `user_provided_name`
+    // (other tests' rmq commands on the shared RabbitMQ have one too).
+    let props = ConnectionProperties::default().with_connection_name(format!("{q}-conn").into());
+    let conn = Connection::connect(url, props).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
     ch.queue_declare(
         q.into(),
