@@ -61,7 +61,12 @@ impl BrokerState {
                 self.auth.set_permission(v, name, Permission::full());
             }
         }
-        self.save_access()
+        match self.save_access() {
+            // A full disk must not keep the broker from starting (and so from being
+            // drained): the users above apply now, and are given again at the next start.
+            Err(e) if e.kind() == io::ErrorKind::StorageFull => Ok(()),
+            other => other,
+        }
     }
 
     /// Users, vhosts and permissions of a definitions document (other keys ignored).

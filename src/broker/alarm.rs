@@ -5,6 +5,7 @@
 
 use super::config::{BrokerConfig, MemoryWatermark};
 use super::log;
+use super::store::health::{RESERVE_BYTES, StoreHealth};
 use super::sysinfo;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,12 +62,15 @@ pub(crate) struct Alarms {
     pub(crate) disk_free: AtomicU64,
     /// The disk free limit in bytes.
     pub(crate) disk_free_limit: AtomicU64,
+    /// The store's health: a failed store (fsync error, data directory gone) holds the
+    /// disk alarm on until a restart; sampling also checks the directory is still ours.
+    store: Option<Arc<StoreHealth>>,
 }
 
 impl Alarms {
     /// The alarms as of a first sample, so a broker that starts above its watermark
     /// blocks publishers from the first connection.
-    pub(crate) fn new(config: &BrokerConfig) -> Alarms {
+    pub(crate) fn new(config: &BrokerConfig, store: Option<Arc<StoreHealth>>) -> Alarms {
         let alarms = Alarms {
             set: watch::Sender::new(AlarmSet::default()),
             watermark: Mutex::new(config.memory_high_watermark),
@@ -76,10 +80,16 @@ impl Alarms {
             mem_limit: AtomicU64::new(u64::MAX),
             disk_free: AtomicU64::new(0),
             disk_free_limit: AtomicU64::new(config.disk_free_limit),
+            store,
         };
         alarms.resolve_watermark();
         alarms.sample();
         alarms
+    }
+
+    /// Why the store failed, if it did.
+    pub(crate) fn storage_failure(&self) -> Option<String> {
+        self.store.as_ref().and_then(|h| h.failure())
     }
 
     /// Watch the alarm set (a connection's throttle).
@@ -123,6 +133,16 @@ impl Alarms {
             }
             None => false,
         };
+        let failed = self.store.as_ref().is_some_and(|h| !h.check_dir());
+        if let Some(health) = &self.store {
+            // After a full disk: hold the reserve again once there is clearly room for it.
+            let room = self.disk_free.load(Ordering::Relaxed);
+            let limit = self.disk_free_limit.load(Ordering::Relaxed);
+            if !disk && !failed && room >= limit.saturating_add(2 * RESERVE_BYTES as u64) {
+                health.take_reserve();
+            }
+        }
+        let disk = disk || failed;
         let before = self.current();
         if before.memory != memory {
             log::info(format_args!(
@@ -199,6 +219,11 @@ impl AlarmControl {
     pub fn disk_alarm(&self) -> bool {
         self.alarms.current().disk
     }
+
+    /// Why the store failed (nothing more is confirmed as durable), if it did.
+    pub fn storage_failure(&self) -> Option<String> {
+        self.alarms.storage_failure()
+    }
 }
 
 #[cfg(test)]
@@ -211,7 +236,7 @@ mod tests {
             memory_high_watermark: MemoryWatermark::Absolute(1),
             ..BrokerConfig::default()
         };
-        let alarms = Alarms::new(&config);
+        let alarms = Alarms::new(&config, None);
         assert_eq!(alarms.current().reason(), "low on memory");
         *alarms.watermark.lock().unwrap() = MemoryWatermark::Absolute(u64::MAX);
         alarms.resolve_watermark();

@@ -85,11 +85,14 @@ impl ChannelShared {
 
     /// Called by a queue (holding its own lock): deliver `entry` to `consumer` if the
     /// channel is open, the consumer and channel have credit and the socket keeps up.
+    /// `before_send(no_ack)` runs once the consumer can take the message, just before it
+    /// is handed over; false cancels the delivery (the queue could not record it).
     pub(crate) fn try_deliver(
         &self,
         queue: &Arc<Queue>,
         consumer: &Consumer,
         entry: &Entry,
+        before_send: &mut dyn FnMut(bool) -> bool,
     ) -> bool {
         // The queue loads a paged-out head before offering it.
         let Some(msg) = &entry.msg else {
@@ -109,6 +112,9 @@ impl ChannelShared {
             }
         }
         if self.conn.over_high_water(queue) {
+            return false;
+        }
+        if !before_send(consumer.no_ack) {
             return false;
         }
         st.last_tag += 1;

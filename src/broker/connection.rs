@@ -224,6 +224,7 @@ pub(crate) async fn serve<S: Transport>(
             _ = tokio::time::sleep_until(dead_at), if !heartbeat.is_zero() && reading => {
                 break End::PeerGone(format!("missed heartbeats from client, timeout: {}s", heartbeat.as_secs()));
             }
+            err = conn.failed() => break End::Close(err),
             () = registered.close.notified() => {
                 let reason = registered.close_reason();
                 break End::Close(AmqpError::new(code::CONNECTION_FORCED, format_args!("{reason}")));

@@ -122,7 +122,7 @@ impl Session {
                                         auto_delete: x.auto_delete,
                                         internal: x.internal,
                                         args: encode_args(&x.arguments),
-                                    });
+                                    })?;
                                 }
                                 exchanges.insert(name.to_string(), x);
                             }

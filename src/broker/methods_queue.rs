@@ -7,7 +7,6 @@ use super::exchange::{Binding, Dest, Exchange};
 use super::queue::{Queue, QueueSpec};
 use super::queue_args::{DeclaredAs, QueueArgs, as_string, assert_equivalent, check_queue_type};
 use super::session::Session;
-use super::store::definitions::{Def, encode_args};
 use super::vhost::notify_cancelled;
 use amq_protocol::protocol::{AMQPClass, queue};
 use amq_protocol::types::FieldTable;
@@ -264,52 +263,20 @@ impl Session {
         check_queue_type(&d.arguments, &args, declared, &name, &vhost)?;
         let durable = d.durable;
         let owner = d.exclusive.then_some(self.conn.id);
-        let queue = {
-            let mut queues = self.vhost.queues.write().unwrap_or_else(|e| e.into_inner());
-            match queues.get(&name) {
-                Some(q) => q.clone(),
-                None => {
-                    self.vhost.queue_limit(&name, queues.len())?;
-                    // Durable queues get a message log; exclusive ones die with their
-                    // connection, so RabbitMQ never brings them back.
-                    let log = match &self.vhost.store {
-                        Some(store) if durable && owner.is_none() => match store.new_queue_log() {
-                            Ok((id, log)) => {
-                                self.vhost.record(|vhost| Def::Queue {
-                                    vhost,
-                                    name: name.clone(),
-                                    id,
-                                    auto_delete: d.auto_delete,
-                                    args: encode_args(&d.arguments),
-                                });
-                                Some((id, log))
-                            }
-                            Err(e) => {
-                                return Err(AmqpError::new(
-                                    code::INTERNAL_ERROR,
-                                    format_args!("cannot create the log of queue '{name}': {e}"),
-                                ));
-                            }
-                        },
-                        _ => None,
-                    };
-                    let spec = QueueSpec {
-                        name: name.clone(),
-                        durable,
-                        exclusive_owner: owner,
-                        auto_delete: d.auto_delete,
-                        arguments: d.arguments.clone(),
-                        args,
-                    };
-                    let q = Queue::create(spec, &self.vhost, log);
-                    queues.insert(name.clone(), q.clone());
-                    if owner.is_some() {
-                        self.exclusive_queues.push(q.clone());
-                    }
-                    q
-                }
-            }
+        let spec = QueueSpec {
+            name: name.clone(),
+            durable,
+            exclusive_owner: owner,
+            auto_delete: d.auto_delete,
+            arguments: d.arguments.clone(),
+            args,
         };
+        // Durable queues get a message log; exclusive ones die with their connection, so
+        // RabbitMQ never brings them back.
+        let (queue, created) = self.vhost.declare_queue(spec, durable && owner.is_none())?;
+        if created && owner.is_some() {
+            self.exclusive_queues.push(queue.clone());
+        }
         self.check_exclusive(&queue)?;
         if queue.exclusive_owner.is_some() != d.exclusive {
             return Err(AmqpError::locked(&name, &vhost));

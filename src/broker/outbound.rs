@@ -3,6 +3,7 @@
 //! of a read batch, and the backpressure that stops queues delivering to a slow reader.
 
 use super::codec;
+use super::error::AmqpError;
 use super::queue::Queue;
 use amq_protocol::protocol::AMQPClass;
 use bytes::{Bytes, BytesMut};
@@ -108,6 +109,10 @@ pub(crate) struct ConnShared {
     stalled: Mutex<Vec<Weak<Queue>>>,
     /// Wakes the read loop when `pending` falls below the low-water mark again.
     drained: Notify,
+    /// An error raised outside the connection's task (the store failed under a confirm
+    /// it waited for): the read loop closes the connection with it.
+    fatal: Mutex<Option<AmqpError>>,
+    fatal_raised: Notify,
 }
 
 /// What the writer gets from `ConnShared::take`.
@@ -134,6 +139,8 @@ impl ConnShared {
             pending: AtomicUsize::new(0),
             stalled: Mutex::new(Vec::new()),
             drained: Notify::new(),
+            fatal: Mutex::new(None),
+            fatal_raised: Notify::new(),
         })
     }
 
@@ -295,6 +302,25 @@ impl ConnShared {
             for q in stalled.iter().filter_map(Weak::upgrade) {
                 q.kick();
             }
+        }
+    }
+
+    /// Close the connection with `err` (from any thread; the first error wins).
+    pub(crate) fn fail(&self, err: AmqpError) {
+        let mut fatal = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+        if fatal.is_none() {
+            *fatal = Some(err);
+            self.fatal_raised.notify_one();
+        }
+    }
+
+    /// Wait for an error raised by `fail`, and take it.
+    pub(crate) async fn failed(&self) -> AmqpError {
+        loop {
+            if let Some(err) = self.fatal.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return err;
+            }
+            self.fatal_raised.notified().await;
         }
     }
 

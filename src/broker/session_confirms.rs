@@ -3,6 +3,7 @@
 //! batch wrote to a queue log, and never ahead of an earlier batch still waiting for it.
 
 use super::codec;
+use super::error::{AmqpError, code};
 use super::session::Session;
 use amq_protocol::protocol::{AMQPClass, basic};
 use bytes::{Bytes, BytesMut};
@@ -64,8 +65,16 @@ impl Session {
                 self.sync_outstanding.fetch_add(1, Ordering::AcqRel);
                 let conn = self.conn.clone();
                 let outstanding = self.sync_outstanding.clone();
-                store.syncer.after_sync(Box::new(move || {
-                    conn.send(frames);
+                store.syncer.after_sync(Box::new(move |durable| {
+                    match durable {
+                        Ok(()) => conn.send(frames),
+                        // Never confirm what is not on disk: the publisher learns at once
+                        // (RabbitMQ's answer to an internal failure is 541).
+                        Err(why) => conn.fail(AmqpError::new(
+                            code::INTERNAL_ERROR,
+                            format_args!("cannot make published messages durable: {why}"),
+                        )),
+                    }
                     outstanding.fetch_sub(1, Ordering::AcqRel);
                 }));
             }

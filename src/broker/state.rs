@@ -65,7 +65,8 @@ impl BrokerState {
             .entry("/".to_string())
             .or_insert_with(|| Arc::new(VHost::new("/", store.clone())));
         let conn_slots = ConnSlots::new(config.max_connections);
-        let alarms = Arc::new(Alarms::new(&config));
+        let health = store.as_ref().map(|s| s.health.clone());
+        let alarms = Arc::new(Alarms::new(&config, health));
         let state = BrokerState {
             config,
             vhosts: RwLock::new(vhosts),

@@ -2,17 +2,17 @@
 //! publishing to one queue never waits for another.
 
 use super::counters::VhostCounters;
-use super::error::{AmqpError, AmqpResult};
+use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::message::Message;
 use super::queue::expiry::Expiry;
-use super::queue::{Consumer, Queue};
+use super::queue::{Consumer, Queue, QueueSpec};
 use super::store::Store;
 use super::store::definitions::{Def, encode_args};
 use super::vhost_limits::VhostLimits;
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// One vhost's registry.
 #[derive(Debug)]
@@ -20,6 +20,10 @@ pub(crate) struct VHost {
     pub(crate) name: String,
     pub(crate) exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     pub(crate) queues: RwLock<HashMap<String, Arc<Queue>>>,
+    /// Serialises queue creation, whose disk work (the queue's log directory, the
+    /// definitions record, their fsyncs) runs without the `queues` lock: publishes and
+    /// lookups, which take that lock, never wait behind a declare's disk.
+    declaring: Mutex<()>,
     /// Persistence (`--data-dir`); None keeps everything in memory.
     pub(crate) store: Option<Arc<Store>>,
     /// Publish counts and deleted queues' totals, for `message_stats` (management API).
@@ -63,6 +67,7 @@ impl VHost {
             name: name.to_string(),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
+            declaring: Mutex::new(()),
             store,
             counters: VhostCounters::default(),
             expiry: Arc::default(),
@@ -81,11 +86,64 @@ impl VHost {
         }
     }
 
-    /// Make a change of the durable topology durable (no-op in memory).
-    pub(crate) fn record(&self, def: impl FnOnce(String) -> Def) {
-        if let Some(store) = &self.store {
-            store.record(&def(self.name.clone()));
+    /// Make a change of the durable topology durable (no-op in memory); 541 when it
+    /// cannot be (a declare is then refused rather than lost at the next restart).
+    pub(crate) fn record(&self, def: impl FnOnce(String) -> Def) -> AmqpResult {
+        match &self.store {
+            Some(store) => store.record(&def(self.name.clone())).map_err(|e| {
+                AmqpError::new(
+                    code::INTERNAL_ERROR,
+                    format_args!("cannot make the change durable: {e}"),
+                )
+            }),
+            None => Ok(()),
         }
+    }
+
+    /// The queue named in `spec`: the existing one (`false`), or one created from `spec`
+    /// (`true`), with a message log when `persist` and the broker has a data directory.
+    /// The one place queues are created (AMQP and the management API alike).
+    pub(crate) fn declare_queue(
+        self: &Arc<Self>,
+        spec: QueueSpec,
+        persist: bool,
+    ) -> AmqpResult<(Arc<Queue>, bool)> {
+        let _declaring = self.declaring.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = self.queue(&spec.name) {
+            return Ok((q, false));
+        }
+        let count = self.queues.read().unwrap_or_else(|e| e.into_inner()).len();
+        self.queue_limit(&spec.name, count)?;
+        let log = match &self.store {
+            Some(store) if persist => {
+                let (id, log) = store.new_queue_log().map_err(|e| {
+                    AmqpError::new(
+                        code::INTERNAL_ERROR,
+                        format_args!("cannot create the log of queue '{}': {e}", spec.name),
+                    )
+                })?;
+                let recorded = self.record(|vhost| Def::Queue {
+                    vhost,
+                    name: spec.name.clone(),
+                    id,
+                    auto_delete: spec.auto_delete,
+                    args: encode_args(&spec.arguments),
+                });
+                if let Err(e) = recorded {
+                    log.destroy();
+                    return Err(e);
+                }
+                Some((id, log))
+            }
+            _ => None,
+        };
+        let name = spec.name.clone();
+        let q = Queue::create(spec, self, log);
+        self.queues
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, q.clone());
+        Ok((q, true))
     }
 
     /// Whether a binding from `source` to `dest` survives a restart.
@@ -142,7 +200,7 @@ impl VHost {
         if self.binding_is_durable(source, &binding.dest)
             && let Some(store) = &self.store
         {
-            store.record(&self.binding_def(
+            let _ = store.record(&self.binding_def(
                 false,
                 source,
                 &binding.dest,
@@ -166,7 +224,7 @@ impl VHost {
             && self.binding_is_durable(source, dest)
             && let Some(store) = &self.store
         {
-            store.record(&self.binding_def(true, source, dest, key, args));
+            let _ = store.record(&self.binding_def(true, source, dest, key, args));
         }
         existed
     }
@@ -308,7 +366,7 @@ impl VHost {
         // Only the call that removed it records the deletion: a later queue of the same
         // name must not lose its definition to a second, late delete.
         if removed && queue.log_id.is_some() {
-            self.record(|vhost| Def::DeleteQueue {
+            let _ = self.record(|vhost| Def::DeleteQueue {
                 vhost,
                 name: queue.name.clone(),
             });
@@ -340,7 +398,7 @@ impl VHost {
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)?;
         if removed.durable {
-            self.record(|vhost| Def::DeleteExchange {
+            let _ = self.record(|vhost| Def::DeleteExchange {
                 vhost,
                 name: name.to_string(),
             });

@@ -117,22 +117,31 @@ pub(crate) fn export(db: &AuthDb, vhosts: &[(String, Option<Value>)]) -> Value {
 /// old or the new file, never half of one.
 pub(crate) fn save(dir: &Path, doc: &Value) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    let text = serde_json::to_string_pretty(doc).unwrap_or_default();
+    let path = dir.join(ACCESS_FILE);
+    // Unchanged (every start-up without changes): nothing to write, so a broker whose
+    // disk is full still starts.
+    if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
     let tmp = dir.join(format!("{ACCESS_FILE}.tmp"));
-    // Password hashes: readable by the broker's user only.
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(
-        serde_json::to_string_pretty(doc)
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(ACCESS_FILE))?;
-    std::fs::File::open(dir)?.sync_all()
+    let written = (|| {
+        // Password hashes: readable by the broker's user only.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Read `access.json`, if there is one.

@@ -56,6 +56,7 @@ impl From<AmqpError> for ApiError {
         match e.code {
             code::NOT_FOUND => ApiError::new(404, "not_found", reason),
             code::ACCESS_REFUSED => ApiError::new(403, "access_refused", reason),
+            code::INTERNAL_ERROR => ApiError::new(500, "internal_error", reason),
             _ => ApiError::bad_request(reason),
         }
     }

@@ -175,7 +175,7 @@ pub(super) fn declare_exchange(
             auto_delete,
             internal,
             args: encode_args(&x.arguments),
-        });
+        })?;
     }
     exchanges.insert(name, x);
     Ok(StatusCode::CREATED)

@@ -47,7 +47,7 @@ pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     let set = alarms.current();
     let figure = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     // (name, type, help, value): RabbitMQ's names where one exists.
-    let rows: [(&str, &str, &str, u64); 27] = [
+    let rows: [(&str, &str, &str, u64); 28] = [
         (
             "rabbitmq_alarms_memory_used_watermark",
             "gauge",
@@ -58,7 +58,13 @@ pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
             "rabbitmq_alarms_free_disk_space_watermark",
             "gauge",
             "is set when a node has reached its free disk space low watermark",
-            u64::from(set.disk),
+            u64::from(set.disk || alarms.storage_failure().is_some()),
+        ),
+        (
+            "rmq_storage_failed",
+            "gauge",
+            "is set when the store failed (fsync error, data directory gone): nothing more is confirmed as durable",
+            u64::from(alarms.storage_failure().is_some()),
         ),
         (
             "rabbitmq_process_resident_memory_bytes",

@@ -12,7 +12,6 @@ use crate::broker::queue_args::{
     DeclaredAs, QueueArgs, as_string, assert_equivalent, check_queue_type,
 };
 use crate::broker::state::BrokerState;
-use crate::broker::store::definitions::{Def, encode_args};
 use crate::broker::vhost::VHost;
 use axum::Json;
 use axum::body::Bytes;
@@ -171,58 +170,35 @@ pub(super) fn declare_queue(
         server_named: false,
     };
     check_queue_type(&arguments, &args, declared, &name, &vhost)?;
-    let mut queues = v.queues.write().unwrap_or_else(|e| e.into_inner());
-    if let Some(q) = queues.get(&name) {
-        let inequivalent = |arg: &str, received: bool, current: bool| {
-            ApiError::bad_request(format!(
-                "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
-            ))
-        };
-        if q.durable != durable {
-            return Err(inequivalent("durable", durable, q.durable));
-        }
-        if q.auto_delete != auto_delete {
-            return Err(inequivalent("auto_delete", auto_delete, q.auto_delete));
-        }
-        if q.exclusive_owner.is_some() {
-            return Err(AmqpError::locked(&name, &vhost).into());
-        }
-        assert_equivalent(&arguments, &q.arguments.table(), &name, &vhost)?;
-        q.touch();
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    v.queue_limit(&name, queues.len())?;
-    let log = match &v.store {
-        Some(store) if durable => {
-            let (id, log) = store.new_queue_log().map_err(|e| {
-                ApiError::new(
-                    500,
-                    "internal_error",
-                    format!("cannot create the log of queue '{name}': {e}"),
-                )
-            })?;
-            v.record(|vhost| Def::Queue {
-                vhost,
-                name: name.clone(),
-                id,
-                auto_delete,
-                args: encode_args(&arguments),
-            });
-            Some((id, log))
-        }
-        _ => None,
-    };
     let spec = QueueSpec {
         name: name.clone(),
         durable,
         exclusive_owner: None,
         auto_delete,
-        arguments,
+        arguments: arguments.clone(),
         args,
     };
-    let q = Queue::create(spec, &v, log);
-    queues.insert(name, q);
-    Ok(StatusCode::CREATED)
+    let (q, created) = v.declare_queue(spec, durable)?;
+    if created {
+        return Ok(StatusCode::CREATED);
+    }
+    let inequivalent = |arg: &str, received: bool, current: bool| {
+        ApiError::bad_request(format!(
+            "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
+        ))
+    };
+    if q.durable != durable {
+        return Err(inequivalent("durable", durable, q.durable));
+    }
+    if q.auto_delete != auto_delete {
+        return Err(inequivalent("auto_delete", auto_delete, q.auto_delete));
+    }
+    if q.exclusive_owner.is_some() {
+        return Err(AmqpError::locked(&name, &vhost).into());
+    }
+    assert_equivalent(&arguments, &q.arguments.table(), &name, &vhost)?;
+    q.touch();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/queues/{vhost}/{name}[?if-empty=true&if-unused=true]`.

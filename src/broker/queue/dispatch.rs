@@ -115,6 +115,16 @@ impl Queue {
             let mut start = 0;
             // Some(no_ack) once a consumer took the head.
             let mut delivered = None;
+            // A stored message is recorded as delivered before it is handed over (after a
+            // restart it comes back redelivered); one that cannot be (a full disk, even
+            // past the reserve) is not delivered now. A no-ack delivery settles it, which
+            // waits for no earlier mark.
+            let mut log = st.log.take();
+            let mut record = |no_ack: bool| match (&mut log, head.stored) {
+                (Some(log), Some(_)) if no_ack => log.writable(),
+                (Some(log), Some(_)) => log.delivered(head.seq).is_ok(),
+                _ => true,
+            };
             'levels: while start < end {
                 let priority = st.consumers[start].priority;
                 let stop = start
@@ -127,7 +137,10 @@ impl Queue {
                     let idx = start + (st.next_consumer + i) % len;
                     let consumer = &st.consumers[idx];
                     let no_ack = consumer.no_ack;
-                    if consumer.channel.try_deliver(self, consumer, &head) {
+                    if consumer
+                        .channel
+                        .try_deliver(self, consumer, &head, &mut record)
+                    {
                         if !no_ack {
                             st.unacked += 1;
                             st.unacked_bytes += u64::from(head.size);
@@ -147,15 +160,15 @@ impl Queue {
                 }
                 start = stop;
             }
+            st.log = log;
             let Some(no_ack) = delivered else { return };
             if let Some(e) = st.ready.pop_front()
                 && e.stored.is_some()
             {
-                // A no-ack delivery is the end of the message; an ack-mode one may come back.
+                // A no-ack delivery is the end of the message; an ack-mode one may come
+                // back (its delivered mark is written).
                 if no_ack {
                     st.settle_stored(&e);
-                } else {
-                    st.mark_delivered(&e);
                 }
             }
         }

@@ -72,12 +72,12 @@ impl QueueState {
         }
     }
 
-    /// Record that a stored message was handed to a consumer (ack mode).
-    fn mark_delivered(&mut self, e: &Entry) {
-        if let (Some(log), Some(_)) = (&mut self.log, e.stored)
-            && let Err(err) = log.delivered(e.seq)
-        {
-            log::error(format_args!("cannot write a queue log: {err}"));
+    /// Record that a stored message is handed to a consumer (ack mode); false when it
+    /// cannot be, and then it must not be handed out.
+    fn mark_delivered(&mut self, e: &Entry) -> bool {
+        match (&mut self.log, e.stored) {
+            (Some(log), Some(_)) => log.delivered(e.seq).is_ok(),
+            _ => true,
         }
     }
 }
@@ -452,9 +452,13 @@ impl Queue {
                 }
             }
             if ack {
+                if !st.mark_delivered(&e) {
+                    // Not recordable now (a full disk): it stays at the head.
+                    st.ready.insert_requeued(e);
+                    return None;
+                }
                 st.unacked += 1;
                 st.unacked_bytes += u64::from(e.size);
-                st.mark_delivered(&e);
             } else {
                 st.settle_stored(&e);
             }

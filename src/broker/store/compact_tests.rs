@@ -88,7 +88,7 @@ fn fresh(dir: &Path, syncer: &Arc<Syncer>) -> QueueLog {
 #[test]
 fn one_old_unacked_message_does_not_keep_the_history() {
     let dir = temp_dir("pinned");
-    let syncer = Syncer::start().unwrap();
+    let syncer = Syncer::for_tests();
     let mut log = fresh(&dir, &syncer);
     let pinned = log.publish(0, &message(0), 0).unwrap();
     log.delivered(0).unwrap();
@@ -138,7 +138,7 @@ impl Rng {
 #[test]
 fn random_traffic_with_restarts_recovers_exactly_what_is_live() {
     let dir = temp_dir("model");
-    let syncer = Syncer::start().unwrap();
+    let syncer = Syncer::for_tests();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut log = fresh(&dir, &syncer);
     // The model: live seq → (where its entry says it is, delivered).
@@ -222,7 +222,7 @@ fn random_traffic_with_restarts_recovers_exactly_what_is_live() {
 #[test]
 fn a_crash_between_a_compactions_sync_and_its_delete_recovers_each_message_once() {
     let dir = temp_dir("crash");
-    let syncer = Syncer::start().unwrap();
+    let syncer = Syncer::for_tests();
     let mut log = fresh(&dir, &syncer);
     log.crash_at_remove = Some(1);
     // Every tenth message stays (delivered), the rest are acked: the sealed segments are
@@ -278,7 +278,7 @@ fn a_crash_between_a_compactions_sync_and_its_delete_recovers_each_message_once(
 #[test]
 fn a_delivered_mark_outlives_the_segment_it_was_written_in() {
     let dir = temp_dir("marks");
-    let syncer = Syncer::start().unwrap();
+    let syncer = Syncer::for_tests();
     let mut log = fresh(&dir, &syncer);
     // Every tenth message is delivered five publishes later (its mark in a newer segment
     // than its publish record, often) and acked later still; every hundredth stays.
@@ -316,7 +316,7 @@ fn a_delivered_mark_outlives_the_segment_it_was_written_in() {
 #[test]
 fn an_emptied_oldest_segment_keeps_the_delivered_mark_of_a_copied_message() {
     let dir = temp_dir("front");
-    let syncer = Syncer::start().unwrap();
+    let syncer = Syncer::for_tests();
     let mut log = fresh(&dir, &syncer);
     let mut seq = 0;
     // Publish acked fillers until the log starts segment `until`.
@@ -360,7 +360,7 @@ fn an_emptied_oldest_segment_keeps_the_delivered_mark_of_a_copied_message() {
 #[test]
 fn marks_are_not_rewritten_over_and_over() {
     let dir = temp_dir("marks-only");
-    let syncer = Syncer::start().unwrap();
+    let syncer = Syncer::for_tests();
     let mut log = fresh(&dir, &syncer);
     // A quarter of the messages wait (a queue's low priorities, say); the rest are acked
     // long after, in one burst: segments of settle marks that the kept segments need.

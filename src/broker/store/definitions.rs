@@ -202,17 +202,39 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// Write the compacted topology to `tmp`, sync it, and rename it over `path`.
+fn rewrite(tmp: &Path, path: &Path, topo: &Topology) -> io::Result<()> {
+    let mut f = File::create(tmp)?;
+    let mut buf = Vec::new();
+    for d in topo.lines() {
+        serde_json::to_writer(&mut buf, d).map_err(io::Error::other)?;
+        buf.push(b'\n');
+    }
+    f.write_all(&buf)?;
+    f.sync_all()?;
+    fs::rename(tmp, path)
+}
+
 impl DefinitionsLog {
-    /// Replay `dir/definitions.log`, rewrite it compactly and open it for appending.
+    /// Replay `dir/definitions.log`, rewrite it compactly when that drops anything, and
+    /// open it for appending. Start-up needs no free space: nothing is rewritten when
+    /// nothing would be dropped, and a rewrite that fails (a full disk) keeps the old log.
     pub(crate) fn open(dir: &Path) -> io::Result<(DefinitionsLog, Topology)> {
         let path = dir.join("definitions.log");
+        let tmp: PathBuf = dir.join("definitions.log.tmp");
+        // Left by a rewrite that did not finish: the log itself is intact.
+        let _ = fs::remove_file(&tmp);
         let mut topo = Topology::default();
+        let mut records = 0usize;
+        let mut whole = true;
         match fs::read(&path) {
             Ok(data) => {
+                whole = data.is_empty() || data.ends_with(b"\n");
                 for (i, line) in data.split(|b| *b == b'\n').enumerate() {
                     if line.is_empty() {
                         continue;
                     }
+                    records += 1;
                     match serde_json::from_slice::<Def>(line) {
                         Ok(d) => topo.apply(d),
                         Err(e) => {
@@ -230,20 +252,22 @@ impl DefinitionsLog {
                 ));
             }
         }
-        let tmp: PathBuf = dir.join("definitions.log.tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            let mut buf = Vec::new();
-            for d in topo.lines() {
-                serde_json::to_writer(&mut buf, d).map_err(io::Error::other)?;
-                buf.push(b'\n');
-            }
-            f.write_all(&buf)?;
-            f.sync_all()?;
+        let compact = records == topo.lines().count() && topo.skipped.is_empty() && whole;
+        if !compact && let Err(e) = rewrite(&tmp, &path, &topo) {
+            let _ = fs::remove_file(&tmp);
+            crate::broker::log::error(format_args!(
+                "cannot compact {} ({e}); keeping it as it is",
+                path.display()
+            ));
+        } else if !compact {
+            sync_dir(dir);
         }
-        fs::rename(&tmp, &path)?;
-        sync_dir(dir);
-        let file = OpenOptions::new().append(true).open(&path)?;
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if !whole && fs::read(&path).is_ok_and(|d| !d.ends_with(b"\n")) {
+            // The rewrite failed over a torn last line: end it, or the next record would
+            // be glued to it. Without space this fails too, and so will the next record.
+            let _ = file.write_all(b"\n");
+        }
         Ok((DefinitionsLog { file }, topo))
     }
 

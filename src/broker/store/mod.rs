@@ -1,7 +1,8 @@
 //! Persistence under `--data-dir`: the definitions log (durable exchanges, queues,
 //! bindings), one message log per durable queue, and the group-commit sync thread.
 //!
-//! Layout: `lock` (held while the broker runs), `definitions.log`, `queues/<id>/*.seg`.
+//! Layout: `definitions.log`, `queues/<id>/*.seg`; the directory itself is held open and
+//! locked while the broker runs.
 //!
 //! - `definitions`  durable topology as fsync'd JSON lines, compacted on start
 //! - `segment`      CRC'd records in append-only segment files
@@ -9,22 +10,25 @@
 //! - `live`         which messages of a log are live, per segment
 //! - `compact`      deleting segments kept by older ones, after moving what must stay
 //! - `sync`         group commit: fdatasync rounds, then the confirms that waited
+//! - `health`       the held data directory, and failures that end durability (sticky)
 
 mod compact;
 #[cfg(test)]
 mod compact_tests;
 pub(crate) mod definitions;
+pub(crate) mod health;
 mod live;
 pub(crate) mod queue_log;
 pub(crate) mod segment;
 pub(crate) mod sync;
 
 use definitions::{Def, DefinitionsLog, Topology};
+use health::StoreHealth;
 use live::Liveness;
 use queue_log::{LogLimits, QueueLog};
 use segment::Record;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +39,9 @@ use sync::Syncer;
 #[derive(Debug)]
 pub(crate) struct Store {
     dir: PathBuf,
-    /// Held (locked) for the broker's lifetime: one broker per data directory.
-    _lock: File,
+    /// The data directory, held and locked for the broker's lifetime (one broker per
+    /// directory), and whether durability still holds.
+    pub(crate) health: Arc<StoreHealth>,
     defs: Mutex<DefinitionsLog>,
     pub(crate) syncer: Arc<Syncer>,
     /// Next queue directory id.
@@ -109,19 +114,13 @@ impl Store {
                 format!("cannot create data directory {}: {e}", dir.display()),
             )
         })?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))?;
-        if let Err(e) = lock.try_lock() {
-            return Err(io::Error::other(format!(
-                "data directory {} is in use by another rmq serve ({e}); stop it or pick another --data-dir",
-                dir.display()
-            )));
-        }
+        let health = Arc::new(StoreHealth::open(dir)?);
+        // Before anything else takes the space (best effort: a full disk starts without).
+        health.take_reserve();
+        // Brokers before 0.2 locked this file; the directory itself is locked now.
+        let _ = fs::remove_file(dir.join("lock"));
         let (defs, topology) = DefinitionsLog::open(dir)?;
-        let syncer = Syncer::start()?;
+        let syncer = Syncer::start(health.clone())?;
         let Topology {
             exchanges,
             queues,
@@ -174,7 +173,7 @@ impl Store {
         }
         let store = Arc::new(Store {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            health,
             defs: Mutex::new(defs),
             syncer,
             next_id: AtomicU64::new(next_id),
@@ -191,20 +190,32 @@ impl Store {
         ))
     }
 
-    /// Make a topology change durable.
-    pub(crate) fn record(&self, d: &Def) {
-        if let Err(e) = self
+    /// Make a topology change durable. A change that cannot be is an error for the
+    /// caller to report (a declare is refused); a failed sync fails the store.
+    pub(crate) fn record(&self, d: &Def) -> io::Result<()> {
+        if !self.health.check_dir() {
+            return Err(self.health.error());
+        }
+        let result = self
             .defs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .record(d)
-        {
+            .record(d);
+        if let Err(e) = &result {
             crate::broker::log::error(format_args!("cannot write the definitions log: {e}"));
+            if e.kind() != io::ErrorKind::StorageFull {
+                self.health
+                    .fail(format_args!("cannot write the definitions log: {e}"));
+            }
         }
+        result
     }
 
     /// A log for a new durable queue: (directory id, log).
     pub(crate) fn new_queue_log(&self) -> io::Result<(u64, QueueLog)> {
+        if !self.health.check_dir() {
+            return Err(self.health.error());
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let dir = self.dir.join("queues").join(id.to_string());
         // A stale directory with this id cannot hold anything of the new queue.

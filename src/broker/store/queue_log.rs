@@ -43,6 +43,10 @@ pub(crate) struct QueueLog {
     pub(crate) resident_limit: u64,
     /// Set while compacting: its own writes start no other compaction.
     pub(super) compacting: bool,
+    /// Settled marks that met a full disk: written before anything else this log writes,
+    /// so an acknowledgement is never forgotten while the broker runs (after a restart
+    /// first, the message comes back, marked redelivered by its delivered mark).
+    pending: Vec<u8>,
     /// Tests: "crash" instead of deleting this segment (nothing is written after).
     #[cfg(test)]
     pub(super) crash_at_remove: Option<u64>,
@@ -91,6 +95,7 @@ impl QueueLog {
             segment_bytes: limits.segment_bytes.max(1),
             resident_limit: limits.resident_bytes,
             compacting: false,
+            pending: Vec::new(),
             #[cfg(test)]
             crash_at_remove: None,
             #[cfg(test)]
@@ -103,10 +108,41 @@ impl QueueLog {
 
     /// Append encoded records to the current segment, starting a new one past the size
     /// limit: (segment, offset) of the first byte, and whether a segment was started.
+    /// Pending marks go first. A write that meets a full disk is cut back off the file (no
+    /// torn record is left for later records to follow) and, for marks, retried once in
+    /// the space the reserve held; any other write error fails the store.
     pub(super) fn append(&mut self, bytes: &[u8]) -> io::Result<(u64, u64, bool)> {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            if let Err(e) = self.append_with_reserve(&pending, true) {
+                self.pending = pending;
+                return Err(e);
+            }
+        }
+        self.append_with_reserve(bytes, false)
+    }
+
+    fn append_with_reserve(&mut self, bytes: &[u8], mark: bool) -> io::Result<(u64, u64, bool)> {
+        match self.append_once(bytes) {
+            Err(e)
+                if e.kind() == io::ErrorKind::StorageFull
+                    && mark
+                    && self.syncer.health().release_reserve() =>
+            {
+                self.append_once(bytes)
+            }
+            other => other,
+        }
+    }
+
+    fn append_once(&mut self, bytes: &[u8]) -> io::Result<(u64, u64, bool)> {
         #[cfg(test)]
         if self.crashed {
             return Err(io::Error::other("crashed"));
+        }
+        // A failed store writes nothing more: what it would write could not be made durable.
+        if !self.syncer.health().ok() {
+            return Err(self.syncer.health().error());
         }
         let mut started = false;
         if self.size >= self.segment_bytes {
@@ -117,7 +153,19 @@ impl QueueLog {
             started = true;
         }
         let at = self.size;
-        segment::append(&self.current, bytes)?;
+        if let Err(e) = segment::append(&self.current, bytes) {
+            // Shrinking needs no space; a torn record would hide every later one.
+            if let Err(cut) = self.current.file.set_len(at) {
+                self.syncer.health().fail(format_args!(
+                    "cannot cut a failed write off a segment: {cut}"
+                ));
+            } else if e.kind() != io::ErrorKind::StorageFull {
+                self.syncer
+                    .health()
+                    .fail(format_args!("cannot write a queue log: {e}"));
+            }
+            return Err(e);
+        }
         self.size += bytes.len() as u64;
         if self.current.mark_dirty() {
             self.syncer.dirty(self.current.clone());
@@ -162,13 +210,35 @@ impl QueueLog {
         Ok((no, at))
     }
 
-    /// The message was delivered (recovery marks it redelivered).
+    /// The message is about to be delivered (recovery marks it redelivered). An error
+    /// means it must not be: a message delivered before never comes back looking new.
     pub(crate) fn delivered(&mut self, seq: u64) -> io::Result<()> {
         segment::encode_mark(&mut self.buf, false, seq);
-        if self.write()?.2 {
+        let buf = std::mem::take(&mut self.buf);
+        let written = self.append_with_marks(&buf);
+        self.buf = buf;
+        self.buf.clear();
+        if written?.2 {
             self.maybe_compact();
         }
         Ok(())
+    }
+
+    /// Append marks: pending ones first, the reserve if the disk is full.
+    fn append_with_marks(&mut self, bytes: &[u8]) -> io::Result<(u64, u64, bool)> {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            if let Err(e) = self.append_with_reserve(&pending, true) {
+                self.pending = pending;
+                return Err(e);
+            }
+        }
+        self.append_with_reserve(bytes, true)
+    }
+
+    /// Nothing is waiting to be written: marks can be written now.
+    pub(crate) fn writable(&self) -> bool {
+        self.pending.is_empty() && self.syncer.health().ok()
     }
 
     /// The message left the queue for good (acked, rejected, expired, dropped, purged).
@@ -194,7 +264,25 @@ impl QueueLog {
             }
         };
         segment::encode_mark(&mut self.buf, true, seq);
-        let started = self.write()?.2;
+        let buf = std::mem::take(&mut self.buf);
+        let written = self.append_with_marks(&buf);
+        self.buf.clear();
+        let started = match written {
+            Ok((_, _, started)) => started,
+            Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+                // Kept, and written before anything else this log writes. Segments it
+                // empties may still go: a deleted publish record needs no settle mark.
+                self.pending.extend_from_slice(&buf);
+                false
+            }
+            Err(e) => {
+                self.buf = buf;
+                self.buf.clear();
+                return Err(e);
+            }
+        };
+        self.buf = buf;
+        self.buf.clear();
         if self.live.segments.get(&no).is_some_and(|s| s.live == 0) {
             self.drop_settled_segments();
             self.maybe_compact();

@@ -1,14 +1,17 @@
 //! Group commit: one thread runs `fdatasync` for every file written since its last round,
 //! then runs the callbacks (publisher confirms, tx.commit-ok) that waited for those
 //! writes. Many publishers share one sync; callbacks run in the order they were queued.
+//! A failed fsync, or a data directory gone from under us, fails the store (`health`):
+//! every callback of that round and after is told the writes are not durable.
 
+use super::health::StoreHealth;
 use super::segment::Segment;
-use crate::broker::log;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-/// Work to run once everything written before it is on disk.
-pub(crate) type AfterSync = Box<dyn FnOnce() + Send>;
+/// Work to run once everything written before it is on disk: `Ok`, or why it is not.
+pub(crate) type AfterSync = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 #[derive(Default)]
 struct Pending {
@@ -23,6 +26,7 @@ pub(crate) struct Syncer {
     wake: Condvar,
     /// fdatasync calls made (benchmarks report syncs per second).
     pub(crate) syncs: AtomicU64,
+    health: Arc<StoreHealth>,
 }
 
 impl std::fmt::Debug for Syncer {
@@ -35,17 +39,38 @@ impl std::fmt::Debug for Syncer {
 
 impl Syncer {
     /// Start the sync thread.
-    pub(crate) fn start() -> std::io::Result<Arc<Syncer>> {
+    pub(crate) fn start(health: Arc<StoreHealth>) -> std::io::Result<Arc<Syncer>> {
         let s = Arc::new(Syncer {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             syncs: AtomicU64::new(0),
+            health,
         });
         let worker = s.clone();
         std::thread::Builder::new()
             .name("rmq-sync".into())
             .spawn(move || worker.run())?;
         Ok(s)
+    }
+
+    /// A syncer whose health watches a throwaway directory of its own (unit tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Arc<Syncer> {
+        use std::sync::atomic::AtomicUsize;
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rmq-syncer-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let health = StoreHealth::open(&dir).expect("health");
+        Syncer::start(Arc::new(health)).expect("sync thread")
+    }
+
+    /// The store's health (queue logs refuse to write once it failed).
+    pub(crate) fn health(&self) -> &StoreHealth {
+        &self.health
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -82,23 +107,48 @@ impl Syncer {
                     p.stop,
                 )
             };
-            for seg in &dirty {
-                // Cleared before the sync: a write racing with it registers again.
-                seg.dirty.store(false, Ordering::Release);
-                let result = seg.file.sync_data();
-                self.syncs.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = result {
-                    // Confirms must not claim durability we could not get: stop confirming.
-                    log::error(format_args!("fdatasync failed: {e}; confirms are withheld"));
-                    return;
-                }
-            }
+            let result = self.round(&dirty);
+            let result = match &result {
+                Ok(()) => Ok(()),
+                Err(why) => Err(why.as_str()),
+            };
             for then in waiting {
-                then();
+                then(result);
             }
             if stop {
                 return;
             }
         }
     }
+
+    /// One group-commit round: sync every dirty file, then check the directory is still
+    /// ours. Once the store failed, no round succeeds again (see `health`).
+    fn round(&self, dirty: &[Arc<Segment>]) -> Result<(), String> {
+        if let Some(why) = self.health.failure() {
+            return Err(why);
+        }
+        for seg in dirty {
+            // Cleared before the sync: a write racing with it registers again.
+            seg.dirty.store(false, Ordering::Release);
+            let result = sync_data(seg, self.health.inject);
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = result {
+                self.health.fail(format_args!("fdatasync failed: {e}"));
+                return Err(self.health.failure().unwrap_or_default());
+            }
+        }
+        if !self.health.check_dir() {
+            return Err(self.health.failure().unwrap_or_default());
+        }
+        Ok(())
+    }
+}
+
+/// fdatasync one segment; tests inject failures into stores whose path names a failpoint.
+fn sync_data(seg: &Segment, inject: bool) -> io::Result<()> {
+    let _ = inject; // read by the failpoint only in test builds
+    fail::fail_point!("store-fdatasync", inject, |_| Err(io::Error::other(
+        "injected fdatasync failure (EIO)"
+    )));
+    seg.file.sync_data()
 }
