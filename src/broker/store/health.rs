@@ -32,12 +32,10 @@ pub(crate) const RESERVE_BYTES: usize = 4 << 20;
 /// What one full-disk write releases of the reserve.
 const RESERVE_CHUNK: u64 = 256 << 10;
 
-/// The data directory, held open and locked, and why the store failed, if it did.
+/// The data directory's identity, and why the store failed, if it did.
 #[derive(Debug)]
 pub(crate) struct StoreHealth {
     path: PathBuf,
-    /// The directory itself, flock'ed: the lock cannot be lost by deleting a file in it.
-    _handle: File,
     /// (device, inode) of the directory when it was opened.
     identity: (u64, u64),
     failed: AtomicBool,
@@ -50,8 +48,11 @@ pub(crate) struct StoreHealth {
 }
 
 impl StoreHealth {
-    /// Open and lock `dir` (which exists).
-    pub(crate) fn open(dir: &Path) -> io::Result<StoreHealth> {
+    /// Open and lock `dir` (which exists). The handle comes back beside the health: the
+    /// store holds it (flock'ed, so the lock cannot be lost by deleting a file in the
+    /// directory) and lets it go the moment it is dropped, while the sync thread that
+    /// shares the health may still be finishing its last round.
+    pub(crate) fn open(dir: &Path) -> io::Result<(StoreHealth, File)> {
         let handle = File::open(dir).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -65,15 +66,15 @@ impl StoreHealth {
             )));
         }
         let meta = handle.metadata()?;
-        Ok(StoreHealth {
+        let health = StoreHealth {
             path: dir.to_path_buf(),
-            _handle: handle,
             identity: (meta.dev(), meta.ino()),
             failed: AtomicBool::new(false),
             reason: Mutex::new(None),
             inject: dir.to_string_lossy().contains("failpoint-"),
             reserved: AtomicBool::new(false),
-        })
+        };
+        Ok((health, handle))
     }
 
     fn reserve_path(&self) -> PathBuf {
@@ -213,7 +214,7 @@ mod tests {
     fn a_deleted_or_replaced_directory_fails_the_store_for_good() {
         let dir = std::env::temp_dir().join(format!("rmq-health-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let health = StoreHealth::open(&dir).unwrap();
+        let (health, _lock) = StoreHealth::open(&dir).unwrap();
         assert!(health.check_dir());
         // A second opener is refused while the first holds the directory.
         assert!(StoreHealth::open(&dir).is_err());

@@ -28,7 +28,7 @@ use live::Liveness;
 use queue_log::{LogLimits, QueueLog};
 use segment::Record;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,8 +39,10 @@ use sync::Syncer;
 #[derive(Debug)]
 pub(crate) struct Store {
     dir: PathBuf,
-    /// The data directory, held and locked for the broker's lifetime (one broker per
-    /// directory), and whether durability still holds.
+    /// The data directory, held open and flock'ed for the broker's lifetime: one broker
+    /// per directory, whatever is deleted in it.
+    _lock: File,
+    /// Whether durability still holds (the directory is still ours, fsyncs succeed).
     pub(crate) health: Arc<StoreHealth>,
     defs: Mutex<DefinitionsLog>,
     pub(crate) syncer: Arc<Syncer>,
@@ -114,7 +116,8 @@ impl Store {
                 format!("cannot create data directory {}: {e}", dir.display()),
             )
         })?;
-        let health = Arc::new(StoreHealth::open(dir)?);
+        let (health, lock) = StoreHealth::open(dir)?;
+        let health = Arc::new(health);
         // Before anything else takes the space (best effort: a full disk starts without).
         health.take_reserve();
         // Brokers before 0.2 locked this file; the directory itself is locked now.
@@ -173,6 +176,7 @@ impl Store {
         }
         let store = Arc::new(Store {
             dir: dir.to_path_buf(),
+            _lock: lock,
             health,
             defs: Mutex::new(defs),
             syncer,

@@ -64,7 +64,7 @@ impl Syncer {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let health = StoreHealth::open(&dir).expect("health");
+        let (health, _lock) = StoreHealth::open(&dir).expect("health");
         Syncer::start(Arc::new(health)).expect("sync thread")
     }
 
