@@ -9,6 +9,7 @@
 mod dispatch;
 mod entry;
 pub(crate) mod expiry;
+mod log_tasks;
 mod snapshot;
 
 pub(crate) use entry::{Consumer, Enqueued, Entry};
@@ -172,6 +173,7 @@ impl Queue {
             args,
             counters: QueueCounters::new(vhost.counters.retired.clone()),
         });
+        q.hand_disk_work_to_the_store(vhost);
         if let Some(ms) = q.args.expires {
             let at = Instant::now() + Duration::from_millis(ms);
             vhost.expiry.watch(Arc::downgrade(&q), at);

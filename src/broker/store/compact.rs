@@ -13,10 +13,11 @@
 //! once copies exist (before that a live message's records are all newer than it).
 
 use super::live::SegmentLive;
-use super::queue_log::{QueueLog, segment_path};
+use super::queue_log::{LogTask, QueueLog, segment_path};
 use super::segment::{self, Record, Segment};
 use std::fs;
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Sealed segments kept without a look: slack, so that segments emptied a little out of
@@ -31,10 +32,15 @@ impl QueueLog {
     /// Delete segments from the front while they hold nothing live.
     pub(super) fn drop_settled_segments(&mut self) {
         while let Some((&no, s)) = self.live.segments.first_key_value() {
-            if s.live > 0 || no >= self.current.no {
+            if s.live > 0 || no >= self.current.no || s.awaiting_removal {
                 break;
             }
             if !s.damaged && !self.live.moved.is_empty() {
+                if self.scheduler.is_some() {
+                    // Its marks are carried on the store's thread, then it goes.
+                    self.schedule_compaction();
+                    break;
+                }
                 if let Err(e) = self.compact(no) {
                     report(&e, no);
                     break;
@@ -53,6 +59,12 @@ impl QueueLog {
     /// Compact the segments most worth it, if the log is past its slack.
     pub(super) fn maybe_compact(&mut self) {
         if self.compacting {
+            return;
+        }
+        if self.scheduler.is_some() {
+            if self.pick().is_some() {
+                self.schedule_compaction();
+            }
             return;
         }
         for _ in 0..PER_TRIGGER {
@@ -76,7 +88,7 @@ impl QueueLog {
             .live
             .segments
             .range(..self.current.no)
-            .filter(|(_, s)| !s.damaged)
+            .filter(|(_, s)| !s.damaged && !s.awaiting_removal)
             .map(|(&no, s)| (no, s))
             .collect();
         if sealed.len() <= SLACK_SEGMENTS {
@@ -177,6 +189,109 @@ impl QueueLog {
             }
         }
         Ok(written)
+    }
+
+    /// Queue a `LogTask::Compact` unless one is waiting already.
+    fn schedule_compaction(&mut self) {
+        if self.compaction_scheduled {
+            return;
+        }
+        if let Some(s) = &self.scheduler {
+            self.compaction_scheduled = true;
+            (s.0)(LogTask::Compact);
+        }
+    }
+
+    /// `LogTask::Compact`, step 1 (under the queue's lock): the segment to compact and
+    /// its path — the oldest when it only waits for its marks to be carried, else the
+    /// one `pick` chooses.
+    pub(crate) fn plan_compaction(&mut self) -> Option<(u64, PathBuf)> {
+        self.compaction_scheduled = false;
+        let front = self
+            .live
+            .segments
+            .first_key_value()
+            .filter(|(no, s)| {
+                s.live == 0
+                    && **no < self.current.no
+                    && !s.damaged
+                    && !s.awaiting_removal
+                    && !self.live.moved.is_empty()
+            })
+            .map(|(&no, _)| no);
+        let no = front.or_else(|| self.pick())?;
+        Some((no, segment_path(&self.dir, no)))
+    }
+
+    /// `LogTask::Compact`, step 3 (under the lock again): move out what must outlive
+    /// segment `no`, read (step 2) outside the lock. The segment is deleted once the
+    /// copies are synced (`LogTask::Remove`), or now when nothing had to be copied.
+    pub(crate) fn apply_compaction(&mut self, no: u64, data: io::Result<Vec<u8>>) {
+        let known = self
+            .live
+            .segments
+            .get(&no)
+            .is_some_and(|s| !s.awaiting_removal && !s.damaged);
+        if !known || no >= self.current.no {
+            return;
+        }
+        let data = match data {
+            Ok(data) => data,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.remove_segment(no);
+                return;
+            }
+            Err(e) => {
+                report(&e, no);
+                return;
+            }
+        };
+        let found = segment::read_records(&data);
+        if found.torn_tail || !found.corrupt.is_empty() {
+            if let Some(s) = self.live.segments.get_mut(&no) {
+                s.damaged = true;
+            }
+            return;
+        }
+        self.compacting = true;
+        let written = self.move_out(no, &data, &found.records);
+        self.compacting = false;
+        match written {
+            Err(e) => report(&e, no),
+            Ok(written) if written.is_empty() => {
+                self.remove_segment(no);
+                self.drop_settled_segments();
+            }
+            Ok(_) => {
+                if let Some(s) = self.live.segments.get_mut(&no) {
+                    s.awaiting_removal = true;
+                }
+                if let Some(s) = self.scheduler.clone() {
+                    // The copies were registered dirty before this: the round that runs
+                    // this callback has synced them.
+                    self.syncer.after_sync(Box::new(move |synced| {
+                        if synced.is_ok() {
+                            (s.0)(LogTask::Remove(no));
+                        }
+                    }));
+                }
+            }
+        }
+        self.maybe_compact();
+    }
+
+    /// `LogTask::Remove`: the copies out of compacted segment `no` are on disk.
+    pub(crate) fn remove_compacted(&mut self, no: u64) {
+        if self
+            .live
+            .segments
+            .get(&no)
+            .is_some_and(|s| s.awaiting_removal)
+        {
+            self.remove_segment(no);
+        }
+        self.drop_settled_segments();
+        self.maybe_compact();
     }
 
     fn remove_segment(&mut self, no: u64) {

@@ -23,6 +23,9 @@ pub(crate) struct SegmentLive {
     copied_in: HashSet<u64>,
     /// Recovery found damage in it: compaction leaves it alone (it goes from the front).
     pub(crate) damaged: bool,
+    /// Compacted on the store's thread: what it held was copied forward, and it is
+    /// deleted once those copies are synced (until then it is what recovery reads).
+    pub(crate) awaiting_removal: bool,
 }
 
 impl SegmentLive {

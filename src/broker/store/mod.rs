@@ -11,7 +11,9 @@
 //! - `compact`      deleting segments kept by older ones, after moving what must stay
 //! - `sync`         group commit: fdatasync rounds, then the confirms that waited
 //! - `health`       the held data directory, and failures that end durability (sticky)
+//! - `background`   the store's thread: compaction reads, segments created ahead
 
+pub(crate) mod background;
 mod compact;
 #[cfg(test)]
 mod compact_tests;
@@ -46,6 +48,8 @@ pub(crate) struct Store {
     pub(crate) health: Arc<StoreHealth>,
     defs: Mutex<DefinitionsLog>,
     pub(crate) syncer: Arc<Syncer>,
+    /// Disk work off connections' tasks and locks (compaction, segment creation).
+    pub(crate) background: Arc<background::Background>,
     /// Next queue directory id.
     next_id: AtomicU64,
     /// Passed to every queue log.
@@ -124,6 +128,7 @@ impl Store {
         let _ = fs::remove_file(dir.join("lock"));
         let (defs, topology) = DefinitionsLog::open(dir)?;
         let syncer = Syncer::start(health.clone())?;
+        let background = background::Background::start()?;
         let Topology {
             exchanges,
             queues,
@@ -180,6 +185,7 @@ impl Store {
             health,
             defs: Mutex::new(defs),
             syncer,
+            background,
             next_id: AtomicU64::new(next_id),
             limits,
         });
@@ -237,6 +243,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        self.background.stop();
         self.syncer.stop();
     }
 }

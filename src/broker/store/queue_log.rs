@@ -24,11 +24,33 @@ pub(crate) struct LogLimits {
     pub(crate) segment_bytes: u64,
 }
 
+/// Disk work a queue log hands to the store's thread (`background.rs`), run by its queue
+/// with the queue's lock taken only around the in-memory steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogTask {
+    /// Compact the segment most worth it (read it outside the lock, then copy forward).
+    Compact,
+    /// Create segment N ahead of the roll that needs it.
+    Prepare(u64),
+    /// Delete compacted segment N: its copies are synced.
+    Remove(u64),
+}
+
+/// Queues a `LogTask` for this log on the store's thread.
+#[derive(Clone)]
+pub(crate) struct Scheduler(pub(crate) Arc<dyn Fn(LogTask) + Send + Sync>);
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scheduler")
+    }
+}
+
 /// The open log of a queue (lives inside the queue's state, under its lock).
 #[derive(Debug)]
 pub(crate) struct QueueLog {
     pub(super) dir: PathBuf,
-    syncer: Arc<Syncer>,
+    pub(super) syncer: Arc<Syncer>,
     pub(super) current: Arc<Segment>,
     /// Bytes in the current segment.
     size: u64,
@@ -47,6 +69,15 @@ pub(crate) struct QueueLog {
     /// so an acknowledgement is never forgotten while the broker runs (after a restart
     /// first, the message comes back, marked redelivered by its delivered mark).
     pending: Vec<u8>,
+    /// Runs compaction and segment creation on the store's thread; None (unit tests,
+    /// start-up) runs them inline.
+    pub(super) scheduler: Option<Scheduler>,
+    /// A `LogTask::Compact` is queued and not started yet.
+    pub(super) compaction_scheduled: bool,
+    /// The next segment, created ahead on the store's thread.
+    prepared: Option<Arc<Segment>>,
+    /// A `LogTask::Prepare` is queued.
+    prepare_scheduled: bool,
     /// Tests: "crash" instead of deleting this segment (nothing is written after).
     #[cfg(test)]
     pub(super) crash_at_remove: Option<u64>,
@@ -58,7 +89,7 @@ pub(crate) fn segment_path(dir: &Path, no: u64) -> PathBuf {
     dir.join(format!("{no:016}.seg"))
 }
 
-fn open_segment(dir: &Path, no: u64) -> io::Result<Arc<Segment>> {
+pub(crate) fn open_segment(dir: &Path, no: u64) -> io::Result<Arc<Segment>> {
     let path = segment_path(dir, no);
     let file = OpenOptions::new().create(true).append(true).open(&path)?;
     // The new name must be durable before anything synced into the file counts as on
@@ -96,6 +127,10 @@ impl QueueLog {
             resident_limit: limits.resident_bytes,
             compacting: false,
             pending: Vec::new(),
+            scheduler: None,
+            compaction_scheduled: false,
+            prepared: None,
+            prepare_scheduled: false,
             #[cfg(test)]
             crash_at_remove: None,
             #[cfg(test)]
@@ -147,7 +182,10 @@ impl QueueLog {
         let mut started = false;
         if self.size >= self.segment_bytes {
             let next = self.current.no + 1;
-            self.current = open_segment(&self.dir, next)?;
+            self.current = match self.prepared.take() {
+                Some(seg) if seg.no == next => seg,
+                _ => open_segment(&self.dir, next)?,
+            };
             self.live.segments.insert(next, SegmentLive::default());
             self.size = 0;
             started = true;
@@ -170,7 +208,41 @@ impl QueueLog {
         if self.current.mark_dirty() {
             self.syncer.dirty(self.current.clone());
         }
+        // Halfway through a segment, the next one is created on the store's thread: the
+        // roll then only swaps it in (no create and directory fsync under the lock).
+        if self.size >= self.segment_bytes / 2
+            && self.prepared.is_none()
+            && !self.prepare_scheduled
+            && let Some(s) = &self.scheduler
+        {
+            self.prepare_scheduled = true;
+            (s.0)(LogTask::Prepare(self.current.no + 1));
+        }
         Ok((self.current.no, at, started))
+    }
+
+    /// Run disk work on the store's thread from now on.
+    pub(crate) fn set_scheduler(&mut self, scheduler: Scheduler) {
+        self.scheduler = Some(scheduler);
+    }
+
+    /// The directory of this log (for work done outside the queue's lock).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A segment created ahead (`LogTask::Prepare`): kept if it is still the next one.
+    pub(crate) fn offer_prepared(&mut self, seg: io::Result<Arc<Segment>>) {
+        self.prepare_scheduled = false;
+        match seg {
+            Ok(seg) if seg.no == self.current.no + 1 => self.prepared = Some(seg),
+            // Rolled past it inline meanwhile (that roll opened the same file): nothing to do.
+            Ok(_) => {}
+            Err(e) => crate::broker::log::error(format_args!(
+                "cannot create a segment of {}: {e}",
+                self.dir.display()
+            )),
+        }
     }
 
     /// Append what is in `buf`: (segment, offset) of the record, and whether it started a
