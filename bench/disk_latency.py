@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Latency under disk work: the p99 publish-to-deliver latency of a transient queue at a
 steady rate (`rmq perf -r`), quiet and then while the broker does disk work for others:
-(a) durable queues declared one after another, (b) another durable queue streaming
+(a) 1,000 durable queues declared across the window, (b) another durable queue streaming
 persistent messages past one held unacked message, so its log keeps compacting.
 
     bench/disk_latency.py                                 # target/release/rmq
@@ -51,27 +51,39 @@ def measure(rmq, url, rate, seconds):
     return r["latency_us"], r["received"]
 
 
-def declares_while(url, stop, counter):
+def declares_while(url, stop, counter, total, seconds):
+    """Declare `total` durable queues spread evenly over the measurement window."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
     ch = conn.channel()
     n = 0
-    while not stop.is_set():
+    started = time.monotonic()
+    while not stop.is_set() and n < total:
         ch.queue_declare(f"bench-durable-{n}", durable=True)
         n += 1
+        # Pacing a load generator, not synchronising a test.
+        ahead = started + n * seconds * 0.9 / total - time.monotonic()
+        if ahead > 0:
+            stop.wait(ahead)
     counter.append(n)
     for i in range(n):
         ch.queue_delete(f"bench-durable-{i}")
     conn.close()
 
 
-def phase(rmq, url, rate, seconds, load=None):
-    """Measure while `load(stop_event)` runs in a thread (None: quiet)."""
+def du(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def phase(rmq, url, rate, seconds, load=None, ready=lambda: True):
+    """Measure while `load(stop_event)` runs in a thread (None: quiet), once `ready()`."""
     stop = threading.Event()
     t = None
     if load:
         t = threading.Thread(target=load, args=(stop,), daemon=True)
         t.start()
-        time.sleep(0.5)  # the load is under way before the measurement starts
+        deadline = time.monotonic() + 120
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling the load's progress, bounded above
     lat, n = measure(rmq, url, rate, seconds)
     stop.set()
     if t:
@@ -89,7 +101,7 @@ def run(rmq, args):
 
         declared = []
         lat, n = phase(rmq, url, args.rate, args.seconds,
-                       lambda stop: declares_while(url, stop, declared))
+                       lambda stop: declares_while(url, stop, declared, args.declares, args.seconds))
         results.append(("durable declares", lat, n, f"{declared[0] if declared else 0} queues declared"))
 
         # A held message pins the stream queue's oldest segment: what streams past it is
@@ -107,13 +119,13 @@ def run(rmq, args):
 
         def stream(stop):
             streamed["r"] = perf(rmq, url, ["-f", "persistent", "-s", str(size), "-u", "bench-stream",
-                                            "-c", "200", "-C", str(count), "-D", str(count)],
-                                 600)
+                                            "-c", "200", "-r", str(args.stream_rate),
+                                            "-C", str(count), "-D", str(count)], 600)
 
-        lat, n = phase(rmq, url, args.rate, args.seconds, stream)
-        du = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(data) for f in fs)
-        results.append(("compaction", lat, n, f"{count * size >> 20} MiB streamed past a held message, "
-                                              f"data dir {du >> 20} MiB after"))
+        # Measured once compaction has work: two 16 MiB segments sealed behind the held one.
+        lat, n = phase(rmq, url, args.rate, args.seconds, stream, lambda: du(data) >= 48 << 20)
+        results.append(("compaction", lat, n, f"{count * size >> 20} MiB streamed past a held message "
+                                              f"at {args.stream_rate} msg/s, data dir {du(data) >> 20} MiB"))
         held.close()
         return results
     finally:
@@ -131,6 +143,9 @@ def main():
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--compact-mb", type=int, default=200)
+    ap.add_argument("--declares", type=int, default=1000, help="durable queues declared in phase (a)")
+    ap.add_argument("--stream-rate", type=int, default=5000,
+                    help="persistent 4 KiB messages per second through the compacting queue (b)")
     args = ap.parse_args()
     binaries = args.rmq or [os.path.join(ROOT, "target", "release", "rmq")]
     for rmq in binaries:

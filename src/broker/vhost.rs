@@ -115,7 +115,7 @@ impl VHost {
         let count = self.queues.read().unwrap_or_else(|e| e.into_inner()).len();
         self.queue_limit(&spec.name, count)?;
         let log = match &self.store {
-            Some(store) if persist => {
+            Some(store) if persist => super::store::background::blocking(|| {
                 let (id, log) = store.new_queue_log().map_err(|e| {
                     AmqpError::new(
                         code::INTERNAL_ERROR,
@@ -133,8 +133,8 @@ impl VHost {
                     log.destroy();
                     return Err(e);
                 }
-                Some((id, log))
-            }
+                Ok(Some((id, log)))
+            })?,
             _ => None,
         };
         let name = spec.name.clone();

@@ -10,6 +10,19 @@ use std::sync::{Arc, Condvar, Mutex};
 /// Work for the store's thread.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
+/// Run blocking disk work that a connection's task must wait for (a declare's directory
+/// and definitions record): on a multi-thread runtime the worker's other tasks move to
+/// another thread meanwhile (`block_in_place`), so other connections are not held up.
+/// Elsewhere (no runtime, a current-thread one) it simply runs.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 #[derive(Default)]
 struct Jobs {
     queue: VecDeque<Job>,
