@@ -12,7 +12,7 @@
 //!   stack overflow — the fuzzing thread has a tokio worker's 2 MiB stack, so an overflow
 //!   the broker would suffer aborts this test too;
 //! - a request is answered (its reply, a channel.close or a connection error);
-//! - a table nested deeper than 128 levels, or a frame over frame_max, ends the
+//! - a table nested deeper than the bound (`wire::MAX_DEPTH`), or a frame over frame_max, ends the
 //!   connection with 501; a structurally valid input never does (a table at the bound, a
 //!   header key that is not UTF-8 included);
 //! - every frame the broker writes decodes (reply texts fit a short string);
@@ -59,6 +59,8 @@ struct Stats {
     connections: u64,
     /// Connection errors by reply code (0: dropped without a close).
     connection_codes: BTreeMap<u16, u64>,
+    /// What ended connections: reply code and input, counted.
+    ended_by: BTreeMap<(u16, &'static str), u64>,
     /// Channel errors (channel.close from the broker) by reply code.
     channel_codes: BTreeMap<u16, u64>,
     /// Inputs per method of `wire::METHODS`.
@@ -86,6 +88,10 @@ impl Stats {
             "{label}: connection errors by reply code (0: dropped): {:?}",
             self.connection_codes
         );
+        let mut ended: Vec<_> = self.ended_by.iter().collect();
+        ended.sort_by(|a, b| b.1.cmp(a.1));
+        ended.truncate(12);
+        eprintln!("{label}: most frequent connection enders (code, input): {ended:?}");
         eprintln!(
             "{label}: channel errors by reply code: {:?}",
             self.channel_codes
@@ -294,6 +300,7 @@ fn run_connection(
                 _ => 0,
             };
             *stats.connection_codes.entry(code).or_insert(0) += 1;
+            *stats.ended_by.entry((code, input.what)).or_insert(0) += 1;
             session.teardown();
             return;
         }

@@ -18,7 +18,7 @@
 #[path = "../../src/broker/fuzz_structured/wire.rs"]
 mod wire;
 
-use crate::support::{Broker, metric};
+use crate::support::{Broker, WAIT, metric};
 use crate::tls_support::Pki;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -236,7 +236,11 @@ impl Reader {
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    panic!("nothing from the broker for {READ_WAIT:?}: {}", what())
+                    panic!(
+                        "nothing from the broker for {READ_WAIT:?}: {}; broker panics: {:?}",
+                        what(),
+                        broker_panics("rmq-fuzz-broker")
+                    )
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 // A reset, or TLS without close_notify: closed all the same.
@@ -274,6 +278,8 @@ struct Script {
     refused_before_login: bool,
     /// Publisher confirms may arrive anywhere after confirm.select.
     confirms: bool,
+    /// Where the bytes after connection.open start (sessions that log in).
+    login_end: Option<usize>,
     label: String,
 }
 
@@ -400,6 +406,7 @@ fn valid_session(rng: &mut Rng, n: u64) -> Script {
         &mut wants,
         if compact { 200 } else { 100_000 },
     );
+    let login_end = out.len();
     // Room in a frame for a table beside a few short strings.
     let room = if compact { 200 } else { frame_max - 2_000 };
     let ch = if rng.bool() { 1 } else { channel_max };
@@ -555,6 +562,7 @@ fn valid_session(rng: &mut Rng, n: u64) -> Script {
         broker_closes: false,
         refused_before_login: false,
         confirms: mode == 1,
+        login_end: Some(login_end),
         label: "valid session".into(),
     }
 }
@@ -659,6 +667,7 @@ fn deep_before_login(rng: &mut Rng) -> Script {
         broker_closes: false,
         refused_before_login: true,
         confirms: false,
+        login_end: None,
         label: format!("start-ok table {} levels deep", t.depth),
     }
 }
@@ -669,6 +678,7 @@ fn hostile_after_login(rng: &mut Rng, n: u64) -> Script {
     let mut out = Vec::new();
     let mut wants = Vec::new();
     let (frame_max, _) = handshake(rng, &mut out, &mut wants, 1_000);
+    let login_end = out.len();
     let ch = 1;
     wire::frame(
         &mut out,
@@ -812,6 +822,7 @@ fn hostile_after_login(rng: &mut Rng, n: u64) -> Script {
         broker_closes,
         refused_before_login: false,
         confirms: false,
+        login_end: Some(login_end),
         label,
     }
 }
@@ -862,105 +873,71 @@ fn send(conn: &mut dyn Conn, rng: &mut Rng, bytes: &[u8], split: bool) -> usize 
     writes
 }
 
+/// How a session's bytes go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// In one write.
+    Whole,
+    /// Cut at random bytes into many writes, each flushed, back to back.
+    Split,
+    /// Cut the same way, but the bytes after connection.open wait for open-ok: the
+    /// broker cannot have read them with the handshake, so the session's own reads
+    /// meet the cuts (frames split across reads).
+    Stepwise,
+}
+
 /// Run one session and judge what comes back.
-fn run(target: &Target, rng: &mut Rng, script: &Script, split: bool, stopped: bool, ctx: &str) {
+fn run(
+    target: &Target,
+    rng: &mut Rng,
+    script: &Script,
+    sending: Sending,
+    stopped: bool,
+    ctx: &str,
+) {
     let mut conn = target.connect();
-    let writes = send(conn.as_mut(), rng, &script.bytes, split);
-    let how = if split { "split" } else { "whole" };
-    if stopped || script.refused_before_login {
-        conn.end_writes();
-    }
+    let writes = std::cell::Cell::new(0);
     let what = || {
         format!(
-            "{ctx}: {}, {how} ({} bytes in {} write(s))",
+            "{ctx}: {}, {sending:?} ({} bytes in {} write(s))",
             script.label,
             script.bytes.len(),
-            writes
+            writes.get()
         )
     };
-    let mut reader = Reader::new();
-    let next = |conn: &mut dyn Conn, reader: &mut Reader| loop {
-        match reader.frame(conn, &what) {
-            Ok(f) if f.kind == wire::HEARTBEAT => {}
-            Ok(f) if script.confirms && f.ids() == (60, 80) => {}
-            other => return other,
-        }
+    // Stepwise: the handshake (header, start-ok, tune-ok, open) first, then the rest once
+    // its three replies are in.
+    let (first, first_wants) = match script.login_end {
+        Some(end) if sending == Sending::Stepwise && end <= script.bytes.len() => (end, 3),
+        _ => (script.bytes.len(), script.wants.len()),
     };
-    for (i, want) in script.wants.iter().enumerate() {
-        let frame = match next(conn.as_mut(), &mut reader) {
-            Ok(f) => f,
-            Err(Closed::Yes) if stopped => return,
-            Err(Closed::Yes) => panic!("closed before reply #{i} {want:?}: {}", what()),
-        };
-        match want {
-            Want::Method(ch, class, method) => {
-                assert_eq!(
-                    (frame.channel, frame.ids()),
-                    (*ch, (*class, *method)),
-                    "reply #{i}: {}; got {frame}",
-                    what()
-                );
-            }
-            Want::Message {
-                channel,
-                header,
-                body,
-            } => {
-                assert_eq!(
-                    (frame.channel, frame.ids()),
-                    (*channel, (60, 71)),
-                    "get-ok: {}; got {frame}",
-                    what()
-                );
-                let h = next(conn.as_mut(), &mut reader)
-                    .unwrap_or_else(|_| panic!("no header: {}", what()));
-                assert_eq!(h.kind, wire::HEADER, "{}", what());
+    let split = sending != Sending::Whole;
+    writes.set(send(conn.as_mut(), rng, &script.bytes[..first], split));
+    let mut reader = Reader::new();
+    let mut judged = 0;
+    for (part, end) in [(0, first_wants), (1, script.wants.len())] {
+        if part == 1 && first < script.bytes.len() {
+            let n = send(conn.as_mut(), rng, &script.bytes[first..], split);
+            writes.set(writes.get() + n);
+        }
+        // All sent: a session that stops, or is refused, says so.
+        let all_sent = part == 1 || first == script.bytes.len();
+        if all_sent && (stopped || script.refused_before_login) {
+            conn.end_writes();
+        }
+        for want in &script.wants[judged..end] {
+            if !judge(conn.as_mut(), &mut reader, script, want, judged, &what) {
+                // A peer refused before login is dropped with its bytes unread: the
+                // kernel answers with a reset, which may overtake connection.start.
                 assert!(
-                    h.payload == *header,
-                    "the content header came back changed: {}",
-                    what()
-                );
-                let mut got = Vec::new();
-                while got.len() < body.len() {
-                    let b = next(conn.as_mut(), &mut reader)
-                        .unwrap_or_else(|_| panic!("body cut: {}", what()));
-                    assert_eq!(b.kind, wire::BODY, "{}", what());
-                    got.extend_from_slice(&b.payload);
-                }
-                assert!(got == *body, "the body came back changed: {}", what());
-            }
-            Want::Close {
-                channel,
-                code,
-                text,
-            } => {
-                let close = if *channel == 0 { (10, 50) } else { (20, 40) };
-                assert_eq!(
-                    (frame.channel, frame.ids()),
-                    (*channel, close),
-                    "{}; got {frame}",
-                    what()
-                );
-                let (got, reply) = close_fields(&frame);
-                assert_eq!(
-                    got,
-                    *code,
-                    "{}: {}",
+                    stopped || script.refused_before_login,
+                    "closed before reply #{judged} {want:?}: {}; broker panics: {:?}",
                     what(),
-                    String::from_utf8_lossy(&reply)
+                    broker_panics("rmq-fuzz-broker")
                 );
-                assert!(
-                    reply.starts_with(text.as_bytes()),
-                    "{}: {}",
-                    what(),
-                    String::from_utf8_lossy(&reply)
-                );
-                assert!(
-                    std::str::from_utf8(&reply).is_ok(),
-                    "reply text cut inside a character: {}",
-                    what()
-                );
+                return;
             }
+            judged += 1;
         }
     }
     if script.broker_closes {
@@ -969,14 +946,107 @@ fn run(target: &Target, rng: &mut Rng, script: &Script, split: bool, stopped: bo
         wire::frame(&mut f, wire::METHOD, 0, &ok);
         let _ = conn.write_all(&f).and_then(|()| conn.flush());
     }
-    if stopped {
-        conn.end_writes();
-    }
     // Then nothing but the end of the connection.
-    match next(conn.as_mut(), &mut reader) {
+    match next_frame(conn.as_mut(), &mut reader, script, &what) {
         Err(Closed::Yes) => {}
         Ok(f) => panic!("unexpected {f} at the end of {}", what()),
     }
+}
+
+/// The next frame that is not a heartbeat (or, in confirm mode, a basic.ack).
+fn next_frame(
+    conn: &mut dyn Conn,
+    reader: &mut Reader,
+    script: &Script,
+    what: &dyn Fn() -> String,
+) -> Result<Frame, Closed> {
+    loop {
+        match reader.frame(conn, what) {
+            Ok(f) if f.kind == wire::HEARTBEAT => {}
+            Ok(f) if script.confirms && f.ids() == (60, 80) => {}
+            other => return other,
+        }
+    }
+}
+
+/// Read what answers `want` (reply number `i`) and check it; false if the broker closed
+/// the connection first.
+fn judge(
+    conn: &mut dyn Conn,
+    reader: &mut Reader,
+    script: &Script,
+    want: &Want,
+    i: usize,
+    what: &dyn Fn() -> String,
+) -> bool {
+    let Ok(frame) = next_frame(conn, reader, script, what) else {
+        return false;
+    };
+    match want {
+        Want::Method(ch, class, method) => {
+            assert_eq!(
+                (frame.channel, frame.ids()),
+                (*ch, (*class, *method)),
+                "reply #{i}: {}; got {frame}",
+                what()
+            );
+        }
+        Want::Message {
+            channel,
+            header,
+            body,
+        } => {
+            assert_eq!(
+                (frame.channel, frame.ids()),
+                (*channel, (60, 71)),
+                "get-ok: {}; got {frame}",
+                what()
+            );
+            let h = next_frame(conn, reader, script, what)
+                .unwrap_or_else(|_| panic!("no header: {}", what()));
+            assert_eq!(h.kind, wire::HEADER, "{}", what());
+            assert!(
+                h.payload == *header,
+                "the content header came back changed: {}",
+                what()
+            );
+            let mut got = Vec::new();
+            while got.len() < body.len() {
+                let b = next_frame(conn, reader, script, what)
+                    .unwrap_or_else(|_| panic!("body cut: {}", what()));
+                assert_eq!(b.kind, wire::BODY, "{}", what());
+                got.extend_from_slice(&b.payload);
+            }
+            assert!(got == *body, "the body came back changed: {}", what());
+        }
+        Want::Close {
+            channel,
+            code,
+            text,
+        } => {
+            let close = if *channel == 0 { (10, 50) } else { (20, 40) };
+            assert_eq!(
+                (frame.channel, frame.ids()),
+                (*channel, close),
+                "{}; got {frame}",
+                what()
+            );
+            let (got, reply) = close_fields(&frame);
+            let reply_text = String::from_utf8_lossy(&reply);
+            assert_eq!(got, *code, "{}: {reply_text}", what());
+            assert!(
+                reply.starts_with(text.as_bytes()),
+                "{}: {reply_text}",
+                what()
+            );
+            assert!(
+                std::str::from_utf8(&reply).is_ok(),
+                "reply text cut inside a character: {}",
+                what()
+            );
+        }
+    }
+    true
 }
 
 /// A step-by-step handshake and channel.open: the broker still serves a new client.
@@ -1026,6 +1096,20 @@ fn fresh_client(target: &Target) {
         &Args::new(20, 10).shortstr(b"").finish(),
     );
     step(&mut conn, &f, Some((20, 11)));
+    // Closed properly: by its end-of-stream the broker holds no trace of it.
+    f.clear();
+    let close = Args::new(10, 50)
+        .short(200)
+        .shortstr(b"")
+        .short(0)
+        .short(0)
+        .finish();
+    wire::frame(&mut f, wire::METHOD, 0, &close);
+    step(&mut conn, &f, Some((10, 51)));
+    assert!(
+        reader.frame(conn.as_mut(), &what).is_err(),
+        "closed after close-ok"
+    );
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -1036,8 +1120,15 @@ fn env_u64(name: &str) -> Option<u64> {
     }
 }
 
-/// `sessions` sessions of every kind against `target`.
-fn fuzz_sessions(broker: &Broker, target: &Target, threads: &str, sessions: u64, seed: u64) {
+/// `sessions` sessions of every kind against `target`; `metrics` fetches the broker's
+/// /metrics text.
+fn fuzz_sessions(
+    target: &Target,
+    threads: &str,
+    sessions: u64,
+    seed: u64,
+    metrics: impl std::future::Future<Output = String>,
+) {
     let started = Instant::now();
     let mut rng = Rng::new(seed);
     // One kind of session only, to chase a failure: valid, stopped, prelogin, postlogin.
@@ -1046,7 +1137,7 @@ fn fuzz_sessions(broker: &Broker, target: &Target, threads: &str, sessions: u64,
     let mut bytes = 0;
     for n in 0..sessions {
         let ctx = format!("session {n} (RMQ_FUZZ_SEED={seed:#x})");
-        let split = rng.bool();
+        let sending = *rng.pick(&[Sending::Whole, Sending::Split, Sending::Stepwise]);
         let roll = match only.as_deref() {
             Some("valid") => 0,
             Some("stopped") => 13,
@@ -1064,9 +1155,9 @@ fn fuzz_sessions(broker: &Broker, target: &Target, threads: &str, sessions: u64,
                 "hostile after login",
             ),
         };
-        let kind = format!("{kind}, {}", if split { "split" } else { "one write" });
+        let kind = format!("{kind}, {sending:?}");
         bytes += script.bytes.len();
-        run(target, &mut rng, &script, split, stopped, &ctx);
+        run(target, &mut rng, &script, sending, stopped, &ctx);
         if !kind.starts_with("valid") {
             fresh_client(target);
         }
@@ -1084,7 +1175,11 @@ fn fuzz_sessions(broker: &Broker, target: &Target, threads: &str, sessions: u64,
         .enable_all()
         .build()
         .unwrap();
-    let text = rt.block_on(broker.metrics());
+    let text = rt.block_on(async {
+        tokio::time::timeout(WAIT, metrics)
+            .await
+            .expect("GET /metrics")
+    });
     assert_eq!(
         metric(&text, "rabbitmq_connections"),
         0.0,
@@ -1098,14 +1193,9 @@ fn structured_sessions_over_tcp() {
     let threads = "rmq-fuzz-broker-tcp";
     let broker = Broker::start_named(threads, |_| {});
     let seed = env_u64("RMQ_FUZZ_SEED").unwrap_or(0x5EED_0003);
-    let sessions = env_u64("RMQ_FUZZ_SESSIONS").unwrap_or(200);
-    fuzz_sessions(
-        &broker,
-        &Target::Plain(broker.addr),
-        threads,
-        sessions,
-        seed,
-    );
+    let sessions = env_u64("RMQ_FUZZ_SESSIONS").unwrap_or(600);
+    let target = Target::Plain(broker.addr);
+    fuzz_sessions(&target, threads, sessions, seed, broker.metrics());
 }
 
 #[test]
@@ -1119,6 +1209,16 @@ fn structured_sessions_over_tls() {
     });
     let target = Target::Tls(broker.tls_addr.expect("amqps"), tls_client(&pki));
     let seed = env_u64("RMQ_FUZZ_SEED").unwrap_or(0x5EED_0004);
-    let sessions = env_u64("RMQ_FUZZ_SESSIONS").unwrap_or(100);
-    fuzz_sessions(&broker, &target, threads, sessions, seed);
+    let sessions = env_u64("RMQ_FUZZ_SESSIONS").unwrap_or(300);
+    // With TLS configured, the management API speaks https too.
+    let metrics = async {
+        let resp = pki
+            .https_client()
+            .get(format!("{}/metrics", broker.https_url()))
+            .send()
+            .await
+            .expect("GET /metrics");
+        resp.text().await.expect("metrics text")
+    };
+    fuzz_sessions(&target, threads, sessions, seed, metrics);
 }

@@ -5,6 +5,7 @@
 
 use super::wire::{self, Args, F, MAX_DEPTH, METHODS, MethodSpec, Props, Rng, Shape};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// What the broker must do with an input, beyond never panicking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,36 @@ pub(super) struct Model {
 const CHANNELS: &[u16] = &[1, 2, 3, 8];
 /// Channel numbers past channel_max, and 0 (where only connection methods belong).
 const ODD_CHANNELS: &[u16] = &[0, 9, 0xFFFF];
+
+/// What a client sends on an open channel (the rest of `METHODS` it should not).
+const CLIENT_CHANNEL_METHODS: &[&str] = &[
+    "channel.flow",
+    "channel.close",
+    "access.request",
+    "exchange.declare",
+    "exchange.delete",
+    "exchange.bind",
+    "exchange.unbind",
+    "queue.declare",
+    "queue.bind",
+    "queue.purge",
+    "queue.delete",
+    "queue.unbind",
+    "basic.qos",
+    "basic.consume",
+    "basic.cancel",
+    "basic.publish",
+    "basic.get",
+    "basic.ack",
+    "basic.reject",
+    "basic.recover-async",
+    "basic.recover",
+    "basic.nack",
+    "confirm.select",
+    "tx.select",
+    "tx.commit",
+    "tx.rollback",
+];
 
 /// Names and keys shared by all inputs, so declares, binds, publishes and gets meet.
 const NAMES: &[&[u8]] = &[
@@ -137,7 +168,7 @@ fn short_from(rng: &mut Rng, pool: &[&[u8]], f: &mut Fields) -> Vec<u8> {
     if rng.below(10) < 7 {
         return rng.pick(pool).to_vec();
     }
-    let invalid = rng.one_in(10);
+    let invalid = rng.one_in(40);
     let s = wire::extreme_short(rng, invalid);
     f.lenient |= std::str::from_utf8(&s).is_err();
     s
@@ -146,7 +177,8 @@ fn short_from(rng: &mut Rng, pool: &[&[u8]], f: &mut Fields) -> Vec<u8> {
 /// A small integer (reserved fields, counts, delivery tags) or one at an edge.
 fn number(rng: &mut Rng) -> u64 {
     if rng.bool() {
-        rng.below(6)
+        // Often 0: a prefetch size of anything else ends the connection (540).
+        rng.below(6).saturating_sub(3)
     } else {
         wire::edge(rng)
     }
@@ -175,16 +207,16 @@ fn x_args(rng: &mut Rng) -> Vec<u8> {
 /// A table for an argument or properties field: empty, `x-` arguments, or a generated
 /// shape (many entries, every type, nested up to `max_depth`).
 fn any_table(rng: &mut Rng, budget: usize, max_depth: usize, f: &mut Fields) -> Vec<u8> {
-    let shape = match rng.below(20) {
-        0..=5 => return wire::empty_table(),
-        6..=12 => return x_args(rng),
-        13..=17 => Shape {
+    let shape = match rng.below(100) {
+        0..=29 => return wire::empty_table(),
+        30..=64 => return x_args(rng),
+        65..=93 => Shape {
             depth: rng.range(1, 6) as usize,
             breadth: rng.below(12) as usize,
             invalid_keys: rng.one_in(8),
             budget,
         },
-        18 => Shape {
+        94 => Shape {
             depth: 1,
             breadth: rng.range(100, 5_000) as usize,
             invalid_keys: rng.one_in(8),
@@ -220,14 +252,14 @@ fn fields(rng: &mut Rng, spec: &MethodSpec, frame_max: usize, table: Option<&[u8
             F::Short => args.short(number(rng) as u16),
             F::Long => args.long(number(rng) as u32),
             F::LongLong => args.longlong(number(rng)),
-            F::Bit => {
-                // Mostly false: no-wait, immediate and passive bits end requests quietly.
-                let v = rng.one_in(4);
-                if spec.nowait == Some(i) {
-                    f.nowait = v;
-                }
-                args.bit(v)
+            F::Bit if spec.nowait == Some(i) => {
+                // Mostly waiting: a reply is what the model checks.
+                f.nowait = rng.one_in(4);
+                args.bit(f.nowait)
             }
+            F::Bit => args.bit(rng.bool()),
+            F::Rare => args.bit(rng.one_in(50)),
+            F::Mostly => args.bit(!rng.one_in(50)),
             F::Name => args.shortstr(&short_from(rng, NAMES, &mut f)),
             F::Key => args.shortstr(&short_from(rng, KEYS, &mut f)),
             F::Kind => args.shortstr(&short_from(rng, KINDS, &mut f)),
@@ -235,7 +267,7 @@ fn fields(rng: &mut Rng, spec: &MethodSpec, frame_max: usize, table: Option<&[u8
             F::Vhost => args.shortstr(&short_from(rng, VHOSTS, &mut f)),
             F::Mechanism => args.shortstr(&short_from(rng, MECHANISMS, &mut f)),
             F::Text => {
-                let invalid = rng.one_in(20);
+                let invalid = rng.one_in(40);
                 let s = wire::extreme_short(rng, invalid);
                 f.lenient |= std::str::from_utf8(&s).is_err();
                 args.shortstr(&s)
@@ -248,8 +280,10 @@ fn fields(rng: &mut Rng, spec: &MethodSpec, frame_max: usize, table: Option<&[u8
                 };
                 let s = if rng.bool() {
                     wire::invalid_utf8(rng, len.max(1))
-                } else {
+                } else if len <= 256 {
                     wire::utf8(rng, len)
+                } else {
+                    wire::ascii(rng, len)
                 };
                 args.longstr(&s)
             }
@@ -330,11 +364,11 @@ fn props(rng: &mut Rng, budget: usize, headers_depth: Option<usize>) -> (Props, 
             },
             None => Shape {
                 depth: if rng.one_in(10) {
-                    rng.range(100, MAX_DEPTH as u64) as usize
+                    rng.range(MAX_DEPTH as u64 / 2, MAX_DEPTH as u64) as usize
                 } else {
                     rng.range(1, 8) as usize
                 },
-                breadth: if rng.one_in(10) {
+                breadth: if rng.one_in(40) {
                     rng.range(100, 3_000) as usize
                 } else {
                     rng.below(20) as usize
@@ -387,10 +421,10 @@ fn publish(
         .bit(headers_depth.is_none() && rng.one_in(50))
         .finish();
     wire::frame(out, wire::METHOD, ch, &method);
-    let size = match rng.below(20) {
-        0..=2 => 0,
-        3..=14 => rng.range(1, 300) as usize,
-        15..=18 => rng.range(301, 3 * frame_max as u64) as usize,
+    let size = match rng.below(100) {
+        0..=14 => 0,
+        15..=89 => rng.range(1, 300) as usize,
+        90..=98 => rng.range(301, 2 * frame_max as u64) as usize,
         _ => rng.range(1, 200_000) as usize,
     };
     // Room for every other property at 255 bytes, then the headers table.
@@ -417,7 +451,7 @@ fn publish(
 /// A channel for an input: mostly one the model has open, else any the session uses,
 /// now and then 0 or one past channel_max.
 fn channel(rng: &mut Rng, model: &Model) -> u16 {
-    if rng.one_in(50) {
+    if rng.one_in(200) {
         return *rng.pick(ODD_CHANNELS);
     }
     let open: Vec<u16> = CHANNELS
@@ -425,7 +459,7 @@ fn channel(rng: &mut Rng, model: &Model) -> u16 {
         .copied()
         .filter(|c| model.chans.get(c).is_some_and(|s| !s.closing))
         .collect();
-    if !open.is_empty() && rng.below(10) < 8 {
+    if !open.is_empty() && rng.below(20) > 0 {
         *rng.pick(&open)
     } else {
         *rng.pick(CHANNELS)
@@ -470,6 +504,20 @@ pub(super) fn method_payload(
     (payload, f.depth, expect, f.nowait)
 }
 
+/// A channel that needs a close-ok (`true`) or that could be opened (`false`).
+fn housekeeping(model: &Model) -> Option<(u16, bool)> {
+    let closing = CHANNELS
+        .iter()
+        .find(|c| model.chans.get(c).is_some_and(|s| s.closing));
+    match closing {
+        Some(ch) => Some((*ch, true)),
+        None => CHANNELS
+            .iter()
+            .find(|c| !model.chans.contains_key(c))
+            .map(|ch| (*ch, false)),
+    }
+}
+
 /// One method frame of `spec` on `ch`; `table` replaces the generated table.
 fn method_input(
     rng: &mut Rng,
@@ -495,14 +543,17 @@ fn method_input(
 
 /// A method that carries a table, for the depth tests.
 pub(super) fn table_method(rng: &mut Rng) -> &'static MethodSpec {
-    let with_table: Vec<&'static MethodSpec> = METHODS
-        .iter()
-        .filter(|m| {
-            m.fields
-                .iter()
-                .any(|f| matches!(f, F::Args | F::PropsTable))
-        })
-        .collect();
+    static WITH_TABLE: OnceLock<Vec<&'static MethodSpec>> = OnceLock::new();
+    let with_table = WITH_TABLE.get_or_init(|| {
+        METHODS
+            .iter()
+            .filter(|m| {
+                m.fields
+                    .iter()
+                    .any(|f| matches!(f, F::Args | F::PropsTable))
+            })
+            .collect()
+    });
     with_table[rng.below(with_table.len() as u64) as usize]
 }
 
@@ -523,15 +574,18 @@ fn deep_table(rng: &mut Rng, depth: usize, frame_max: usize) -> (Vec<u8>, usize)
 
 /// The next input for a session whose channels look like `model`.
 pub(super) fn next(rng: &mut Rng, model: &Model, frame_max: usize) -> Input {
-    let roll = rng.below(1_000);
+    // Channels first: without one, every channel method ends the connection (504).
+    let none_open = !model.chans.values().any(|c| !c.closing);
+    let roll = if none_open && rng.below(20) > 0 {
+        0
+    } else {
+        rng.below(1_000)
+    };
     match roll {
         // Housekeeping: answer a channel.close, or open a channel.
-        0..=89 => {
-            let closing = CHANNELS
-                .iter()
-                .copied()
-                .find(|c| model.chans.get(c).is_some_and(|s| s.closing));
-            if let Some(ch) = closing {
+        0..=89 if housekeeping(model).is_some() => {
+            let (ch, close_ok) = housekeeping(model).expect("checked");
+            if close_ok {
                 let mut bytes = Vec::new();
                 wire::frame(&mut bytes, wire::METHOD, ch, &Args::new(20, 41).finish());
                 return Input {
@@ -545,16 +599,16 @@ pub(super) fn next(rng: &mut Rng, model: &Model, frame_max: usize) -> Input {
                     expect: Expect::NoFrameError,
                 };
             }
-            let ch = CHANNELS
-                .iter()
-                .copied()
-                .find(|c| !model.chans.contains_key(c))
-                .unwrap_or_else(|| *rng.pick(CHANNELS));
             method_input(rng, wire::spec("channel.open"), ch, frame_max, None)
         }
-        // Any method of any class, on a channel that is mostly open.
-        90..=599 => {
-            let spec = rng.pick(METHODS);
+        // Any method of any class (mostly one a client sends on a channel), on a
+        // channel that is mostly open.
+        0..=679 => {
+            let spec = if rng.below(4) > 0 {
+                wire::spec(rng.pick::<&str>(CLIENT_CHANNEL_METHODS))
+            } else {
+                rng.pick(METHODS)
+            };
             let ch = channel(rng, model);
             if spec.name == "basic.publish" && rng.below(5) > 0 {
                 let mut bytes = Vec::new();
@@ -578,7 +632,7 @@ pub(super) fn next(rng: &mut Rng, model: &Model, frame_max: usize) -> Input {
             method_input(rng, spec, ch, frame_max, None)
         }
         // A message with extreme properties on an open channel.
-        600..=699 => {
+        680..=779 => {
             let ch = idle_channel(rng, model).unwrap_or_else(|| channel(rng, model));
             let mut bytes = Vec::new();
             let (expect, depth) = publish(rng, &mut bytes, ch, frame_max, None);
@@ -599,7 +653,7 @@ pub(super) fn next(rng: &mut Rng, model: &Model, frame_max: usize) -> Input {
             }
         }
         // Channel 0: heartbeats, update-secret, close, and every other connection method.
-        700..=779 => {
+        780..=859 => {
             let mut bytes = Vec::new();
             match rng.below(10) {
                 0..=3 => {
@@ -626,15 +680,15 @@ pub(super) fn next(rng: &mut Rng, model: &Model, frame_max: usize) -> Input {
                     method_input(rng, wire::spec("connection.close"), 0, frame_max, None)
                 }
                 _ => {
-                    let connection: Vec<&'static MethodSpec> =
-                        METHODS.iter().filter(|m| m.class == 10).collect();
-                    let spec = rng.pick(&connection);
+                    // The connection class comes first in METHODS.
+                    let n = METHODS.iter().take_while(|m| m.class == 10).count();
+                    let spec = &METHODS[rng.below(n as u64) as usize];
                     method_input(rng, spec, 0, frame_max, None)
                 }
             }
         }
         // Content frames out of order: a lone header or body frame.
-        780..=809 => {
+        860..=869 => {
             let ch = channel(rng, model);
             let mut bytes = Vec::new();
             if rng.bool() {
@@ -662,7 +716,7 @@ pub(super) fn next(rng: &mut Rng, model: &Model, frame_max: usize) -> Input {
             }
         }
         // A heartbeat off channel 0: 505.
-        810..=814 => {
+        870..=874 => {
             let ch = *rng.pick(&[1u16, 0xFFFF]);
             let mut bytes = Vec::new();
             wire::heartbeat(&mut bytes, ch);
@@ -678,7 +732,7 @@ pub(super) fn next(rng: &mut Rng, model: &Model, frame_max: usize) -> Input {
             }
         }
         // A table right at the bound (or just under it): accepted.
-        815..=869 => {
+        875..=939 => {
             let depth = if rng.bool() {
                 MAX_DEPTH
             } else {
@@ -690,8 +744,8 @@ pub(super) fn next(rng: &mut Rng, model: &Model, frame_max: usize) -> Input {
             method_input(rng, spec, ch, frame_max, Some((&t, d)))
         }
         // A table past the bound in any method that carries one: 501.
-        870..=929 => {
-            let depth = if rng.one_in(24) {
+        940..=969 => {
+            let depth = if rng.one_in(60) {
                 rng.range(3_000, 20_000) as usize
             } else {
                 rng.range(MAX_DEPTH as u64 + 1, 200) as usize
@@ -702,8 +756,8 @@ pub(super) fn next(rng: &mut Rng, model: &Model, frame_max: usize) -> Input {
             method_input(rng, spec, ch, frame_max, Some((&t, d)))
         }
         // A message whose headers nest past the bound: 501 once the broker decodes it.
-        930..=959 => {
-            let depth = if rng.one_in(24) {
+        970..=984 => {
+            let depth = if rng.one_in(60) {
                 rng.range(3_000, 20_000) as usize
             } else {
                 rng.range(MAX_DEPTH as u64 + 1, 200) as usize
@@ -726,7 +780,7 @@ pub(super) fn next(rng: &mut Rng, model: &Model, frame_max: usize) -> Input {
             }
         }
         // A frame one byte or far over frame_max, well-formed otherwise: 501.
-        960..=969 => {
+        985..=989 => {
             let ch = channel(rng, model);
             let over = if rng.bool() {
                 1

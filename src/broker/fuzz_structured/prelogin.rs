@@ -19,7 +19,7 @@ fn depth(rng: &mut Rng) -> usize {
     match rng.below(10) {
         0..=4 => rng.range(1, 8) as usize,
         5 => MAX_DEPTH,
-        6 => rng.range(100, MAX_DEPTH as u64) as usize,
+        6 => rng.range(MAX_DEPTH as u64 / 2, MAX_DEPTH as u64) as usize,
         7 | 8 => rng.range(MAX_DEPTH as u64 + 1, 300) as usize,
         _ => rng.range(3_000, 20_000) as usize,
     }
