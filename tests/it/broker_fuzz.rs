@@ -3,8 +3,11 @@
 //! get, channel.close, connection.close — with extreme but valid arguments (255-byte
 //! multi-byte names, tables up to the depth bound or with thousands of entries, every
 //! content property, bodies in many frames). Each session is sent whole in one write, or
-//! cut at random byte boundaries into many writes, flushed one by one. Some stop halfway,
-//! some turn hostile before login (a start-ok table nested past the bound) or after it.
+//! cut at random byte boundaries into many writes, flushed one by one — back to back, or
+//! stepwise: what follows connection.open only once open-ok is in, so that the session's
+//! own reads meet the cuts. Some stop halfway, some turn hostile before login (a start-ok
+//! table nested past the bound) or after it (tables past the bound, reply texts that
+//! would run over 255 bytes).
 //!
 //! Every session must get all its replies, ending in close-ok, or a close, within a
 //! bounded time; no broker thread may panic; the broker must serve a fresh client after
@@ -185,12 +188,9 @@ struct Reader {
     deadline: Instant,
 }
 
-/// How reading ended.
+/// The broker closed the socket (end-of-stream or reset).
 #[derive(Debug, PartialEq, Eq)]
-enum Closed {
-    /// The broker closed the socket (end-of-stream or reset).
-    Yes,
-}
+struct Closed;
 
 impl Reader {
     fn new() -> Reader {
@@ -232,7 +232,7 @@ impl Reader {
             match conn.read(&mut chunk) {
                 Ok(0) => {
                     assert!(self.buf.is_empty(), "closed mid-frame: {}", what());
-                    return Err(Closed::Yes);
+                    return Err(Closed);
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -244,7 +244,7 @@ impl Reader {
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 // A reset, or TLS without close_notify: closed all the same.
-                Err(_) => return Err(Closed::Yes),
+                Err(_) => return Err(Closed),
             }
         }
     }
@@ -948,7 +948,7 @@ fn run(
     }
     // Then nothing but the end of the connection.
     match next_frame(conn.as_mut(), &mut reader, script, &what) {
-        Err(Closed::Yes) => {}
+        Err(Closed) => {}
         Ok(f) => panic!("unexpected {f} at the end of {}", what()),
     }
 }
