@@ -373,7 +373,7 @@ fn prelogin_inputs_never_panic() {
         "prelogin fuzz: {refused} deep tables refused, {accepted} at the bound decoded, {opened} handshakes opened"
     );
     assert!(
-        refused > 1_000 && accepted > 100 && opened > 100,
-        "{refused} {accepted} {opened}"
+        refused > 500 && accepted > 100 && opened > 100,
+        "the cases reached every path: {refused} refused, {accepted} at the bound, {opened} opened"
     );
 }
