@@ -279,7 +279,7 @@ fn random_input(r: &mut Rng, out: &mut BytesMut) {
 
 /// A session as after a successful handshake (guest on `/`, frame_max 4096), with the
 /// receiving end of what it writes.
-fn open_session(broker: &Arc<BrokerState>, id: u64) -> (Session, Arc<ConnShared>) {
+pub(crate) fn open_session(broker: &Arc<BrokerState>, id: u64) -> (Session, Arc<ConnShared>) {
     let conn = ConnShared::new(id, 4096, true);
     let neg = Negotiated {
         user: "guest".into(),

@@ -139,7 +139,7 @@ async fn refuse(
 }
 
 /// Decode PLAIN (`\0user\0pass`) or AMQPLAIN (a field table without its length prefix).
-fn credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
+pub(crate) fn credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
     match mechanism {
         "PLAIN" => {
             let mut parts = response.split(|b| *b == 0);

@@ -54,6 +54,8 @@ mod error;
 mod exchange;
 mod flow;
 #[cfg(test)]
+mod fuzz_structured;
+#[cfg(test)]
 mod fuzz_tests;
 mod handshake;
 pub mod log;

@@ -6,6 +6,7 @@
 mod broker_access;
 mod broker_durability;
 mod broker_flow;
+mod broker_fuzz;
 mod broker_hostile;
 mod broker_lapin;
 mod broker_log;

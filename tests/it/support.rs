@@ -32,6 +32,15 @@ impl Broker {
 
     /// Start a broker after letting the test adjust its configuration.
     pub fn start_with(adjust: impl FnOnce(&mut rmq::broker::BrokerConfig)) -> Broker {
+        Broker::start_named("rmq-test-broker", adjust)
+    }
+
+    /// The same, its runtime threads named `threads` (a panic hook can then tell this
+    /// broker's panics from other tests').
+    pub fn start_named(
+        threads: &str,
+        adjust: impl FnOnce(&mut rmq::broker::BrokerConfig),
+    ) -> Broker {
         let mut config = rmq::broker::BrokerConfig {
             amqp_addr: "127.0.0.1:0".parse().unwrap(),
             mgmt_port: 0,
@@ -40,9 +49,11 @@ impl Broker {
         adjust(&mut config);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let threads = threads.to_string();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                .thread_name(threads)
                 .enable_all()
                 .build()
                 .expect("test runtime");
