@@ -2,7 +2,8 @@
 """Latency under disk work: the p99 publish-to-deliver latency of a transient queue at a
 steady rate (`rmq perf -r`), quiet and then while the broker does disk work for others:
 (a) 1,000 durable queues declared across the window, (b) another durable queue streaming
-persistent messages past one held unacked message, so its log keeps compacting.
+persistent messages past one held unacked message, so its log keeps compacting, beside a
+control: the same stream with nothing held (no compaction).
 
     bench/disk_latency.py                                 # target/release/rmq
     bench/disk_latency.py --rmq OLD/rmq --rmq NEW/rmq     # before/after, one run
@@ -104,6 +105,21 @@ def run(rmq, args):
                        lambda stop: declares_while(url, stop, declared, args.declares, args.seconds))
         results.append(("durable declares", lat, n, f"{declared[0] if declared else 0} queues declared"))
 
+        # Control: the same persistent stream through a queue with nothing held, so its
+        # segments go from the front and nothing is compacted. What (b) adds to this is
+        # compaction's own cost; what this adds to quiet is the stream's CPU and fsyncs.
+        control = {}
+
+        def plain_stream(stop):
+            control["r"] = perf(rmq, url, ["-f", "persistent", "-s", "4096", "-u", "bench-plain",
+                                           "-c", "200", "-r", str(args.stream_rate),
+                                           "-C", str(args.compact_mb * 256),
+                                           "-D", str(args.compact_mb * 256)], 600)
+
+        lat, n = phase(rmq, url, args.rate, args.seconds, plain_stream,
+                       lambda: du(data) >= 16 << 20)
+        results.append(("stream, no compaction", lat, n, "the same stream, nothing held"))
+
         # A held message pins the stream queue's oldest segment: what streams past it is
         # compacted out of the segments behind it, over and over.
         held = pika.BlockingConnection(pika.URLParameters(url))
@@ -152,9 +168,9 @@ def main():
         print(f"== {rmq} ({args.rate} msg/s, {args.seconds} s per phase)")
         results = run(rmq, args)
         quiet_p99 = results[0][1]["p99"]
-        print(f"{'phase':<18} {'received':>9} {'p50 us':>9} {'p99 us':>9} {'p99/quiet':>9}  notes")
+        print(f"{'phase':<22} {'received':>9} {'p50 us':>9} {'p99 us':>9} {'p99/quiet':>9}  notes")
         for name, lat, n, note in results:
-            print(f"{name:<18} {n:>9} {lat['p50']:>9.0f} {lat['p99']:>9.0f} "
+            print(f"{name:<22} {n:>9} {lat['p50']:>9.0f} {lat['p99']:>9.0f} "
                   f"{lat['p99'] / quiet_p99:>9.2f}  {note}")
 
 
