@@ -6,11 +6,12 @@
 //! `tests/clients/python/hostile.py`.
 
 use crate::broker_wire::{
-    expect_connection_close, frame, handshake_with_heartbeat, ids, method, read_method, short,
+    expect_connection_close, frame, handshake_with_heartbeat, ids, method, pre_open, read_method,
+    short,
 };
 use crate::support::{Broker, WAIT, http, rmq, run_bounded, targets, unique};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// GET a management path as guest; (status, body).
@@ -208,7 +209,7 @@ async fn concurrent_connects_cannot_pass_the_vhost_connection_limit() {
                 let barrier = barrier.clone();
                 let v = v.clone();
                 std::thread::spawn(move || {
-                    let mut s = pre_open(addr);
+                    let mut s = pre_open(addr, 131_072, 0);
                     barrier.wait();
                     let mut args = short(&v);
                     args.extend(short(""));
@@ -228,27 +229,6 @@ async fn concurrent_connects_cannot_pass_the_vhost_connection_limit() {
     .await
     .unwrap();
     assert_eq!((opened, refused), (3, 21), "exactly the limit opened");
-}
-
-/// A socket through start-ok and tune-ok, ready to send connection.open.
-fn pre_open(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s.write_all(b"AMQP\x00\x00\x09\x01").unwrap();
-    read_method(&mut s).expect("connection.start");
-    let mut args = 0u32.to_be_bytes().to_vec();
-    args.extend(short("PLAIN"));
-    let resp = b"\0guest\0guest";
-    args.extend_from_slice(&(resp.len() as u32).to_be_bytes());
-    args.extend_from_slice(resp);
-    args.extend(short("en_US"));
-    s.write_all(&frame(1, 0, &method(10, 11, &args))).unwrap();
-    read_method(&mut s).expect("connection.tune");
-    let mut args = 2047u16.to_be_bytes().to_vec();
-    args.extend_from_slice(&131_072u32.to_be_bytes());
-    args.extend_from_slice(&0u16.to_be_bytes());
-    s.write_all(&frame(1, 0, &method(10, 31, &args))).unwrap();
-    s
 }
 
 /// `rmq purge` of a 220-character queue name: the broker's 404 text passes 255 bytes and

@@ -51,17 +51,14 @@ async fn publish_confirmed(ch: &Channel, q: &str, body: &[u8]) -> Result<bool, S
     }
 }
 
-/// A failed fdatasync (injected) is a state of the broker: the publisher waiting on it
-/// gets an error at once, nothing after is confirmed, the alarm and the cause show in
-/// `/api/nodes` and `/metrics`, and the broker keeps serving.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_fsync_fails_publishers_fast_and_raises_the_alarm() {
-    // Only stores whose path names a failpoint see the injection: other tests run on.
-    let dir = temp_dir("failpoint-fsync");
+/// A broker on a fresh data directory named `prefix-...`, a durable queue, and a
+/// confirming channel whose first persistent publish was confirmed.
+async fn confirming_on_disk(prefix: &str) -> (Broker, PathBuf, String, lapin::Connection, Channel) {
+    let dir = temp_dir(prefix);
     let data = dir.clone();
     let broker = Broker::start_with(move |c| c.data_dir = Some(data));
-    let q = unique("fsync-q");
-    let (_conn, ch) = connect(&broker.url()).await;
+    let q = unique(&format!("{prefix}-q"));
+    let (conn, ch) = connect(&broker.url()).await;
     declare_durable(&ch, &q).await;
     bounded(
         "confirm_select",
@@ -70,6 +67,16 @@ async fn a_failing_fsync_fails_publishers_fast_and_raises_the_alarm() {
     .await
     .unwrap();
     assert_eq!(publish_confirmed(&ch, &q, b"before").await, Ok(true));
+    (broker, dir, q, conn, ch)
+}
+
+/// A failed fdatasync (injected) is a state of the broker: the publisher waiting on it
+/// gets an error at once, nothing after is confirmed, the alarm and the cause show in
+/// `/api/nodes` and `/metrics`, and the broker keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_fsync_fails_publishers_fast_and_raises_the_alarm() {
+    // Only stores whose path names a failpoint see the injection: other tests run on.
+    let (broker, dir, q, _conn, ch) = confirming_on_disk("failpoint-fsync").await;
     fail::cfg("store-fdatasync", "return").unwrap();
     let started = Instant::now();
     let outcome = publish_confirmed(&ch, &q, b"during").await;
@@ -126,19 +133,7 @@ async fn a_failing_fsync_fails_publishers_fast_and_raises_the_alarm() {
 /// with a clear error; the alarm says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_data_directory_confirms_nothing_more() {
-    let dir = temp_dir("rmq-vanish");
-    let data = dir.clone();
-    let broker = Broker::start_with(move |c| c.data_dir = Some(data));
-    let q = unique("vanish-q");
-    let (_conn, ch) = connect(&broker.url()).await;
-    declare_durable(&ch, &q).await;
-    bounded(
-        "confirm_select",
-        ch.confirm_select(ConfirmSelectOptions::default()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(publish_confirmed(&ch, &q, b"before").await, Ok(true));
+    let (broker, dir, q, _conn, ch) = confirming_on_disk("rmq-vanish").await;
     std::fs::remove_dir_all(&dir).unwrap();
     for i in 0..20 {
         let outcome = publish_confirmed(&ch, &q, format!("after-{i}").as_bytes()).await;

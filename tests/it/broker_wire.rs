@@ -77,6 +77,18 @@ fn handshake(addr: SocketAddr) -> TcpStream {
 
 /// Handshake asking for `heartbeat` seconds (0: none).
 pub(crate) fn handshake_with_heartbeat(addr: SocketAddr, heartbeat: u16) -> TcpStream {
+    let mut s = pre_open(addr, 4096, heartbeat);
+    let mut args = short("/");
+    args.extend(short(""));
+    args.push(0);
+    s.write_all(&frame(1, 0, &method(10, 40, &args))).unwrap();
+    let (_, ok) = read_method(&mut s).expect("connection.open-ok");
+    assert_eq!(ids(&ok), (10, 41));
+    s
+}
+
+/// A socket through start-ok (guest, PLAIN) and tune-ok, ready for connection.open.
+pub(crate) fn pre_open(addr: SocketAddr, frame_max: u32, heartbeat: u16) -> TcpStream {
     let mut s = open(addr);
     s.write_all(b"AMQP\x00\x00\x09\x01").unwrap();
     let (_, start) = read_method(&mut s).expect("connection.start");
@@ -91,15 +103,9 @@ pub(crate) fn handshake_with_heartbeat(addr: SocketAddr, heartbeat: u16) -> TcpS
     let (_, tune) = read_method(&mut s).expect("connection.tune");
     assert_eq!(ids(&tune), (10, 30));
     let mut args = 2047u16.to_be_bytes().to_vec();
-    args.extend_from_slice(&4096u32.to_be_bytes());
+    args.extend_from_slice(&frame_max.to_be_bytes());
     args.extend_from_slice(&heartbeat.to_be_bytes());
     s.write_all(&frame(1, 0, &method(10, 31, &args))).unwrap();
-    let mut args = short("/");
-    args.extend(short(""));
-    args.push(0);
-    s.write_all(&frame(1, 0, &method(10, 40, &args))).unwrap();
-    let (_, ok) = read_method(&mut s).expect("connection.open-ok");
-    assert_eq!(ids(&ok), (10, 41));
     s
 }
 

@@ -147,6 +147,11 @@ impl QueueLog {
     /// torn record is left for later records to follow) and, for marks, retried once in
     /// the space the reserve held; any other write error fails the store.
     pub(super) fn append(&mut self, bytes: &[u8]) -> io::Result<(u64, u64, bool)> {
+        self.append_after_pending(bytes, false)
+    }
+
+    /// Pending marks first, then `bytes` (marks may use the reserve).
+    fn append_after_pending(&mut self, bytes: &[u8], mark: bool) -> io::Result<(u64, u64, bool)> {
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
             if let Err(e) = self.append_with_reserve(&pending, true) {
@@ -154,7 +159,7 @@ impl QueueLog {
                 return Err(e);
             }
         }
-        self.append_with_reserve(bytes, false)
+        self.append_with_reserve(bytes, mark)
     }
 
     fn append_with_reserve(&mut self, bytes: &[u8], mark: bool) -> io::Result<(u64, u64, bool)> {
@@ -298,14 +303,7 @@ impl QueueLog {
 
     /// Append marks: pending ones first, the reserve if the disk is full.
     fn append_with_marks(&mut self, bytes: &[u8]) -> io::Result<(u64, u64, bool)> {
-        if !self.pending.is_empty() {
-            let pending = std::mem::take(&mut self.pending);
-            if let Err(e) = self.append_with_reserve(&pending, true) {
-                self.pending = pending;
-                return Err(e);
-            }
-        }
-        self.append_with_reserve(bytes, true)
+        self.append_after_pending(bytes, true)
     }
 
     /// Nothing is waiting to be written: marks can be written now.

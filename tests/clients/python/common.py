@@ -87,6 +87,23 @@ def drain(ch, queue, auto_ack=True):
         out.append((m, p, b))
 
 
+def fresh_connection_works(url, checks, after):
+    """A fresh pika connection can declare, publish (confirmed) and get: the broker
+    survived whatever `after` names."""
+    try:
+        conn = connect(url)
+        ch = conn.channel()
+        ch.confirm_delivery()
+        q = ch.queue_declare(queue="", exclusive=True).method.queue
+        ch.basic_publish("", q, b"ping", mandatory=True)
+        ok = get_one(ch, q, auto_ack=True) is not None
+        conn.close()
+    except Exception as e:  # noqa: BLE001
+        ok = False
+        after = f"{after} ({type(e).__name__}: {e})"
+    checks.check(f"  ...and a fresh pika connection works after: {after}", ok)
+
+
 def close_quietly(*things):
     for t in things:
         try:

@@ -22,7 +22,8 @@ from rawamqp import (BASIC_PUBLISH, CHANNEL_CLOSE, CHANNEL_CLOSE_OK, CHANNEL_OPE
                      FRAME_BODY, FRAME_HEADER, FRAME_METHOD, PROTOCOL_HEADER, QUEUE_DECLARE,
                      QUEUE_DECLARE_OK, Close, RawConn, decode_table, frame, longstr, method_frame,
                      shortstr, table)
-from common import Checks, WAIT, close_quietly, connect, get_one, pump, suffix, url_from_argv
+from common import (Checks, WAIT, close_quietly, connect, fresh_connection_works, get_one, pump, suffix,
+                    url_from_argv)
 
 URL = url_from_argv()
 # Nesting both brokers deliver intact (rmq serve refuses past 32 levels).
@@ -41,19 +42,7 @@ FLAG_HEADERS = 0x2000  # basic properties: headers present
 # ---------------------------------------------------------------- helpers
 
 def healthy(after):
-    """A fresh pika connection can declare, publish (confirmed) and get."""
-    try:
-        conn = connect(URL)
-        ch = conn.channel()
-        ch.confirm_delivery()
-        q = ch.queue_declare(queue="", exclusive=True).method.queue
-        ch.basic_publish("", q, b"ping", mandatory=True)
-        ok = get_one(ch, q, auto_ack=True) is not None
-        conn.close()
-    except Exception as e:  # noqa: BLE001
-        ok = False
-        after = f"{after} ({type(e).__name__}: {e})"
-    C.check(f"  ...and a fresh pika connection works after: {after}", ok)
+    fresh_connection_works(URL, C, after)
 
 
 def raw_table(payload):

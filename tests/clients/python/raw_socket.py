@@ -13,25 +13,14 @@ import rawamqp
 from rawamqp import (CHANNEL_CLOSE_OK, CHANNEL_OPEN, FRAME_BODY, FRAME_HEARTBEAT, FRAME_METHOD,
                      PROTOCOL_HEADER, QUEUE_DECLARE, RawConn, frame, longstr, method_frame, shortstr,
                      table)
-from common import Checks, connect, get_one, url_from_argv
+from common import Checks, fresh_connection_works, url_from_argv
 
 URL = url_from_argv()
 C = Checks("raw_socket.py")
 
 
 def healthy(after):
-    try:
-        conn = connect(URL)
-        ch = conn.channel()
-        ch.confirm_delivery()
-        q = ch.queue_declare(queue="", exclusive=True).method.queue
-        ch.basic_publish("", q, b"ping", mandatory=True)
-        ok = get_one(ch, q, auto_ack=True) is not None
-        conn.close()
-    except Exception as e:  # noqa: BLE001
-        ok = False
-        after = f"{after} ({type(e).__name__}: {e})"
-    C.check(f"  ...and a fresh pika connection works after: {after}", ok)
+    fresh_connection_works(URL, C, after)
 
 
 def read_all_until_eof(r, timeout=5.0):
