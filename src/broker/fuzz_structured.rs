@@ -20,7 +20,7 @@
 //! - the broker still serves a fresh connection afterwards.
 //!
 //! A hang is caught by a watchdog: no input may take `STALL`. The pre-login pieces are
-//! fuzzed in `prelogin`; whole sessions over TCP and TLS in tests/it/broker_fuzz.rs.
+//! fuzzed in `prelogin`; whole sessions over TCP and TLS in tests/it/broker_fuzz/.
 //!
 //! `RMQ_FUZZ_SEED` replays a run; `RMQ_FUZZ_TRACE=1` prints every input before it runs
 //! (to find the input that aborted a run); `RMQ_FUZZ_INPUTS` sizes the `--ignored` run;

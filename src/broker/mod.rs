@@ -10,6 +10,7 @@
 //! - `codec`          frames on the wire around amq-protocol
 //! - `bounds`         wire values bounded by construction: table depth, short strings
 //! - `session`        an open connection's channels, confirms, exceptions
+//! - `session_close` channel exceptions, releasing a channel, teardown, consumer timeout
 //! - `session_confirms` publisher confirms, batched, after the fsync when needed
 //! - `session_content` content assembly: method, header, body frames
 //! - `methods_exchange` exchange.* handlers
@@ -74,6 +75,7 @@ mod recover;
 mod registry;
 mod server;
 mod session;
+mod session_close;
 mod session_confirms;
 mod session_content;
 mod sink;
