@@ -108,6 +108,19 @@ async fn a_failing_fsync_fails_publishers_fast_and_raises_the_alarm() {
     .unwrap();
     let again = publish_confirmed(&ch2, &q, b"after").await;
     assert_ne!(again, Ok(true), "confirmed after a failed fsync");
+    // Consumers still drain what the durable queue holds (its marks are not waited for).
+    let (_conn4, ch4) = connect(&broker.url()).await;
+    let got = bounded(
+        "get",
+        ch4.basic_get(q.as_str().into(), BasicGetOptions::default()),
+    )
+    .await
+    .unwrap()
+    .expect("the message confirmed before the failure");
+    assert_eq!(&got.delivery.data[..], b"before");
+    bounded("ack", got.delivery.acker.ack(BasicAckOptions::default()))
+        .await
+        .unwrap();
     // The process is up: a transient queue still works end to end.
     let (_conn3, ch3) = connect(&broker.url()).await;
     let t = bounded(

@@ -121,8 +121,8 @@ impl Queue {
             // waits for no earlier mark.
             let mut log = st.log.take();
             let mut record = |no_ack: bool| match (&mut log, head.stored) {
-                (Some(log), Some(_)) if no_ack => log.writable(),
-                (Some(log), Some(_)) => log.delivered(head.seq).is_ok(),
+                (Some(log), Some(_)) if no_ack => log.writable() || log.failed(),
+                (Some(log), Some(_)) => log.delivered(head.seq).is_ok() || log.failed(),
                 _ => true,
             };
             'levels: while start < end {

@@ -311,6 +311,13 @@ impl QueueLog {
         self.pending.is_empty() && self.syncer.health().ok()
     }
 
+    /// The store failed (see `health`): nothing this log writes can be made durable any
+    /// more, so marks are not waited for — consumers drain what is in memory, and a
+    /// restart recovers from what is on disk.
+    pub(crate) fn failed(&self) -> bool {
+        !self.syncer.health().ok()
+    }
+
     /// The message left the queue for good (acked, rejected, expired, dropped, purged).
     /// `segment_no` is where it was published: a message compacted since is found by seq.
     pub(crate) fn settled(&mut self, seq: u64, segment_no: u64) -> io::Result<()> {
@@ -333,6 +340,9 @@ impl QueueLog {
                 segment_no
             }
         };
+        if self.failed() {
+            return Ok(()); // logged once, loudly, when the store failed
+        }
         segment::encode_mark(&mut self.buf, true, seq);
         let buf = std::mem::take(&mut self.buf);
         let written = self.append_with_marks(&buf);
