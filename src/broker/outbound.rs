@@ -15,6 +15,14 @@ use tokio::sync::Notify;
 /// until its writer drains: a slow reader must not make the broker buffer without bound.
 pub(crate) const OUTBOUND_HIGH_WATER: usize = 4 * 1024 * 1024;
 
+/// Above this many bytes waiting for the socket, the connection is not read either (a
+/// peer that sends requests and never reads their replies stays bounded). Well above the
+/// delivery mark: deliveries alone stop near `OUTBOUND_HIGH_WATER` (plus one message), and
+/// a consumer that writes acks while it reads must never find its acks unread because
+/// its deliveries filled the buffer — a client blocked writing acks, not reading, would
+/// then deadlock with us.
+const READ_STOP: usize = 4 * OUTBOUND_HIGH_WATER;
+
 /// Up to this many queued bytes, the task that produced them writes them straight to an
 /// idle plain-TCP socket (see `deferring`); more go to the writer task, which then runs
 /// on the other core in parallel with whoever keeps producing.
@@ -324,9 +332,9 @@ impl ConnShared {
         }
     }
 
-    /// More is waiting for the socket than the high-water mark: stop reading the peer.
+    /// More is waiting for the socket than `READ_STOP`: stop reading the peer.
     pub(crate) fn backlogged(&self) -> bool {
-        self.pending.load(Ordering::Relaxed) >= OUTBOUND_HIGH_WATER
+        self.pending.load(Ordering::Relaxed) >= READ_STOP
     }
 
     /// Wait until the backlog fell below the low-water mark (half the high-water mark).

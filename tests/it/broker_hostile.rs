@@ -118,8 +118,9 @@ fn a_peer_that_never_reads_is_not_read_past_the_backlog_bound() {
         .cycle()
         .take(qos.len() * 50_000)
         .collect();
-    // Unbounded reading would take all of it (and queue ~60 MiB of replies).
-    let flood = 96 << 20;
+    // Unbounded reading would take all of it (and queue ~80 MiB of replies); the broker
+    // stops at 16 MiB of unsent replies (~25 MiB of requests) plus socket buffers.
+    let flood = 128 << 20;
     s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut written = 0usize;
     while written < flood {
@@ -131,7 +132,7 @@ fn a_peer_that_never_reads_is_not_read_past_the_backlog_bound() {
         }
     }
     assert!(
-        written < 48 << 20,
+        written < 64 << 20,
         "the broker kept reading a peer that never reads: {} MiB accepted",
         written >> 20
     );
@@ -279,4 +280,54 @@ async fn management_paths_with_a_trailing_slash_answer_200() {
             assert!(!body.is_null(), "{base}{path} answers JSON");
         }
     }
+}
+
+/// The other side of the read limit: a consumer's own deliveries, piled up unread, must
+/// not stop the broker reading what the consumer writes (its acks, in real clients).
+/// Stopping reads at the delivery mark deadlocked `rmq perf`: its consumer blocked
+/// writing acks the broker no longer read, so it never read its deliveries again.
+#[test]
+fn unread_deliveries_do_not_stop_the_broker_reading_requests() {
+    let broker = Broker::start();
+    let q = unique("piled");
+    let mut s = handshake_with_heartbeat(broker.addr, 0);
+    open_channel(&mut s, 1);
+    s.write_all(&frame(1, 1, &queue_declare(&q))).unwrap();
+    let (_, ok) = read_method(&mut s).expect("declare-ok");
+    assert_eq!(ids(&ok), (50, 11));
+    // 100,000 small messages, then a consumer without prefetch: the broker pushes them
+    // until its delivery mark (4 MiB) and the client reads none of it.
+    let mut publish = Vec::new();
+    let mut args = vec![0, 0];
+    args.extend(short(""));
+    args.extend(short(&q));
+    args.push(0);
+    publish.extend(frame(1, 1, &method(60, 40, &args)));
+    publish.extend(frame(2, 1, &[0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0]));
+    publish.extend(frame(3, 1, b"body"));
+    for _ in 0..100_000 {
+        s.write_all(&publish).unwrap();
+    }
+    let mut consume = vec![0, 0];
+    consume.extend(short(&q));
+    consume.extend(short("piled-consumer"));
+    consume.push(0);
+    consume.extend_from_slice(&0u32.to_be_bytes());
+    s.write_all(&frame(1, 1, &method(60, 20, &consume)))
+        .unwrap();
+    // Now 16 MiB of requests (basic.qos: 19 bytes in, a 12-byte reply out), written
+    // without reading: more than the socket buffers hold, so the broker must read them.
+    let qos = frame(1, 1, &method(60, 10, &[0, 0, 0, 0, 0, 0, 0]));
+    let requests: Vec<u8> = qos
+        .iter()
+        .copied()
+        .cycle()
+        .take(qos.len() * 880_000)
+        .collect();
+    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    let written = s.write_all(&requests);
+    assert!(
+        written.is_ok(),
+        "the broker stopped reading a consumer whose deliveries piled up: {written:?}"
+    );
 }
