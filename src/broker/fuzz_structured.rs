@@ -32,7 +32,7 @@ mod wire;
 
 use super::codec;
 use super::config::BrokerConfig;
-use super::fuzz_tests::open_session;
+use super::fuzz_tests::{open_session, still_serving};
 use super::outbound::{ConnShared, Outbound};
 use super::session::End;
 use super::state::BrokerState;
@@ -348,43 +348,6 @@ fn run_connection(
     session.teardown();
 }
 
-/// Whether the broker still serves: a fresh connection opens a channel and declares.
-fn still_serving(broker: &Arc<BrokerState>) {
-    let (mut session, conn) = open_session(broker, u64::MAX);
-    let mut buf = BytesMut::new();
-    codec::put_method(
-        &mut buf,
-        1,
-        AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
-    );
-    codec::put_method(
-        &mut buf,
-        1,
-        AMQPClass::Queue(amq_protocol::protocol::queue::AMQPMethod::Declare(
-            amq_protocol::protocol::queue::Declare {
-                queue: "after-structured-fuzz".into(),
-                passive: false,
-                durable: false,
-                exclusive: false,
-                auto_delete: false,
-                nowait: false,
-                arguments: Default::default(),
-            },
-        )),
-    );
-    assert!(session.process(&mut buf).is_ok(), "the broker still serves");
-    let Outbound::Data(out) = conn.take() else {
-        panic!("no answer to channel.open and queue.declare");
-    };
-    let mut out = BytesMut::from(&out[..]);
-    let mut got = Vec::new();
-    while let Ok(Some(f)) = codec::next_frame(&mut out, u32::MAX) {
-        got.push(ids(&codec::decode_method(&f.payload).expect("decodes")));
-    }
-    assert_eq!(got, [(20, 11), (50, 11)]);
-    session.teardown();
-}
-
 /// Run `inputs` inputs from `seed` on a thread with the broker's stack, under a watchdog.
 fn fuzz(inputs: u64, seed: u64) -> Stats {
     let progress = Arc::new(AtomicU64::new(0));
@@ -412,12 +375,12 @@ fn fuzz(inputs: u64, seed: u64) -> Stats {
                     // Declared queues and exchanges pile up (most names are random): a
                     // fresh broker now and then keeps a long run's memory flat.
                     if stats.connections.is_multiple_of(RESET_EVERY) {
-                        still_serving(&broker);
+                        still_serving(&broker, "after-structured-fuzz");
                         broker = fresh();
                     }
                 }
                 stats.secs = started.elapsed().as_secs_f64();
-                still_serving(&broker);
+                still_serving(&broker, "after-structured-fuzz");
                 let _ = tx.send(stats);
             })
             .expect("spawn the fuzzing thread")

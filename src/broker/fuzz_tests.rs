@@ -349,7 +349,17 @@ fn random_frames_never_panic_and_end_cleanly() {
     );
     eprintln!("fuzz: connection errors by reply code (0: dropped): {codes:?}");
     // The broker is still consistent: a fresh connection can declare and publish.
-    let (mut session, _conn) = open_session(&broker, u64::MAX);
+    still_serving(&broker, "after-fuzz");
+    assert!(
+        errors > 0 && connections > 1,
+        "the inputs reached error paths too"
+    );
+}
+
+/// Whether the broker still serves after a fuzz run: a fresh connection opens a channel
+/// and declares `queue`, both answered, and the queue exists.
+pub(super) fn still_serving(broker: &Arc<BrokerState>, queue: &str) {
+    let (mut session, conn) = open_session(broker, u64::MAX);
     let mut buf = BytesMut::new();
     codec::put_method(
         &mut buf,
@@ -360,7 +370,7 @@ fn random_frames_never_panic_and_end_cleanly() {
         &mut buf,
         1,
         AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-            queue: "after-fuzz".into(),
+            queue: queue.into(),
             passive: false,
             durable: false,
             exclusive: false,
@@ -369,13 +379,17 @@ fn random_frames_never_panic_and_end_cleanly() {
             arguments: FieldTable::default(),
         })),
     );
-    assert!(
-        session.process(&mut buf).is_ok(),
-        "the broker still serves after the fuzzing"
-    );
-    assert!(broker.vhost("/").unwrap().queue("after-fuzz").is_some());
-    assert!(
-        errors > 0 && connections > 1,
-        "the inputs reached error paths too"
-    );
+    assert!(session.process(&mut buf).is_ok(), "the broker still serves");
+    let Outbound::Data(out) = conn.take() else {
+        panic!("no answer to channel.open and queue.declare");
+    };
+    let mut out = BytesMut::from(&out[..]);
+    let mut got = Vec::new();
+    while let Ok(Some(f)) = codec::next_frame(&mut out, u32::MAX) {
+        let m = codec::decode_method(&f.payload).expect("decodes");
+        got.push((m.get_amqp_class_id(), m.get_amqp_method_id()));
+    }
+    assert_eq!(got, [(20, 11), (50, 11)]);
+    assert!(broker.vhost("/").unwrap().queue(queue).is_some());
+    session.teardown();
 }
