@@ -87,6 +87,12 @@ impl Alarms {
         alarms
     }
 
+    /// The disk alarm as reported: a failed store holds it on even before the sampler
+    /// has run since the failure.
+    pub(crate) fn disk_alarm(&self) -> bool {
+        self.current().disk || self.storage_failure().is_some()
+    }
+
     /// Why the store failed, if it did.
     pub(crate) fn storage_failure(&self) -> Option<String> {
         self.store.as_ref().and_then(|h| h.failure())
@@ -215,9 +221,9 @@ impl AlarmControl {
         self.alarms.current().memory
     }
 
-    /// Whether the disk alarm is on.
+    /// Whether the disk alarm is on (a failed store holds it on).
     pub fn disk_alarm(&self) -> bool {
-        self.alarms.current().disk
+        self.alarms.disk_alarm()
     }
 
     /// Why the store failed (nothing more is confirmed as durable), if it did.

@@ -276,7 +276,7 @@ fn handle_batch(session: &mut Session, buf: &mut BytesMut) -> Result<(), End> {
             code::INTERNAL_ERROR,
             format_args!(
                 "internal error while handling a frame: {}",
-                panic_message(&*panic)
+                log::panic_text(&*panic)
             ),
         ))),
     }
@@ -289,19 +289,8 @@ fn teardown(session: &mut Session, id: u64) {
     if let Err(panic) = std::panic::catch_unwind(run) {
         log::error(format_args!(
             "connection {id}: internal error while releasing it: {}",
-            panic_message(&*panic)
+            log::panic_text(&*panic)
         ));
-    }
-}
-
-/// The text a panic was raised with.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
     }
 }
 

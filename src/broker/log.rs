@@ -33,3 +33,14 @@ pub fn debug(args: std::fmt::Arguments<'_>) {
         eprintln!("rmq serve: {args}");
     }
 }
+
+/// The text a panic was raised with (for the one line that reports a caught panic).
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}

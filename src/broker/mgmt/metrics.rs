@@ -58,7 +58,7 @@ pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
             "rabbitmq_alarms_free_disk_space_watermark",
             "gauge",
             "is set when a node has reached its free disk space low watermark",
-            u64::from(set.disk || alarms.storage_failure().is_some()),
+            u64::from(alarms.disk_alarm()),
         ),
         (
             "rmq_storage_failed",

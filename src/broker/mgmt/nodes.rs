@@ -29,8 +29,7 @@ fn node_json(api: &Api) -> Value {
         "mem_calculation_strategy": "rss",
         "disk_free": get(&alarms.disk_free),
         "disk_free_limit": get(&alarms.disk_free_limit),
-        // A failed store holds the disk alarm; the sampler may not have run since.
-        "disk_free_alarm": set.disk || alarms.storage_failure().is_some(),
+        "disk_free_alarm": alarms.disk_alarm(),
         // rmq's own: why the store stopped making messages durable (null while healthy).
         "storage_failure": alarms.storage_failure(),
         "sockets_used": api.broker.registry.connections().len(),

@@ -115,14 +115,11 @@ impl Queue {
             let mut start = 0;
             // Some(no_ack) once a consumer took the head.
             let mut delivered = None;
-            // A stored message is recorded as delivered before it is handed over (after a
-            // restart it comes back redelivered); one that cannot be (a full disk, even
-            // past the reserve) is not delivered now. A no-ack delivery settles it, which
-            // waits for no earlier mark.
+            // A stored message is recorded before it is handed over; one that cannot be
+            // (a full disk, even past the reserve) is not delivered now.
             let mut log = st.log.take();
             let mut record = |no_ack: bool| match (&mut log, head.stored) {
-                (Some(log), Some(_)) if no_ack => log.writable() || log.failed(),
-                (Some(log), Some(_)) => log.delivered(head.seq).is_ok() || log.failed(),
+                (Some(log), Some(_)) => log.record_delivery(head.seq, no_ack),
                 _ => true,
             };
             'levels: while start < end {

@@ -78,7 +78,7 @@ impl QueueState {
     /// cannot be, and then it must not be handed out.
     fn mark_delivered(&mut self, e: &Entry) -> bool {
         match (&mut self.log, e.stored) {
-            (Some(log), Some(_)) => log.delivered(e.seq).is_ok() || log.failed(),
+            (Some(log), Some(_)) => log.record_delivery(e.seq, false),
             _ => true,
         }
     }

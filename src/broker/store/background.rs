@@ -92,12 +92,10 @@ impl Background {
             };
             // A job that panics (a bug) must not take the store's thread with it.
             if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
-                let why = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                crate::broker::log::error(format_args!("a store job failed: {why}"));
+                crate::broker::log::error(format_args!(
+                    "a store job failed: {}",
+                    crate::broker::log::panic_text(&*panic)
+                ));
             }
         }
     }

@@ -250,12 +250,13 @@ impl QueueLog {
         }
     }
 
-    /// Append what is in `buf`: (segment, offset) of the record, and whether it started a
-    /// segment. When it did, the caller updates liveness and then calls `maybe_compact`
-    /// (in that order: compaction must see the new record as live).
-    fn write(&mut self) -> io::Result<(u64, u64, bool)> {
+    /// Append what is in `buf` (marks may use the reserve): (segment, offset) of the
+    /// record, and whether it started a segment. When it did, the caller updates liveness
+    /// and then calls `maybe_compact` (in that order: compaction must see the new record
+    /// as live).
+    fn write(&mut self, mark: bool) -> io::Result<(u64, u64, bool)> {
         let buf = std::mem::take(&mut self.buf);
-        let written = self.append(&buf);
+        let written = self.append_after_pending(&buf, mark);
         self.buf = buf;
         self.buf.clear();
         written
@@ -279,7 +280,7 @@ impl QueueLog {
             &msg.header,
             &msg.body,
         );
-        let (no, at, started) = self.write()?;
+        let (no, at, started) = self.write(false)?;
         self.live.segments.entry(no).or_default().publish(seq);
         if started {
             self.maybe_compact();
@@ -291,30 +292,30 @@ impl QueueLog {
     /// means it must not be: a message delivered before never comes back looking new.
     pub(crate) fn delivered(&mut self, seq: u64) -> io::Result<()> {
         segment::encode_mark(&mut self.buf, false, seq);
-        let buf = std::mem::take(&mut self.buf);
-        let written = self.append_with_marks(&buf);
-        self.buf = buf;
-        self.buf.clear();
-        if written?.2 {
+        if self.write(true)?.2 {
             self.maybe_compact();
         }
         Ok(())
     }
 
-    /// Append marks: pending ones first, the reserve if the disk is full.
-    fn append_with_marks(&mut self, bytes: &[u8]) -> io::Result<(u64, u64, bool)> {
-        self.append_after_pending(bytes, true)
+    /// Record that stored message `seq` is handed out; false when it must not be yet. An
+    /// ack-mode delivery needs its delivered mark written first (so it never comes back
+    /// looking new); a no-ack one settles it afterwards, which waits for no earlier mark.
+    /// A failed store waits for nothing: its marks cannot be made durable any more, so
+    /// consumers drain what is in memory and a restart recovers from what is on disk.
+    pub(crate) fn record_delivery(&mut self, seq: u64, no_ack: bool) -> bool {
+        if self.failed() {
+            return true;
+        }
+        if no_ack {
+            self.pending.is_empty()
+        } else {
+            self.delivered(seq).is_ok()
+        }
     }
 
-    /// Nothing is waiting to be written: marks can be written now.
-    pub(crate) fn writable(&self) -> bool {
-        self.pending.is_empty() && self.syncer.health().ok()
-    }
-
-    /// The store failed (see `health`): nothing this log writes can be made durable any
-    /// more, so marks are not waited for — consumers drain what is in memory, and a
-    /// restart recovers from what is on disk.
-    pub(crate) fn failed(&self) -> bool {
+    /// The store failed (see `health`).
+    fn failed(&self) -> bool {
         !self.syncer.health().ok()
     }
 
@@ -344,25 +345,16 @@ impl QueueLog {
             return Ok(()); // logged once, loudly, when the store failed
         }
         segment::encode_mark(&mut self.buf, true, seq);
-        let buf = std::mem::take(&mut self.buf);
-        let written = self.append_with_marks(&buf);
-        self.buf.clear();
-        let started = match written {
+        let started = match self.write(true) {
             Ok((_, _, started)) => started,
             Err(e) if e.kind() == io::ErrorKind::StorageFull => {
                 // Kept, and written before anything else this log writes. Segments it
                 // empties may still go: a deleted publish record needs no settle mark.
-                self.pending.extend_from_slice(&buf);
+                segment::encode_mark(&mut self.pending, true, seq);
                 false
             }
-            Err(e) => {
-                self.buf = buf;
-                self.buf.clear();
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
-        self.buf = buf;
-        self.buf.clear();
         if self.live.segments.get(&no).is_some_and(|s| s.live == 0) {
             self.drop_settled_segments();
             self.maybe_compact();
