@@ -252,18 +252,26 @@ impl DefinitionsLog {
                 ));
             }
         }
-        let compact = records == topo.lines().count() && topo.skipped.is_empty() && whole;
-        if !compact && let Err(e) = rewrite(&tmp, &path, &topo) {
-            let _ = fs::remove_file(&tmp);
-            crate::broker::log::error(format_args!(
-                "cannot compact {} ({e}); keeping it as it is",
-                path.display()
-            ));
-        } else if !compact {
-            sync_dir(dir);
+        // Every line live, none unreadable, the last one whole: nothing to rewrite.
+        let already_compact = records == topo.lines().count() && topo.skipped.is_empty() && whole;
+        let mut torn = !whole;
+        if !already_compact {
+            match rewrite(&tmp, &path, &topo) {
+                Ok(()) => {
+                    sync_dir(dir);
+                    torn = false;
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    crate::broker::log::error(format_args!(
+                        "cannot compact {} ({e}); keeping it as it is",
+                        path.display()
+                    ));
+                }
+            }
         }
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-        if !whole && fs::read(&path).is_ok_and(|d| !d.ends_with(b"\n")) {
+        if torn {
             // The rewrite failed over a torn last line: end it, or the next record would
             // be glued to it. Without space this fails too, and so will the next record.
             let _ = file.write_all(b"\n");

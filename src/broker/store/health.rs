@@ -43,8 +43,10 @@ pub(crate) struct StoreHealth {
     reason: Mutex<Option<String>>,
     /// Tests only: fault injection applies to this store (its path names a failpoint).
     pub(crate) inject: bool,
-    /// The reserve file is in place.
-    reserved: AtomicBool,
+    /// The reserve file's size as the store last set it (None until first looked at):
+    /// take and release go through this lock, so two queues meeting a full disk at once
+    /// release two chunks, and a sampler that finds the reserve whole makes no syscall.
+    reserve: Mutex<Option<u64>>,
 }
 
 impl StoreHealth {
@@ -72,7 +74,7 @@ impl StoreHealth {
             failed: AtomicBool::new(false),
             reason: Mutex::new(None),
             inject: dir.to_string_lossy().contains("failpoint-"),
-            reserved: AtomicBool::new(false),
+            reserve: Mutex::new(None),
         };
         Ok((health, handle))
     }
@@ -88,10 +90,11 @@ impl StoreHealth {
         if !self.ok() {
             return;
         }
+        let mut reserve = self.reserve.lock().unwrap_or_else(|e| e.into_inner());
         let path = self.reserve_path();
-        let have = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
-        if have >= RESERVE_BYTES {
-            self.reserved.store(true, Ordering::Release);
+        let have = *reserve.get_or_insert_with(|| std::fs::metadata(&path).map_or(0, |m| m.len()));
+        let want = RESERVE_BYTES as u64;
+        if have >= want {
             return;
         }
         let grown = std::fs::OpenOptions::new()
@@ -100,44 +103,42 @@ impl StoreHealth {
             .open(&path)
             .and_then(|mut f| {
                 use std::io::Write;
-                f.write_all(&vec![0u8; RESERVE_BYTES - have])?;
+                f.write_all(&vec![0u8; (want - have) as usize])?;
                 f.sync_all()
             });
-        if grown.is_err() {
+        *reserve = Some(if grown.is_ok() {
+            want
+        } else {
             // No room: give back the part written, keep what was there.
             if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                let _ = f.set_len(have as u64);
+                let _ = f.set_len(have);
             }
-        }
-        self.reserved.store(
-            std::fs::metadata(&path).is_ok_and(|m| m.len() > 0),
-            Ordering::Release,
-        );
+            have
+        });
     }
 
     /// Give a part of the reserve back to the filesystem; true if that freed space.
     pub(crate) fn release_reserve(&self) -> bool {
-        if !self.reserved.load(Ordering::Acquire) {
+        let mut reserve = self.reserve.lock().unwrap_or_else(|e| e.into_inner());
+        let have = reserve.unwrap_or(0);
+        if have == 0 {
             return false;
         }
-        let path = self.reserve_path();
-        let have = std::fs::metadata(&path).map_or(0, |m| m.len());
         let keep = have.saturating_sub(RESERVE_CHUNK);
         let freed = std::fs::OpenOptions::new()
             .write(true)
-            .open(&path)
+            .open(self.reserve_path())
             .and_then(|f| f.set_len(keep))
-            .is_ok()
-            && have > keep;
-        if keep == 0 {
-            self.reserved.store(false, Ordering::Release);
+            .is_ok();
+        if freed {
+            *reserve = Some(keep);
+            log::error(format_args!(
+                "the disk of {} is full: released {} KiB of the space reserved for acknowledgements ({} KiB left)",
+                self.path.display(),
+                (have - keep) >> 10,
+                keep >> 10
+            ));
         }
-        log::error(format_args!(
-            "the disk of {} is full: released {} KiB of the space reserved for acknowledgements ({} KiB left)",
-            self.path.display(),
-            (have - keep) >> 10,
-            keep >> 10
-        ));
         freed
     }
 
