@@ -310,27 +310,21 @@ pub(crate) async fn negotiate(
         refuse(stream, &mut buf, &err, frame_max).await;
         return Err(drop(err.text));
     };
-    let permitted = broker.auth.permission(&vhost_name, &user).is_some();
-    // The place is taken in the same atomic step as the count is checked.
-    let vhost_slot = if permitted {
-        vhost.limits.try_connect()
-    } else {
-        Err(0)
-    };
-    let vhost_slot = match vhost_slot {
-        Ok(slot) => slot,
-        Err(max) => {
-            let err = AmqpError::new(
-                code::NOT_ALLOWED,
-                if permitted {
-                    format!(
-                        "access to vhost '{vhost_name}' refused for user '{user}': connection limit ({max}) is reached"
-                    )
-                } else {
-                    format!("access to vhost '{vhost_name}' refused for user '{user}'")
-                },
+    // The vhost's connection place is taken in the same atomic step as it is counted.
+    let place = match broker.auth.permission(&vhost_name, &user) {
+        None => Err(format!(
+            "access to vhost '{vhost_name}' refused for user '{user}'"
+        )),
+        Some(_) => vhost.limits.try_connect().map_err(|max| {
+            format!(
+                "access to vhost '{vhost_name}' refused for user '{user}': connection limit ({max}) is reached"
             )
-            .on_method(10, 40);
+        }),
+    };
+    let vhost_slot = match place {
+        Ok(slot) => slot,
+        Err(text) => {
+            let err = AmqpError::new(code::NOT_ALLOWED, text).on_method(10, 40);
             refuse(stream, &mut buf, &err, frame_max).await;
             return Err(drop(err.text));
         }

@@ -124,7 +124,7 @@ impl Store {
         let health = Arc::new(health);
         // Before anything else takes the space (best effort: a full disk starts without).
         health.take_reserve();
-        // Brokers before 0.2 locked this file; the directory itself is locked now.
+        // Earlier rmq versions locked this file; the directory itself is locked now.
         let _ = fs::remove_file(dir.join("lock"));
         let (defs, topology) = DefinitionsLog::open(dir)?;
         let syncer = Syncer::start(health.clone())?;
