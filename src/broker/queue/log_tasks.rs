@@ -1,12 +1,11 @@
-//! A durable queue's log work on the store's thread (`store::background`): compaction
-//! reads its segment without the queue's lock and takes the lock only to plan and to
-//! copy forward; the next segment is created ahead of its roll; a compacted segment is
-//! deleted once its copies are synced. Publishers and consumers of the queue — and every
-//! other connection on the same runtime threads — never wait for a 16 MiB read or an
-//! fsync.
+//! A durable queue's log work on the store's thread (`store::background`, run by
+//! `store::log_task`): compaction, the next segment created ahead of its roll, segments
+//! unlinked. Publishers and consumers of the queue — and every other connection on the
+//! same runtime threads — never wait for a 16 MiB read, an unlink or an fsync.
 
 use super::Queue;
-use crate::broker::store::queue_log::{LogTask, QueueLog, Scheduler, open_segment};
+use crate::broker::store::log_task::{self, LogAccess};
+use crate::broker::store::queue_log::{QueueLog, Scheduler};
 use crate::broker::vhost::VHost;
 use std::sync::Arc;
 
@@ -22,7 +21,7 @@ impl Queue {
             let queue = queue.clone();
             background.push(Box::new(move || {
                 if let Some(q) = queue.upgrade() {
-                    q.run_log_task(task);
+                    log_task::run(task, &*q);
                 }
             }));
         }));
@@ -30,36 +29,14 @@ impl Queue {
             log.set_scheduler(scheduler);
         }
     }
+}
 
-    /// `f` on the queue's log, under its lock (None once the queue is gone).
+impl LogAccess for Queue {
     fn with_log<T>(&self, f: impl FnOnce(&mut QueueLog) -> T) -> Option<T> {
         let mut st = self.lock();
         if st.deleted {
             return None;
         }
         st.log.as_mut().map(f)
-    }
-
-    fn run_log_task(&self, task: LogTask) {
-        match task {
-            LogTask::Compact => {
-                let Some(Some((no, path))) = self.with_log(QueueLog::plan_compaction) else {
-                    return;
-                };
-                // The segment is sealed: nothing writes it while it is read here.
-                let data = std::fs::read(&path);
-                self.with_log(|log| log.apply_compaction(no, data));
-            }
-            LogTask::Prepare(no) => {
-                let Some(dir) = self.with_log(|log| log.dir().to_path_buf()) else {
-                    return;
-                };
-                let segment = open_segment(&dir, no);
-                self.with_log(|log| log.offer_prepared(segment));
-            }
-            LogTask::Remove(no) => {
-                self.with_log(|log| log.remove_compacted(no));
-            }
-        }
     }
 }

@@ -14,7 +14,7 @@
 
 use super::live::SegmentLive;
 use super::queue_log::{LogTask, QueueLog, segment_path};
-use super::segment::{self, Record, Segment};
+use super::segment::{self, ReadOutcome, Record, Segment};
 use std::fs;
 use std::io;
 use std::path::PathBuf;
@@ -48,6 +48,12 @@ impl QueueLog {
                 if !self.live.segments.contains_key(&no) {
                     continue;
                 }
+            }
+            if self.scheduler.is_some() {
+                // Unlinking a 16 MiB file is disk work too: the store's thread does it,
+                // outside the queue's lock; the next one goes when it is done.
+                self.await_removal(no, false);
+                break;
             }
             self.remove_segment(no);
             if self.live.segments.contains_key(&no) {
@@ -115,6 +121,13 @@ impl QueueLog {
         if no >= self.current.no {
             return Ok(());
         }
+        if self.live.segments.get(&no).is_some_and(|s| s.live == 0) {
+            if self.carry_marks(no)? {
+                self.current.file.sync_data()?;
+            }
+            self.remove_segment(no);
+            return Ok(());
+        }
         let path = segment_path(&self.dir, no);
         let data = match fs::read(&path) {
             Ok(data) => data,
@@ -139,6 +152,42 @@ impl QueueLog {
         }
         self.remove_segment(no);
         Ok(())
+    }
+
+    /// Compaction of an emptied segment (nothing live in it), from memory alone: of what
+    /// the module comment lists only marks of other segments' messages can be needed
+    /// (a live message or a settle record of its own would make it non-empty), and the
+    /// segment's liveness keeps those. Appends the ones still needed; whether any were.
+    fn carry_marks(&mut self, no: u64) -> io::Result<bool> {
+        let marks: Vec<(u64, bool)> = match self.live.segments.get(&no) {
+            Some(s) => s.others().collect(),
+            None => return Ok(false),
+        };
+        let mut out = Vec::new();
+        let mut carried = Vec::new();
+        for (seq, settled) in marks {
+            let needed = if settled {
+                self.live.held_before(seq, no)
+            } else {
+                self.live.is_live(seq)
+            };
+            if needed {
+                segment::encode_mark(&mut out, settled, seq);
+                carried.push((seq, settled));
+            }
+        }
+        if out.is_empty() {
+            return Ok(false);
+        }
+        self.compacting = true;
+        let written = self.append(&out);
+        self.compacting = false;
+        let (to, _, _) = written?;
+        let seg = self.live.segments.entry(to).or_default();
+        for (seq, settled) in carried {
+            seg.mark(seq, settled);
+        }
+        Ok(true)
     }
 
     /// Steps 1–3 of the module comment; returns the segments written to.
@@ -176,11 +225,13 @@ impl QueueLog {
                 }
                 Record::Delivered(seq) if self.live.is_live(*seq) => {
                     segment::encode_mark(&mut out, false, *seq);
-                    self.append(&out)?;
+                    let (to, _, _) = self.append(&out)?;
+                    self.live.segments.entry(to).or_default().mark(*seq, false);
                 }
                 Record::Settled(seq) if self.live.held_before(*seq, no) => {
                     segment::encode_mark(&mut out, true, *seq);
-                    self.append(&out)?;
+                    let (to, _, _) = self.append(&out)?;
+                    self.live.segments.entry(to).or_default().mark(*seq, true);
                 }
                 Record::Delivered(_) | Record::Settled(_) => continue,
             }
@@ -202,9 +253,11 @@ impl QueueLog {
         }
     }
 
-    /// `LogTask::Compact`, step 1 (under the queue's lock): the segment to compact and
-    /// its path — the oldest when it only waits for its marks to be carried, else the
-    /// one `pick` chooses.
+    /// `LogTask::Compact`, step 1 (under the queue's lock): the segment to compact — the
+    /// oldest when it only waits for its marks to be carried, else the one `pick`
+    /// chooses. An emptied one is compacted here and now, from memory (`carry_marks`: a
+    /// few marks at most); one still holding live messages is returned with its path, to
+    /// be read and parsed outside the lock.
     pub(crate) fn plan_compaction(&mut self) -> Option<(u64, PathBuf)> {
         self.compaction_scheduled = false;
         let front = self
@@ -220,13 +273,21 @@ impl QueueLog {
             })
             .map(|(&no, _)| no);
         let no = front.or_else(|| self.pick())?;
+        if self.live.segments.get(&no).is_some_and(|s| s.live == 0) {
+            match self.carry_marks(no) {
+                Ok(carried) => self.await_removal(no, carried),
+                Err(e) => report(&e, no),
+            }
+            self.maybe_compact();
+            return None;
+        }
         Some((no, segment_path(&self.dir, no)))
     }
 
     /// `LogTask::Compact`, step 3 (under the lock again): move out what must outlive
-    /// segment `no`, read (step 2) outside the lock. The segment is deleted once the
-    /// copies are synced (`LogTask::Remove`), or now when nothing had to be copied.
-    pub(crate) fn apply_compaction(&mut self, no: u64, data: io::Result<Vec<u8>>) {
+    /// segment `no`, read and parsed (step 2) outside the lock. The segment is deleted
+    /// once the copies are synced (`LogTask::Remove`).
+    pub(crate) fn apply_compaction(&mut self, no: u64, read: io::Result<(Vec<u8>, ReadOutcome)>) {
         let known = self
             .live
             .segments
@@ -235,8 +296,8 @@ impl QueueLog {
         if !known || no >= self.current.no {
             return;
         }
-        let data = match data {
-            Ok(data) => data,
+        let (data, found) = match read {
+            Ok(read) => read,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.remove_segment(no);
                 return;
@@ -246,7 +307,6 @@ impl QueueLog {
                 return;
             }
         };
-        let found = segment::read_records(&data);
         if found.torn_tail || !found.corrupt.is_empty() {
             if let Some(s) = self.live.segments.get_mut(&no) {
                 s.damaged = true;
@@ -258,38 +318,49 @@ impl QueueLog {
         self.compacting = false;
         match written {
             Err(e) => report(&e, no),
-            Ok(written) if written.is_empty() => {
-                self.remove_segment(no);
-                self.drop_settled_segments();
-            }
-            Ok(_) => {
-                if let Some(s) = self.live.segments.get_mut(&no) {
-                    s.awaiting_removal = true;
-                }
-                if let Some(s) = self.scheduler.clone() {
-                    // The copies were registered dirty before this: the round that runs
-                    // this callback has synced them.
-                    self.syncer.after_sync(Box::new(move |synced| {
-                        if synced.is_ok() {
-                            (s.0)(LogTask::Remove(no));
-                        }
-                    }));
-                }
-            }
+            Ok(written) => self.await_removal(no, !written.is_empty()),
         }
         self.maybe_compact();
     }
 
-    /// `LogTask::Remove`: the copies out of compacted segment `no` are on disk.
-    pub(crate) fn remove_compacted(&mut self, no: u64) {
-        if self
-            .live
+    /// Segment `no` goes on the store's thread (`LogTask::Remove`): at once, or once the
+    /// round that syncs what was just copied out of it has run. Until then it is still
+    /// what recovery reads, and is known as such.
+    fn await_removal(&mut self, no: u64, after_sync: bool) {
+        let Some(s) = self.scheduler.clone() else {
+            return;
+        };
+        match self.live.segments.get_mut(&no) {
+            Some(seg) if !seg.awaiting_removal => seg.awaiting_removal = true,
+            _ => return,
+        }
+        if after_sync {
+            // The copies were registered dirty before this: the round that runs this
+            // callback has synced them.
+            self.syncer.after_sync(Box::new(move |synced| {
+                if synced.is_ok() {
+                    (s.0)(LogTask::Remove(no));
+                }
+            }));
+        } else {
+            (s.0)(LogTask::Remove(no));
+        }
+    }
+
+    /// `LogTask::Remove`, step 1 (under the lock): the path to unlink, if segment `no`
+    /// still waits for it.
+    pub(crate) fn removal(&self, no: u64) -> Option<PathBuf> {
+        self.live
             .segments
             .get(&no)
             .is_some_and(|s| s.awaiting_removal)
-        {
-            self.remove_segment(no);
-        }
+            .then(|| segment_path(&self.dir, no))
+    }
+
+    /// `LogTask::Remove`, step 3 (under the lock): the unlink (step 2) is done; what it
+    /// freed lets the next segments go.
+    pub(crate) fn removed(&mut self, no: u64, unlinked: io::Result<()>) {
+        self.forget_segment(no, unlinked);
         self.drop_settled_segments();
         self.maybe_compact();
     }
@@ -301,16 +372,22 @@ impl QueueLog {
             self.live.segments.remove(&no);
             return;
         }
-        match fs::remove_file(segment_path(&self.dir, no)) {
+        let unlinked = fs::remove_file(segment_path(&self.dir, no));
+        self.forget_segment(no, unlinked);
+    }
+
+    /// After the unlink of segment `no`: forget it, or, when it is still on disk, keep
+    /// knowing it (it is still what recovery reads: older segments' settle records are
+    /// carried while it may hold their messages) and try again once it is the oldest.
+    fn forget_segment(&mut self, no: u64, unlinked: io::Result<()>) {
+        match unlinked {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
-                // Still on disk, so still what recovery will read: keep knowing it (older
-                // segments' settle records are carried while it may hold their messages)
-                // and try again once it is the oldest.
                 report(&e, no);
                 if let Some(s) = self.live.segments.get_mut(&no) {
                     s.damaged = true;
+                    s.awaiting_removal = false;
                 }
                 return;
             }

@@ -5,6 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// Set in `SegmentLive::others` for a delivered mark (seqs stay far below 2^63).
+const DELIVERED_MARK: u64 = 1 << 63;
+
 /// One segment's liveness.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentLive {
@@ -21,6 +24,12 @@ pub(crate) struct SegmentLive {
     /// Seqs of every copy written into it, live or not: settle records for them must be
     /// kept while the segment exists.
     copied_in: HashSet<u64>,
+    /// Marks written here for messages with no record here (seq, with `DELIVERED_MARK`
+    /// set for a delivered mark): all that compaction may have to carry out of the segment
+    /// once nothing live is left in it, so an emptied segment is compacted without
+    /// reading it. A stream's marks mostly follow their publish into the same segment, so
+    /// this holds the few that crossed a segment boundary.
+    others: Vec<u64>,
     /// Recovery found damage in it: compaction leaves it alone (it goes from the front).
     pub(crate) damaged: bool,
     /// Compacted on the store's thread: what it held was copied forward, and it is
@@ -99,6 +108,21 @@ impl SegmentLive {
         self.slot(seq).is_ok() || self.copied_in.contains(&seq)
     }
 
+    /// A mark (settled or delivered) of `seq` was written here.
+    pub(crate) fn mark(&mut self, seq: u64, settled: bool) {
+        if !self.may_hold(seq) {
+            self.others
+                .push(if settled { seq } else { seq | DELIVERED_MARK });
+        }
+    }
+
+    /// The marks written here for messages with no record here: (seq, settled).
+    pub(crate) fn others(&self) -> impl Iterator<Item = (u64, bool)> + '_ {
+        self.others
+            .iter()
+            .map(|&m| (m & !DELIVERED_MARK, m & DELIVERED_MARK == 0))
+    }
+
     /// Recovery: `seq`, whose publish record here was passed to `dead_publish`, is live.
     pub(crate) fn set_recovered(&mut self, seq: u64) {
         if let Ok(i) = self.slot(seq)
@@ -161,6 +185,19 @@ mod tests {
         assert!(s.may_hold(3));
         assert_eq!((s.live, s.records), (4, 5));
         assert!(s.seqs.capacity() < 64);
+    }
+
+    #[test]
+    fn only_marks_of_messages_held_elsewhere_are_kept() {
+        let mut s = SegmentLive::default();
+        s.publish(10);
+        s.copy(3, true);
+        s.mark(10, false);
+        s.mark(10, true);
+        s.mark(3, true);
+        s.mark(7, false);
+        s.mark(8, true);
+        assert_eq!(s.others().collect::<Vec<_>>(), vec![(7, false), (8, true)]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod compact_tests;
 pub(crate) mod definitions;
 pub(crate) mod health;
 mod live;
+pub(crate) mod log_task;
 pub(crate) mod queue_log;
 pub(crate) mod segment;
 pub(crate) mod sync;
@@ -344,10 +345,12 @@ pub(super) fn read_queue(
                 Record::Delivered(seq) => {
                     next_seq = next_seq.max(seq + 1);
                     delivered.insert(seq);
+                    live.segments.entry(no).or_default().mark(seq, false);
                 }
                 Record::Settled(seq) => {
                     next_seq = next_seq.max(seq + 1);
                     settled.insert(seq);
+                    live.segments.entry(no).or_default().mark(seq, true);
                 }
             }
         }

@@ -154,9 +154,19 @@ impl QueueLog {
     fn append_after_pending(&mut self, bytes: &[u8], mark: bool) -> io::Result<(u64, u64, bool)> {
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
-            if let Err(e) = self.append_with_reserve(&pending, true) {
-                self.pending = pending;
-                return Err(e);
+            match self.append_with_reserve(&pending, true) {
+                Ok((no, _, _)) => {
+                    let seg = self.live.segments.entry(no).or_default();
+                    for (_, record) in segment::read_records(&pending).records {
+                        if let segment::Record::Settled(seq) = record {
+                            seg.mark(seq, true);
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.pending = pending;
+                    return Err(e);
+                }
             }
         }
         self.append_with_reserve(bytes, mark)
@@ -292,7 +302,9 @@ impl QueueLog {
     /// means it must not be: a message delivered before never comes back looking new.
     pub(crate) fn delivered(&mut self, seq: u64) -> io::Result<()> {
         segment::encode_mark(&mut self.buf, false, seq);
-        if self.write(true)?.2 {
+        let (no, _, started) = self.write(true)?;
+        self.live.segments.entry(no).or_default().mark(seq, false);
+        if started {
             self.maybe_compact();
         }
         Ok(())
@@ -346,7 +358,14 @@ impl QueueLog {
         }
         segment::encode_mark(&mut self.buf, true, seq);
         let started = match self.write(true) {
-            Ok((_, _, started)) => started,
+            Ok((written, _, started)) => {
+                self.live
+                    .segments
+                    .entry(written)
+                    .or_default()
+                    .mark(seq, true);
+                started
+            }
             Err(e) if e.kind() == io::ErrorKind::StorageFull => {
                 // Kept, and written before anything else this log writes. Segments it
                 // empties may still go: a deleted publish record needs no settle mark.
