@@ -12,6 +12,7 @@ use super::log;
 use super::outbound::{self, ConnShared, Outbound};
 use super::registry::NewConn;
 use super::session::{End, Session};
+use super::session_disk::{DiskWait, Resume};
 use super::sink::{Sink, TcpSink};
 use super::state::BrokerState;
 use amq_protocol::protocol::{AMQPClass, connection};
@@ -150,6 +151,10 @@ pub(crate) async fn serve<S: Transport>(
         &registered.flow,
     );
     let mut session = Session::new(broker.clone(), conn.clone(), neg);
+    session.waits_for_disk = true;
+    // A handler waiting for its disk work (`session_disk`): nothing else is read or
+    // handled until it has finished, so replies keep their order.
+    let mut waiting: Option<DiskWait> = None;
 
     let mut last_read = Instant::now();
     // Unacked deliveries are checked against the consumer timeout a few times per period.
@@ -173,10 +178,12 @@ pub(crate) async fn serve<S: Transport>(
                 format_args!("vhost '{vhost_name}' is down"),
             ));
         }
-        if unprocessed {
+        if unprocessed && waiting.is_none() {
             unprocessed = false;
             let alarms = throttle.alarms_now();
-            if let Err(end) = handle_batch(&mut session, &mut buf) {
+            let handled = handle_batch(&mut session, &mut buf);
+            waiting = session.disk_wait.take();
+            if let Err(end) = handled {
                 break end;
             }
             let published = std::mem::take(&mut session.published);
@@ -193,7 +200,7 @@ pub(crate) async fn serve<S: Transport>(
         // A peer that does not read what we send (replies, confirms, deliveries) is not
         // read either until its backlog drains: its unsent frames stay bounded.
         let backlogged = conn.backlogged();
-        let reading = throttle.reading() && !backlogged;
+        let reading = throttle.reading() && !backlogged && waiting.is_none();
         let spare = buf.capacity() - buf.len();
         let dead_at = last_read + heartbeat * 2 + Duration::from_millis(500);
         tokio::select! {
@@ -202,6 +209,16 @@ pub(crate) async fn serve<S: Transport>(
                 if let Some(limit) = ack_timeout {
                     session.enforce_ack_timeout(limit);
                 }
+            }
+            resume = async { waiting.as_mut()?.done().await }, if waiting.is_some() => {
+                let Some(wait) = waiting.take() else { continue };
+                let resumed = resume_handler(&mut session, wait, resume);
+                waiting = session.disk_wait.take();
+                if let Err(end) = resumed {
+                    break end;
+                }
+                // The frames that came behind it.
+                unprocessed = true;
             }
             r = rd.read_buf(&mut buf), if reading => match r {
                 Ok(0) => break End::PeerGone("client closed the socket".into()),
@@ -265,11 +282,25 @@ pub(crate) async fn serve<S: Transport>(
     log::info(format_args!("connection {id} from {peer} closed: {reason}"));
 }
 
-/// Handle one read batch. A panic in it (a bug, never an answer to input) ends only this
+/// Handle one read batch.
+fn handle_batch(session: &mut Session, buf: &mut BytesMut) -> Result<(), End> {
+    guarded(|| session.process(buf))
+}
+
+/// Finish a handler whose disk work is done, as `handle_batch` handles a frame.
+fn resume_handler(
+    session: &mut Session,
+    wait: DiskWait,
+    resume: Option<Resume>,
+) -> Result<(), End> {
+    guarded(|| session.resume(wait, resume))
+}
+
+/// Run frame handling. A panic in it (a bug, never an answer to input) ends only this
 /// connection: with 541 INTERNAL_ERROR to the client and the cause in the log, instead of
 /// a task that dies and leaves its connection half-alive.
-fn handle_batch(session: &mut Session, buf: &mut BytesMut) -> Result<(), End> {
-    let run = std::panic::AssertUnwindSafe(|| outbound::deferring(|| session.process(buf)));
+fn guarded(handle: impl FnOnce() -> Result<(), End>) -> Result<(), End> {
+    let run = std::panic::AssertUnwindSafe(|| outbound::deferring(handle));
     match std::panic::catch_unwind(run) {
         Ok(result) => result,
         Err(panic) => Err(End::Close(AmqpError::new(

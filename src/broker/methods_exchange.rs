@@ -7,7 +7,6 @@ use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::methods_queue::inequivalent;
 use super::queue_args::{as_string, assert_args_equivalent, type_name};
 use super::session::Session;
-use super::store::definitions::{Def, encode_args};
 use amq_protocol::protocol::{AMQPClass, exchange};
 use std::sync::Arc;
 
@@ -106,26 +105,24 @@ impl Session {
                                 d.durable,
                                 d.auto_delete,
                                 d.internal,
-                                d.arguments,
+                                d.arguments.clone(),
                             ));
-                            let mut exchanges = self
-                                .vhost
-                                .exchanges
-                                .write()
-                                .unwrap_or_else(|e| e.into_inner());
-                            if !exchanges.contains_key(name) {
-                                if x.durable {
-                                    self.vhost.record(|vhost| Def::Exchange {
-                                        vhost,
-                                        name: name.to_string(),
-                                        kind: x.kind.as_str().to_string(),
-                                        auto_delete: x.auto_delete,
-                                        internal: x.internal,
-                                        args: encode_args(&x.arguments),
-                                    })?;
-                                }
-                                exchanges.insert(name.to_string(), x);
+                            if x.durable && self.vhost.store.is_some() {
+                                // Its definitions record is disk work: done off the
+                                // runtime's threads, then the declare is handled again
+                                // and finds the exchange (equivalence, declare-ok).
+                                let vhost = self.vhost.clone();
+                                let again = d.clone();
+                                return self.after_disk(
+                                    ch,
+                                    move || vhost.declare_exchange(x),
+                                    move |s, declared| {
+                                        declared?;
+                                        s.exchange_method(ch, exchange::AMQPMethod::Declare(again))
+                                    },
+                                );
                             }
+                            self.vhost.declare_exchange(x)?;
                         }
                     }
                 }
@@ -174,21 +171,27 @@ impl Session {
                 self.permit_exchange_binding(b.source.as_str(), b.destination.as_str())?;
                 let source = self.bindable_exchange(b.source.as_str())?;
                 self.bindable_exchange(b.destination.as_str())?;
-                self.vhost.bind(
-                    &source,
-                    Binding {
-                        dest: Dest::Exchange(b.destination.to_string()),
-                        routing_key: b.routing_key.to_string(),
-                        arguments: b.arguments,
-                    },
-                );
-                if !b.nowait {
-                    self.reply(
-                        ch,
-                        AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
-                    );
+                let binding = Binding {
+                    dest: Dest::Exchange(b.destination.to_string()),
+                    routing_key: b.routing_key.to_string(),
+                    arguments: b.arguments,
+                };
+                let bind_ok = move |s: &mut Session, ()| {
+                    if !b.nowait {
+                        s.reply(
+                            ch,
+                            AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
+                        );
+                    }
+                    Ok(())
+                };
+                if self.vhost.binding_is_durable(&source, &binding.dest) {
+                    // Its definitions record is disk work (`session_disk`).
+                    let vhost = self.vhost.clone();
+                    return self.after_disk(ch, move || vhost.bind(&source, binding), bind_ok);
                 }
-                Ok(())
+                self.vhost.bind(&source, binding);
+                bind_ok(self, ())
             }
             exchange::AMQPMethod::Unbind(u) => {
                 self.permit_exchange_binding(u.source.as_str(), u.destination.as_str())?;

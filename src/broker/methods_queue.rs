@@ -4,7 +4,7 @@ use super::auth::Access;
 use super::auth::grant::Resource;
 use super::error::{AmqpError, AmqpResult, code, found};
 use super::exchange::{Binding, Dest, Exchange};
-use super::queue::{Queue, QueueSpec};
+use super::queue::{Consumer, Queue, QueueSpec};
 use super::queue_args::{DeclaredAs, QueueArgs, as_string, assert_equivalent, check_queue_type};
 use super::session::Session;
 use super::vhost::notify_cancelled;
@@ -77,21 +77,27 @@ impl Session {
                 self.permit_binding(ch, b.queue.as_str(), b.exchange.as_str())?;
                 let q = self.usable_queue(ch, b.queue.as_str())?;
                 let x = self.bindable_exchange(b.exchange.as_str())?;
-                self.vhost.bind(
-                    &x,
-                    Binding {
-                        dest: Dest::Queue(q),
-                        routing_key: key,
-                        arguments: b.arguments,
-                    },
-                );
-                if !b.nowait {
-                    self.reply(
-                        ch,
-                        AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
-                    );
+                let binding = Binding {
+                    dest: Dest::Queue(q),
+                    routing_key: key,
+                    arguments: b.arguments,
+                };
+                let bind_ok = move |s: &mut Session, ()| {
+                    if !b.nowait {
+                        s.reply(
+                            ch,
+                            AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
+                        );
+                    }
+                    Ok(())
+                };
+                if self.vhost.binding_is_durable(&x, &binding.dest) {
+                    // Its definitions record is disk work (`session_disk`).
+                    let vhost = self.vhost.clone();
+                    return self.after_disk(ch, move || vhost.bind(&x, binding), bind_ok);
                 }
-                Ok(())
+                self.vhost.bind(&x, binding);
+                bind_ok(self, ())
             }
             queue::AMQPMethod::Unbind(u) => {
                 let key = self.binding_key_shortcut(ch, u.queue.as_str(), u.routing_key.as_str());
@@ -135,35 +141,32 @@ impl Session {
                 let mut count = 0;
                 let mut cancelled = Vec::new();
                 // Deleting a queue that does not exist succeeds (RabbitMQ 3.10).
-                if let Some(q) = self.vhost.queue(&name) {
+                let queue = self.vhost.queue(&name);
+                if let Some(q) = &queue
+                    && q.log_id.is_some()
+                {
+                    self.check_exclusive(q)?;
+                    check_deletable(q, &d, &self.vhost.name)?;
+                    // Its definitions record and its files are disk work (`session_disk`).
+                    let (vhost, q) = (self.vhost.clone(), q.clone());
+                    return self.after_disk(
+                        ch,
+                        move || vhost.remove_queue(&q),
+                        move |s, (count, cancelled)| {
+                            s.queue_deleted(ch, d.nowait, count, cancelled);
+                            Ok(())
+                        },
+                    );
+                }
+                if let Some(q) = queue {
                     self.check_exclusive(&q)?;
-                    let (ready, _unacked, consumers) = q.counts();
-                    if d.if_unused && consumers > 0 {
-                        return Err(AmqpError::precondition(format_args!(
-                            "queue '{name}' in vhost '{}' in use",
-                            self.vhost.name
-                        )));
-                    }
-                    if d.if_empty && ready > 0 {
-                        return Err(AmqpError::precondition(format_args!(
-                            "queue '{name}' in vhost '{}' not empty",
-                            self.vhost.name
-                        )));
-                    }
+                    check_deletable(&q, &d, &self.vhost.name)?;
                     let (n, consumers) = self.vhost.remove_queue(&q);
                     count = n;
                     cancelled = consumers;
                     self.exclusive_queues.retain(|e| !Arc::ptr_eq(e, &q));
                 }
-                if !d.nowait {
-                    self.reply(
-                        ch,
-                        AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
-                            message_count: count,
-                        })),
-                    );
-                }
-                notify_cancelled(cancelled);
+                self.queue_deleted(ch, d.nowait, count, cancelled);
                 Ok(())
             }
             other => Err(AmqpError::new(
@@ -273,8 +276,37 @@ impl Session {
         };
         // Durable queues get a message log; exclusive ones die with their connection, so
         // RabbitMQ never brings them back.
-        let (queue, created) = self.vhost.declare_queue(spec, durable && owner.is_none())?;
-        if created && owner.is_some() {
+        let persist = durable && owner.is_none();
+        if persist && self.vhost.store.is_some() && self.vhost.queue(&name).is_none() {
+            // Its directory, first segment and definitions record are disk work: done
+            // off the runtime's threads while this connection waits.
+            let vhost = self.vhost.clone();
+            return self.after_disk(
+                ch,
+                move || vhost.declare_queue(spec, true),
+                move |s, declared| {
+                    let (queue, created) = declared?;
+                    s.queue_declared(ch, &d, name, requested_type, queue, created)
+                },
+            );
+        }
+        let (queue, created) = self.vhost.declare_queue(spec, persist)?;
+        self.queue_declared(ch, &d, name, requested_type, queue, created)
+    }
+
+    /// queue.declare once the queue exists: it must be the one declared; declare-ok.
+    fn queue_declared(
+        &mut self,
+        ch: u16,
+        d: &queue::Declare,
+        name: String,
+        requested_type: Option<String>,
+        queue: Arc<Queue>,
+        created: bool,
+    ) -> AmqpResult {
+        let vhost = self.vhost.name.clone();
+        let durable = d.durable;
+        if created && d.exclusive {
             self.exclusive_queues.push(queue.clone());
         }
         self.check_exclusive(&queue)?;
@@ -321,6 +353,19 @@ impl Session {
         self.declare_ok(ch, d.nowait, name, ready, consumers)
     }
 
+    /// delete-ok, then basic.cancel to the deleted queue's consumers (RabbitMQ's order).
+    fn queue_deleted(&mut self, ch: u16, nowait: bool, count: u32, cancelled: Vec<Consumer>) {
+        if !nowait {
+            self.reply(
+                ch,
+                AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
+                    message_count: count,
+                })),
+            );
+        }
+        notify_cancelled(cancelled);
+    }
+
     fn declare_ok(
         &mut self,
         ch: u16,
@@ -342,4 +387,22 @@ impl Session {
         self.chan(ch).last_queue = Some(name);
         Ok(())
     }
+}
+
+/// queue.delete's if-unused and if-empty conditions.
+fn check_deletable(q: &Arc<Queue>, d: &queue::Delete, vhost: &str) -> AmqpResult {
+    let (ready, _unacked, consumers) = q.counts();
+    if d.if_unused && consumers > 0 {
+        return Err(AmqpError::precondition(format_args!(
+            "queue '{}' in vhost '{vhost}' in use",
+            q.name
+        )));
+    }
+    if d.if_empty && ready > 0 {
+        return Err(AmqpError::precondition(format_args!(
+            "queue '{}' in vhost '{vhost}' not empty",
+            q.name
+        )));
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@
 //! - `session`        an open connection's channels, confirms, exceptions
 //! - `session_close` channel exceptions, releasing a channel, teardown, consumer timeout
 //! - `session_confirms` publisher confirms, batched, after the fsync when needed
+//! - `session_disk`     handlers that wait for disk work off the runtime's threads
 //! - `session_content` content assembly: method, header, body frames
 //! - `methods_exchange` exchange.* handlers
 //! - `methods_queue`  queue.* handlers
@@ -78,6 +79,7 @@ mod session;
 mod session_close;
 mod session_confirms;
 mod session_content;
+mod session_disk;
 mod sink;
 mod state;
 mod store;

@@ -121,6 +121,13 @@ pub(crate) struct Session {
     /// Channels whose close crossed ours: the client's close was answered and the channel
     /// released, but the client's close-ok for our close is still due (and is ignored).
     pub(crate) crossed_close: std::collections::HashSet<u16>,
+    /// Set by a connection task: handlers may wait for disk work off the runtime's
+    /// threads (`session_disk`); false runs it in place.
+    pub(crate) waits_for_disk: bool,
+    /// A handler waiting for its disk work: nothing more is handled until it finished.
+    pub(crate) disk_wait: Option<super::session_disk::DiskWait>,
+    /// Class and method ids of the channel method being handled.
+    pub(crate) handling: (u16, u16),
     /// The connection's place under `--max-connections`: freed when the session goes.
     _slot: super::conn_limit::ConnSlot,
     /// Its place under the vhost's `max-connections`: freed when the session goes.
@@ -144,6 +151,9 @@ impl Session {
             sync_outstanding: Arc::new(AtomicUsize::new(0)),
             published: false,
             crossed_close: std::collections::HashSet::new(),
+            waits_for_disk: false,
+            disk_wait: None,
+            handling: (0, 0),
             _slot: neg.slot,
             _vhost_slot: neg.vhost_slot,
         }
@@ -161,6 +171,10 @@ impl Session {
                 Ok(Some(frame)) => {
                     if let Err(end) = self.handle_frame(frame) {
                         break Err(end);
+                    }
+                    if self.disk_wait.is_some() {
+                        // The rest waits for that handler's reply (`session_disk`).
+                        break Ok(());
                     }
                 }
                 Ok(None) => break Ok(()),
@@ -321,7 +335,20 @@ impl Session {
                 "expected content header for class 60, got non content header frame instead",
             )));
         }
-        match self.dispatch(ch, method, payload) {
+        self.handling = ids;
+        let result = self.dispatch(ch, method, payload);
+        self.finish(ch, ids, result)
+    }
+
+    /// A channel method's outcome: a channel exception closes the channel, a hard one
+    /// the connection.
+    pub(crate) fn finish(
+        &mut self,
+        ch: u16,
+        ids: (u16, u16),
+        result: AmqpResult,
+    ) -> Result<(), End> {
+        match result {
             Ok(()) => Ok(()),
             Err(e) => {
                 let e = e.on_method(ids.0, ids.1);

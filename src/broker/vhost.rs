@@ -20,9 +20,11 @@ pub(crate) struct VHost {
     pub(crate) name: String,
     pub(crate) exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     pub(crate) queues: RwLock<HashMap<String, Arc<Queue>>>,
-    /// Serialises queue creation, whose disk work (the queue's log directory, the
-    /// definitions record, their fsyncs) runs without the `queues` lock: publishes and
-    /// lookups, which take that lock, never wait behind a declare's disk.
+    /// Serialises creating and removing queues and exchanges with their definitions
+    /// records (so records follow the order of the changes they describe). Their disk
+    /// work (a queue's log directory, the record, their fsyncs) runs without the
+    /// `queues` and `exchanges` locks: publishes and lookups, which take those, never
+    /// wait behind it.
     declaring: Mutex<()>,
     /// Persistence (`--data-dir`); None keeps everything in memory.
     pub(crate) store: Option<Arc<Store>>,
@@ -108,46 +110,128 @@ impl VHost {
         spec: QueueSpec,
         persist: bool,
     ) -> AmqpResult<(Arc<Queue>, bool)> {
+        if let Some(q) = self.queue(&spec.name) {
+            return Ok((q, false));
+        }
+        match &self.store {
+            Some(store) if persist => {
+                super::store::background::blocking(|| self.declare_durable_queue(store, spec))
+            }
+            _ => {
+                self.queue_limit(&spec.name, self.queue_count())?;
+                Ok(self.insert_queue(Queue::create(spec, self, None)))
+            }
+        }
+    }
+
+    fn queue_count(&self) -> usize {
+        self.queues.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// A durable queue's creation waits for the disk (its log directory, its definitions
+    /// record): serialised with the other durable changes under `declaring`, which
+    /// transient declares and lookups never take.
+    fn declare_durable_queue(
+        self: &Arc<Self>,
+        store: &Store,
+        spec: QueueSpec,
+    ) -> AmqpResult<(Arc<Queue>, bool)> {
         let _declaring = self.declaring.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(q) = self.queue(&spec.name) {
             return Ok((q, false));
         }
-        let count = self.queues.read().unwrap_or_else(|e| e.into_inner()).len();
-        self.queue_limit(&spec.name, count)?;
-        let log = match &self.store {
-            Some(store) if persist => super::store::background::blocking(|| {
-                let (id, log) = store.new_queue_log().map_err(|e| {
-                    AmqpError::new(
-                        code::INTERNAL_ERROR,
-                        format_args!("cannot create the log of queue '{}': {e}", spec.name),
-                    )
-                })?;
-                let recorded = self.record(|vhost| Def::Queue {
-                    vhost,
-                    name: spec.name.clone(),
-                    id,
-                    auto_delete: spec.auto_delete,
-                    args: encode_args(&spec.arguments),
-                });
-                if let Err(e) = recorded {
-                    log.destroy();
-                    return Err(e);
-                }
-                Ok(Some((id, log)))
-            })?,
-            _ => None,
-        };
-        let name = spec.name.clone();
-        let q = Queue::create(spec, self, log);
-        self.queues
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, q.clone());
-        Ok((q, true))
+        self.queue_limit(&spec.name, self.queue_count())?;
+        let (id, log) = store.new_queue_log().map_err(|e| {
+            AmqpError::new(
+                code::INTERNAL_ERROR,
+                format_args!("cannot create the log of queue '{}': {e}", spec.name),
+            )
+        })?;
+        let recorded = self.record(|vhost| Def::Queue {
+            vhost,
+            name: spec.name.clone(),
+            id,
+            auto_delete: spec.auto_delete,
+            args: encode_args(&spec.arguments),
+        });
+        if let Err(e) = recorded {
+            log.destroy();
+            return Err(e);
+        }
+        let ours = Queue::create(spec, self, Some((id, log)));
+        let (q, created) = self.insert_queue(ours.clone());
+        if !created {
+            // A transient queue of the name came first: this one's record and files go.
+            let _ = self.record(|vhost| Def::DeleteQueue {
+                vhost,
+                name: ours.name.clone(),
+            });
+            ours.mark_deleted();
+        }
+        Ok((q, created))
+    }
+
+    /// Insert `q` unless a queue of its name exists: the queue in place, and whether it
+    /// is `q`.
+    fn insert_queue(&self, q: Arc<Queue>) -> (Arc<Queue>, bool) {
+        let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
+        match queues.entry(q.name.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => (e.get().clone(), false),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(q.clone());
+                (q, true)
+            }
+        }
+    }
+
+    /// The exchange named like `x`: the existing one (`false`), or `x` added (`true`),
+    /// recorded first when durable. The one place exchanges are created (AMQP and the
+    /// management API alike); the record's fsync holds no lock that publishers take.
+    pub(crate) fn declare_exchange(&self, x: Arc<Exchange>) -> AmqpResult<(Arc<Exchange>, bool)> {
+        if let Some(existing) = self.exchange(&x.name) {
+            return Ok((existing, false));
+        }
+        if !x.durable || self.store.is_none() {
+            return Ok(self.insert_exchange(x));
+        }
+        let _declaring = self.declaring.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = self.exchange(&x.name) {
+            return Ok((existing, false));
+        }
+        self.record(|vhost| Def::Exchange {
+            vhost,
+            name: x.name.clone(),
+            kind: x.kind.as_str().to_string(),
+            auto_delete: x.auto_delete,
+            internal: x.internal,
+            args: encode_args(&x.arguments),
+        })?;
+        let (in_place, created) = self.insert_exchange(x);
+        if !created {
+            // A transient exchange of the name came first: the record goes.
+            let _ = self.record(|vhost| Def::DeleteExchange {
+                vhost,
+                name: in_place.name.clone(),
+            });
+        }
+        Ok((in_place, created))
+    }
+
+    /// Insert `x` unless an exchange of its name exists: the one in place, and whether
+    /// it is `x`.
+    fn insert_exchange(&self, x: Arc<Exchange>) -> (Arc<Exchange>, bool) {
+        let mut exchanges = self.exchanges.write().unwrap_or_else(|e| e.into_inner());
+        match exchanges.entry(x.name.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => (e.get().clone(), false),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(x.clone());
+                (x, true)
+            }
+        }
     }
 
     /// Whether a binding from `source` to `dest` survives a restart.
-    fn binding_is_durable(&self, source: &Exchange, dest: &Dest) -> bool {
+    pub(crate) fn binding_is_durable(&self, source: &Exchange, dest: &Dest) -> bool {
         self.store.is_some()
             && source.durable
             && match dest {
@@ -353,23 +437,31 @@ impl VHost {
     /// first and then sends basic.cancel, in RabbitMQ's order (clients such as amqplib
     /// resolve the delete before they see the cancel).
     pub(crate) fn remove_queue(&self, queue: &Arc<Queue>) -> (u32, Vec<Consumer>) {
-        let removed = {
-            let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
-            let ours = queues
-                .get(&queue.name)
-                .is_some_and(|q| Arc::ptr_eq(q, queue));
-            if ours {
-                queues.remove(&queue.name);
+        {
+            // A durable one's removal and record under `declaring`: a queue of the same
+            // name declared meanwhile is recorded after this deletion, not before it.
+            let _declaring = queue
+                .log_id
+                .is_some()
+                .then(|| self.declaring.lock().unwrap_or_else(|e| e.into_inner()));
+            let removed = {
+                let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
+                let ours = queues
+                    .get(&queue.name)
+                    .is_some_and(|q| Arc::ptr_eq(q, queue));
+                if ours {
+                    queues.remove(&queue.name);
+                }
+                ours
+            };
+            // Only the call that removed it records the deletion: a later queue of the
+            // same name must not lose its definition to a second, late delete.
+            if removed && queue.log_id.is_some() {
+                let _ = self.record(|vhost| Def::DeleteQueue {
+                    vhost,
+                    name: queue.name.clone(),
+                });
             }
-            ours
-        };
-        // Only the call that removed it records the deletion: a later queue of the same
-        // name must not lose its definition to a second, late delete.
-        if removed && queue.log_id.is_some() {
-            let _ = self.record(|vhost| Def::DeleteQueue {
-                vhost,
-                name: queue.name.clone(),
-            });
         }
         let emptied: Vec<String> = {
             let exchanges = self.exchanges.read().unwrap_or_else(|e| e.into_inner());
@@ -392,17 +484,24 @@ impl VHost {
     /// Remove an exchange and every binding that leads to it; auto-delete exchanges
     /// that lose their last binding that way go too.
     pub(crate) fn delete_exchange(&self, name: &str) -> Option<Arc<Exchange>> {
-        let removed = self
-            .exchanges
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name)?;
-        if removed.durable {
-            let _ = self.record(|vhost| Def::DeleteExchange {
-                vhost,
-                name: name.to_string(),
-            });
-        }
+        let removed = {
+            // As for queues: a redeclare is recorded after this deletion.
+            let durable = self.store.is_some() && self.exchange(name).is_some_and(|x| x.durable);
+            let _declaring =
+                durable.then(|| self.declaring.lock().unwrap_or_else(|e| e.into_inner()));
+            let removed = self
+                .exchanges
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name)?;
+            if removed.durable {
+                let _ = self.record(|vhost| Def::DeleteExchange {
+                    vhost,
+                    name: name.to_string(),
+                });
+            }
+            removed
+        };
         let dest = Dest::Exchange(name.to_string());
         let emptied: Vec<String> = {
             let exchanges = self.exchanges.read().unwrap_or_else(|e| e.into_inner());

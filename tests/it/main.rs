@@ -4,6 +4,7 @@
 //! `rmq` binary runs as a child process, and third-party clients run as scripts.
 
 mod broker_access;
+mod broker_disk_wait;
 mod broker_durability;
 mod broker_flow;
 mod broker_fuzz;

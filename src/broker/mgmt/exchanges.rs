@@ -10,7 +10,6 @@ use crate::broker::message::{Message, encode_header};
 use crate::broker::queue::Enqueued;
 use crate::broker::queue_args::assert_args_equivalent;
 use crate::broker::state::BrokerState;
-use crate::broker::store::definitions::{Def, encode_args};
 use crate::broker::vhost::VHost;
 use axum::Json;
 use axum::body::Bytes;
@@ -114,71 +113,60 @@ pub(super) fn declare_exchange(
     if name == super::DEFAULT_EXCHANGE || name.starts_with("amq.") {
         return Err(refused());
     }
-    let mut exchanges = v.exchanges.write().unwrap_or_else(|e| e.into_inner());
-    if let Some(x) = exchanges.get(&name) {
-        let inequivalent = |arg: &str, received: String, current: String| {
-            ApiError::bad_request(format!(
-                "inequivalent arg '{arg}' for exchange '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
-            ))
-        };
-        if x.kind != kind {
-            return Err(inequivalent(
-                "type",
-                kind_name.into(),
-                x.kind.as_str().into(),
-            ));
-        }
-        if x.durable != durable {
-            return Err(inequivalent(
-                "durable",
-                durable.to_string(),
-                x.durable.to_string(),
-            ));
-        }
-        if x.auto_delete != auto_delete {
-            return Err(inequivalent(
-                "auto_delete",
-                auto_delete.to_string(),
-                x.auto_delete.to_string(),
-            ));
-        }
-        if x.internal != internal {
-            return Err(inequivalent(
-                "internal",
-                internal.to_string(),
-                x.internal.to_string(),
-            ));
-        }
-        assert_args_equivalent(
-            &arguments,
-            &x.arguments,
-            &["alternate-exchange"],
-            "exchange",
-            &name,
-            &vhost,
-        )?;
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    let x = Arc::new(Exchange::new(
+    let declared = Arc::new(Exchange::new(
         &name,
         kind,
         durable,
         auto_delete,
         internal,
-        arguments,
+        arguments.clone(),
     ));
-    if durable {
-        v.record(|vhost| Def::Exchange {
-            vhost,
-            name: name.clone(),
-            kind: x.kind.as_str().to_string(),
-            auto_delete,
-            internal,
-            args: encode_args(&x.arguments),
-        })?;
+    let (x, created) = crate::broker::store::background::blocking(|| v.declare_exchange(declared))?;
+    if created {
+        return Ok(StatusCode::CREATED);
     }
-    exchanges.insert(name, x);
-    Ok(StatusCode::CREATED)
+    let inequivalent = |arg: &str, received: String, current: String| {
+        ApiError::bad_request(format!(
+            "inequivalent arg '{arg}' for exchange '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
+        ))
+    };
+    if x.kind != kind {
+        return Err(inequivalent(
+            "type",
+            kind_name.into(),
+            x.kind.as_str().into(),
+        ));
+    }
+    if x.durable != durable {
+        return Err(inequivalent(
+            "durable",
+            durable.to_string(),
+            x.durable.to_string(),
+        ));
+    }
+    if x.auto_delete != auto_delete {
+        return Err(inequivalent(
+            "auto_delete",
+            auto_delete.to_string(),
+            x.auto_delete.to_string(),
+        ));
+    }
+    if x.internal != internal {
+        return Err(inequivalent(
+            "internal",
+            internal.to_string(),
+            x.internal.to_string(),
+        ));
+    }
+    assert_args_equivalent(
+        &arguments,
+        &x.arguments,
+        &["alternate-exchange"],
+        "exchange",
+        &name,
+        &vhost,
+    )?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/exchanges/{vhost}/{name}[?if-unused=true]`.

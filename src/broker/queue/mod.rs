@@ -428,13 +428,17 @@ impl Queue {
 
     /// Mark deleted and return (ready count, consumers to notify).
     pub(crate) fn mark_deleted(&self) -> (u32, Vec<Consumer>) {
-        let mut st = self.lock();
-        st.deleted = true;
-        let n = st.ready.drain().len() as u32;
-        if let Some(log) = st.log.take() {
+        let (n, consumers, log) = {
+            let mut st = self.lock();
+            st.deleted = true;
+            let n = st.ready.drain().len() as u32;
+            (n, std::mem::take(&mut st.consumers), st.log.take())
+        };
+        // Its files go without the queue's lock held.
+        if let Some(log) = log {
             log.destroy();
         }
-        (n, std::mem::take(&mut st.consumers))
+        (n, consumers)
     }
 
     fn count_delivery(&self, stat: Stat, redelivered: bool) {

@@ -227,6 +227,11 @@ impl Store {
         if !self.health.check_dir() {
             return Err(self.health.error());
         }
+        // Tests hold a declare's disk work here (a slow disk) in stores whose path names a
+        // failpoint.
+        fail::fail_point!("store-new-queue-log", self.health.inject, |_| Err(
+            io::Error::other("injected failure creating a queue log")
+        ));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let dir = self.dir.join("queues").join(id.to_string());
         // A stale directory with this id cannot hold anything of the new queue.
