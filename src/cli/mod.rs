@@ -29,6 +29,7 @@ mod list_queues;
 mod list_users;
 mod list_vhosts;
 mod listing;
+mod move_messages;
 mod overview;
 mod perf;
 mod purge;
@@ -201,6 +202,8 @@ enum Command {
     ListPolicies(list_policies::ListPoliciesArgs),
     /// A one-screen summary of the broker: versions, totals, rates, listeners.
     Overview(overview::OverviewArgs),
+    /// Move messages to another queue, exchange or broker, confirmed before acked (at-least-once).
+    Move(move_messages::MoveArgs),
     /// Set a policy (like `rabbitmqctl set_policy`).
     SetPolicy(set_policy::SetPolicyArgs),
     /// Remove a policy (like `rabbitmqctl clear_policy`).
@@ -335,6 +338,7 @@ pub fn main_with(collect: fn()) -> ExitCode {
             Command::ListPermissions(a) => list_permissions::run(a, &ctx()?).await,
             Command::ListPolicies(a) => list_policies::run(a, &ctx()?).await,
             Command::Overview(a) => overview::run(a, &ctx()?).await,
+            Command::Move(a) => move_messages::run(a, &ctx()?).await,
             Command::SetPolicy(a) => set_policy::run(a, &ctx()?).await,
             Command::ClearPolicy(a) => clear_policy::run(a, &ctx()?).await,
             Command::AddUser(a) => add_user::run(a, &ctx()?).await,
