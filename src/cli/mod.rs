@@ -42,6 +42,7 @@ mod set_permissions;
 mod set_policy;
 mod stream;
 mod tail;
+mod topology;
 mod tutorial;
 mod worker;
 
@@ -202,6 +203,8 @@ enum Command {
     ListPolicies(list_policies::ListPoliciesArgs),
     /// A one-screen summary of the broker: versions, totals, rates, listeners.
     Overview(overview::OverviewArgs),
+    /// Draw a vhost's exchanges, bindings and queues: a tree, Graphviz DOT or Mermaid.
+    Topology(topology::TopologyArgs),
     /// Move messages to another queue, exchange or broker, confirmed before acked (at-least-once).
     Move(move_messages::MoveArgs),
     /// Set a policy (like `rabbitmqctl set_policy`).
@@ -338,6 +341,7 @@ pub fn main_with(collect: fn()) -> ExitCode {
             Command::ListPermissions(a) => list_permissions::run(a, &ctx()?).await,
             Command::ListPolicies(a) => list_policies::run(a, &ctx()?).await,
             Command::Overview(a) => overview::run(a, &ctx()?).await,
+            Command::Topology(a) => topology::run(a, &ctx()?).await,
             Command::Move(a) => move_messages::run(a, &ctx()?).await,
             Command::SetPolicy(a) => set_policy::run(a, &ctx()?).await,
             Command::ClearPolicy(a) => clear_policy::run(a, &ctx()?).await,
