@@ -15,6 +15,7 @@ mod broker_storage;
 mod broker_tls;
 mod broker_vhosts;
 mod broker_wire;
+mod cli_admin;
 mod cli_config;
 mod cli_errors;
 mod cli_formats;
