@@ -17,6 +17,7 @@ mod broker_vhosts;
 mod broker_wire;
 mod cli_admin;
 mod cli_config;
+mod cli_definitions;
 mod cli_errors;
 mod cli_formats;
 mod cli_generated;
