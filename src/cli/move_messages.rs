@@ -205,13 +205,32 @@ async fn move_messages(
             }
             Ok(())
         }
-        // The cause's own code (69 for a broker gone, 1 for a refusal), with what was done.
-        Err(e) => Err(coded(
-            exit::code(&e),
-            format!(
-                "moving from '{source}' to {to} stopped after {moved} of {target} messages: {e:#}; the rest stay in '{source}' (a message in flight may also have arrived: moves are at-least-once)"
-            ),
-        )),
+        Err(e) => {
+            // A broker that went away is 69 whatever lapin reported it as (an ack on a
+            // dead connection reads "invalid channel state"); else the cause's own code.
+            let (code, lost) = match (src.is_connected(), dst.is_connected()) {
+                (false, _) => (
+                    exit::UNAVAILABLE,
+                    "the connection to the source broker is lost: ",
+                ),
+                (_, false) => (
+                    exit::UNAVAILABLE,
+                    "the connection to the destination broker is lost: ",
+                ),
+                _ => (exit::code(&e), ""),
+            };
+            Err(coded(
+                code,
+                format!(
+                    "moving from '{source}' to {to} stopped after {moved} of {target} messages: {lost}{e:#}; the rest stay in '{source}'{again} (what was in flight may arrive twice: moves are at-least-once)",
+                    again = if lost.is_empty() {
+                        ""
+                    } else {
+                        ": run it again once the broker is back"
+                    }
+                ),
+            ))
+        }
     }
 }
 
