@@ -7,7 +7,7 @@
 //! | 2    | usage error (bad flags or arguments) |
 //! | 3    | `--count`/`--timeout` ended with fewer messages than asked |
 //! | 65   | bad input data (malformed header, JSON line, URL) |
-//! | 69   | broker or management API unreachable |
+//! | 69   | broker or management API unreachable (`await-startup`: not up in time) |
 //! | 77   | login refused, vhost not allowed |
 //! | 130  | interrupted (Ctrl-C) |
 
