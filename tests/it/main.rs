@@ -21,6 +21,7 @@ mod cli_definitions;
 mod cli_errors;
 mod cli_formats;
 mod cli_generated;
+mod cli_move;
 mod cli_ops;
 mod cli_replay;
 mod cli_support;
