@@ -53,7 +53,23 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('list-connections', 'list-connections', [CompletionResultType]::ParameterValue, 'List client connections through the management HTTP API (like `rabbitmqctl list_connections`)')
             [CompletionResult]::new('list-consumers', 'list-consumers', [CompletionResultType]::ParameterValue, 'List consumers through the management HTTP API (like `rabbitmqctl list_consumers`)')
             [CompletionResult]::new('list-vhosts', 'list-vhosts', [CompletionResultType]::ParameterValue, 'List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`)')
+            [CompletionResult]::new('list-channels', 'list-channels', [CompletionResultType]::ParameterValue, 'List channels through the management HTTP API (like `rabbitmqctl list_channels`)')
+            [CompletionResult]::new('list-users', 'list-users', [CompletionResultType]::ParameterValue, 'List users through the management HTTP API (like `rabbitmqctl list_users`)')
+            [CompletionResult]::new('list-permissions', 'list-permissions', [CompletionResultType]::ParameterValue, 'List the permissions in a vhost through the management HTTP API (like `rabbitmqctl list_permissions`)')
+            [CompletionResult]::new('list-policies', 'list-policies', [CompletionResultType]::ParameterValue, 'List policies through the management HTTP API (like `rabbitmqctl list_policies`)')
             [CompletionResult]::new('overview', 'overview', [CompletionResultType]::ParameterValue, 'A one-screen summary of the broker: versions, totals, rates, listeners')
+            [CompletionResult]::new('topology', 'topology', [CompletionResultType]::ParameterValue, 'Draw a vhost''s exchanges, bindings and queues: a tree, Graphviz DOT or Mermaid')
+            [CompletionResult]::new('move', 'move', [CompletionResultType]::ParameterValue, 'Move messages to another queue, exchange or broker, confirmed before acked (at-least-once)')
+            [CompletionResult]::new('set-policy', 'set-policy', [CompletionResultType]::ParameterValue, 'Set a policy (like `rabbitmqctl set_policy`)')
+            [CompletionResult]::new('clear-policy', 'clear-policy', [CompletionResultType]::ParameterValue, 'Remove a policy (like `rabbitmqctl clear_policy`)')
+            [CompletionResult]::new('add-user', 'add-user', [CompletionResultType]::ParameterValue, 'Create a user (like `rabbitmqctl add_user`)')
+            [CompletionResult]::new('delete-user', 'delete-user', [CompletionResultType]::ParameterValue, 'Delete a user (like `rabbitmqctl delete_user`)')
+            [CompletionResult]::new('set-permissions', 'set-permissions', [CompletionResultType]::ParameterValue, 'Set a user''s permissions in a vhost (like `rabbitmqctl set_permissions`)')
+            [CompletionResult]::new('add-vhost', 'add-vhost', [CompletionResultType]::ParameterValue, 'Create a virtual host (like `rabbitmqctl add_vhost`)')
+            [CompletionResult]::new('delete-vhost', 'delete-vhost', [CompletionResultType]::ParameterValue, 'Delete a virtual host and everything in it (like `rabbitmqctl delete_vhost`)')
+            [CompletionResult]::new('definitions', 'definitions', [CompletionResultType]::ParameterValue, 'Export or import the broker''s definitions (RabbitMQ''s JSON)')
+            [CompletionResult]::new('close-connection', 'close-connection', [CompletionResultType]::ParameterValue, 'Close a client connection, telling it why (like `rabbitmqctl close_connection`)')
+            [CompletionResult]::new('await-startup', 'await-startup', [CompletionResultType]::ParameterValue, 'Wait until the broker accepts connections (like `rabbitmqctl await_startup`)')
             [CompletionResult]::new('perf', 'perf', [CompletionResultType]::ParameterValue, 'Measure throughput and latency against a broker (PerfTest''s flags)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the embedded AMQP 0-9-1 broker in the foreground')
             [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Watch the messages flowing through an exchange, without taking them from anyone')
@@ -621,8 +637,398 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'rmq;list-channels' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;list-users' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only users whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;list-permissions' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;list-policies' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'rmq;overview' {
             [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;topology' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How to draw it')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;move' {
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Move at most N messages')
+            [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Move at most N messages')
+            [CompletionResult]::new('--to-url', '--to-url', [CompletionResultType]::ParameterName, 'The destination broker (default: the source''s)')
+            [CompletionResult]::new('--to-exchange', '--to-exchange', [CompletionResultType]::ParameterName, 'Publish to this exchange instead of a queue')
+            [CompletionResult]::new('-k', '-k', [CompletionResultType]::ParameterName, 'Routing key for --to-exchange (default: each message''s own)')
+            [CompletionResult]::new('--routing-key', '--routing-key', [CompletionResultType]::ParameterName, 'Routing key for --to-exchange (default: each message''s own)')
+            [CompletionResult]::new('--prefetch', '--prefetch', [CompletionResultType]::ParameterName, 'Messages in flight: the consumer''s prefetch and the destination''s confirm window')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;set-policy' {
+            [CompletionResult]::new('--apply-to', '--apply-to', [CompletionResultType]::ParameterName, 'What the policy applies to')
+            [CompletionResult]::new('--priority', '--priority', [CompletionResultType]::ParameterName, 'Where several policies match one queue or exchange, the highest priority wins')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;clear-policy' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;add-user' {
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Tags, comma-separated (administrator, monitoring, policymaker, management, ...)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password from stdin (its first line, without the line break)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;delete-user' {
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;set-permissions' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;add-vhost' {
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;delete-vhost' {
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;definitions' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write the broker''s definitions (RabbitMQ''s JSON) to FILE, or stdout')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Create what a definitions file (RabbitMQ''s JSON) describes, keeping what exists')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'rmq;definitions;export' {
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;definitions;import' {
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;definitions;help' {
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write the broker''s definitions (RabbitMQ''s JSON) to FILE, or stdout')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Create what a definitions file (RabbitMQ''s JSON) describes, keeping what exists')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'rmq;definitions;help;export' {
+            break
+        }
+        'rmq;definitions;help;import' {
+            break
+        }
+        'rmq;definitions;help;help' {
+            break
+        }
+        'rmq;close-connection' {
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'The reason the client is told (default: the broker''s, "Closed via management plugin")')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (default: table on a terminal, tsv otherwise; raw for messages)')
+            [CompletionResult]::new('--tls-ca-cert-file', '--tls-ca-cert-file', [CompletionResultType]::ParameterName, 'CA certificates (PEM) to verify the broker''s TLS certificate with, for amqps:// and an https:// management API, instead of the system''s trust store')
+            [CompletionResult]::new('--tls-cert-file', '--tls-cert-file', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for brokers that verify peers; needs --tls-key-file')
+            [CompletionResult]::new('--tls-key-file', '--tls-key-file', [CompletionResultType]::ParameterName, 'Private key (PEM) of --tls-cert-file')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the broker''s TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No notes, ready lines or progress bars on stderr (results and errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rmq;await-startup' {
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this many seconds (exit 69)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Also wait for the management API at this base URL')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -970,7 +1376,23 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('list-connections', 'list-connections', [CompletionResultType]::ParameterValue, 'List client connections through the management HTTP API (like `rabbitmqctl list_connections`)')
             [CompletionResult]::new('list-consumers', 'list-consumers', [CompletionResultType]::ParameterValue, 'List consumers through the management HTTP API (like `rabbitmqctl list_consumers`)')
             [CompletionResult]::new('list-vhosts', 'list-vhosts', [CompletionResultType]::ParameterValue, 'List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`)')
+            [CompletionResult]::new('list-channels', 'list-channels', [CompletionResultType]::ParameterValue, 'List channels through the management HTTP API (like `rabbitmqctl list_channels`)')
+            [CompletionResult]::new('list-users', 'list-users', [CompletionResultType]::ParameterValue, 'List users through the management HTTP API (like `rabbitmqctl list_users`)')
+            [CompletionResult]::new('list-permissions', 'list-permissions', [CompletionResultType]::ParameterValue, 'List the permissions in a vhost through the management HTTP API (like `rabbitmqctl list_permissions`)')
+            [CompletionResult]::new('list-policies', 'list-policies', [CompletionResultType]::ParameterValue, 'List policies through the management HTTP API (like `rabbitmqctl list_policies`)')
             [CompletionResult]::new('overview', 'overview', [CompletionResultType]::ParameterValue, 'A one-screen summary of the broker: versions, totals, rates, listeners')
+            [CompletionResult]::new('topology', 'topology', [CompletionResultType]::ParameterValue, 'Draw a vhost''s exchanges, bindings and queues: a tree, Graphviz DOT or Mermaid')
+            [CompletionResult]::new('move', 'move', [CompletionResultType]::ParameterValue, 'Move messages to another queue, exchange or broker, confirmed before acked (at-least-once)')
+            [CompletionResult]::new('set-policy', 'set-policy', [CompletionResultType]::ParameterValue, 'Set a policy (like `rabbitmqctl set_policy`)')
+            [CompletionResult]::new('clear-policy', 'clear-policy', [CompletionResultType]::ParameterValue, 'Remove a policy (like `rabbitmqctl clear_policy`)')
+            [CompletionResult]::new('add-user', 'add-user', [CompletionResultType]::ParameterValue, 'Create a user (like `rabbitmqctl add_user`)')
+            [CompletionResult]::new('delete-user', 'delete-user', [CompletionResultType]::ParameterValue, 'Delete a user (like `rabbitmqctl delete_user`)')
+            [CompletionResult]::new('set-permissions', 'set-permissions', [CompletionResultType]::ParameterValue, 'Set a user''s permissions in a vhost (like `rabbitmqctl set_permissions`)')
+            [CompletionResult]::new('add-vhost', 'add-vhost', [CompletionResultType]::ParameterValue, 'Create a virtual host (like `rabbitmqctl add_vhost`)')
+            [CompletionResult]::new('delete-vhost', 'delete-vhost', [CompletionResultType]::ParameterValue, 'Delete a virtual host and everything in it (like `rabbitmqctl delete_vhost`)')
+            [CompletionResult]::new('definitions', 'definitions', [CompletionResultType]::ParameterValue, 'Export or import the broker''s definitions (RabbitMQ''s JSON)')
+            [CompletionResult]::new('close-connection', 'close-connection', [CompletionResultType]::ParameterValue, 'Close a client connection, telling it why (like `rabbitmqctl close_connection`)')
+            [CompletionResult]::new('await-startup', 'await-startup', [CompletionResultType]::ParameterValue, 'Wait until the broker accepts connections (like `rabbitmqctl await_startup`)')
             [CompletionResult]::new('perf', 'perf', [CompletionResultType]::ParameterValue, 'Measure throughput and latency against a broker (PerfTest''s flags)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the embedded AMQP 0-9-1 broker in the foreground')
             [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Watch the messages flowing through an exchange, without taking them from anyone')
@@ -1047,7 +1469,63 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
         'rmq;help;list-vhosts' {
             break
         }
+        'rmq;help;list-channels' {
+            break
+        }
+        'rmq;help;list-users' {
+            break
+        }
+        'rmq;help;list-permissions' {
+            break
+        }
+        'rmq;help;list-policies' {
+            break
+        }
         'rmq;help;overview' {
+            break
+        }
+        'rmq;help;topology' {
+            break
+        }
+        'rmq;help;move' {
+            break
+        }
+        'rmq;help;set-policy' {
+            break
+        }
+        'rmq;help;clear-policy' {
+            break
+        }
+        'rmq;help;add-user' {
+            break
+        }
+        'rmq;help;delete-user' {
+            break
+        }
+        'rmq;help;set-permissions' {
+            break
+        }
+        'rmq;help;add-vhost' {
+            break
+        }
+        'rmq;help;delete-vhost' {
+            break
+        }
+        'rmq;help;definitions' {
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write the broker''s definitions (RabbitMQ''s JSON) to FILE, or stdout')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Create what a definitions file (RabbitMQ''s JSON) describes, keeping what exists')
+            break
+        }
+        'rmq;help;definitions;export' {
+            break
+        }
+        'rmq;help;definitions;import' {
+            break
+        }
+        'rmq;help;close-connection' {
+            break
+        }
+        'rmq;help;await-startup' {
             break
         }
         'rmq;help;perf' {

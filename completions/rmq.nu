@@ -606,6 +606,97 @@ module completions {
     ...columns: string        # Columns to show (rabbitmqctl's info items)
   ]
 
+  def "nu-complete rmq list-channels output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # List channels through the management HTTP API (like `rabbitmqctl list_channels`)
+  export extern "rmq list-channels" [
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq list-channels output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    ...columns: string        # Columns to show (rabbitmqctl's info items)
+  ]
+
+  def "nu-complete rmq list-users output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # List users through the management HTTP API (like `rabbitmqctl list_users`)
+  export extern "rmq list-users" [
+    --name: string            # Only users whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq list-users output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    ...columns: string        # Columns to show (rabbitmqctl's info items)
+  ]
+
+  def "nu-complete rmq list-permissions output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # List the permissions in a vhost through the management HTTP API (like `rabbitmqctl list_permissions`)
+  export extern "rmq list-permissions" [
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq list-permissions output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    ...columns: string        # Columns to show (rabbitmqctl's info items)
+  ]
+
+  def "nu-complete rmq list-policies output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # List policies through the management HTTP API (like `rabbitmqctl list_policies`)
+  export extern "rmq list-policies" [
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq list-policies output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    ...columns: string        # Columns to show (rabbitmqctl's info items)
+  ]
+
   def "nu-complete rmq overview output" [] {
     [ "table" "json" "jsonl" "tsv" "raw" ]
   }
@@ -617,6 +708,342 @@ module completions {
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq overview output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+  ]
+
+  def "nu-complete rmq topology format" [] {
+    [ "tree" "dot" "mermaid" ]
+  }
+
+  def "nu-complete rmq topology output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Draw a vhost's exchanges, bindings and queues: a tree, Graphviz DOT or Mermaid
+  export extern "rmq topology" [
+    --format: string@"nu-complete rmq topology format" # How to draw it
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq topology output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+  ]
+
+  def "nu-complete rmq move output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Move messages to another queue, exchange or broker, confirmed before acked (at-least-once)
+  export extern "rmq move" [
+    --count(-n): string       # Move at most N messages
+    --to-url: string          # The destination broker (default: the source's)
+    --to-exchange: string     # Publish to this exchange instead of a queue
+    --routing-key(-k): string # Routing key for --to-exchange (default: each message's own)
+    --prefetch: string        # Messages in flight: the consumer's prefetch and the destination's confirm window
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq move output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    source: string            # Queue to take the messages from
+    destination?: string      # Queue to put them in (through the default exchange)
+  ]
+
+  def "nu-complete rmq set-policy apply_to" [] {
+    [ "queues" "exchanges" "all" ]
+  }
+
+  def "nu-complete rmq set-policy output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Set a policy (like `rabbitmqctl set_policy`)
+  export extern "rmq set-policy" [
+    --apply-to: string@"nu-complete rmq set-policy apply_to" # What the policy applies to
+    --priority: string        # Where several policies match one queue or exchange, the highest priority wins
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq set-policy output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    name: string              # Policy name
+    pattern: string           # Regular expression matched against the names of queues and/or exchanges
+    definition: string        # The settings, as a JSON object, e.g. '{"max-length":1000}'
+  ]
+
+  def "nu-complete rmq clear-policy output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Remove a policy (like `rabbitmqctl clear_policy`)
+  export extern "rmq clear-policy" [
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq clear-policy output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    name: string              # Policy name
+  ]
+
+  def "nu-complete rmq add-user output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Create a user (like `rabbitmqctl add_user`)
+  export extern "rmq add-user" [
+    --password-stdin          # Read the password from stdin (its first line, without the line break)
+    --tags: string            # Tags, comma-separated (administrator, monitoring, policymaker, management, ...)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq add-user output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    name: string              # User name
+    password?: string         # Password (prefer --password-stdin)
+  ]
+
+  def "nu-complete rmq delete-user output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Delete a user (like `rabbitmqctl delete_user`)
+  export extern "rmq delete-user" [
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq delete-user output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    name: string              # User name
+  ]
+
+  def "nu-complete rmq set-permissions output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Set a user's permissions in a vhost (like `rabbitmqctl set_permissions`)
+  export extern "rmq set-permissions" [
+    --vhost(-p): string       # Virtual host (default: the URL's)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq set-permissions output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    user: string              # User name
+    conf: string              # Configure permission (regular expression)
+    write: string             # Write permission (regular expression)
+    read: string              # Read permission (regular expression)
+  ]
+
+  def "nu-complete rmq add-vhost output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Create a virtual host (like `rabbitmqctl add_vhost`)
+  export extern "rmq add-vhost" [
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq add-vhost output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    name: string              # Virtual host name
+  ]
+
+  def "nu-complete rmq delete-vhost output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Delete a virtual host and everything in it (like `rabbitmqctl delete_vhost`)
+  export extern "rmq delete-vhost" [
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq delete-vhost output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    name: string              # Virtual host name
+  ]
+
+  def "nu-complete rmq definitions output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Export or import the broker's definitions (RabbitMQ's JSON)
+  export extern "rmq definitions" [
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq definitions output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+  ]
+
+  def "nu-complete rmq definitions export output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Write the broker's definitions (RabbitMQ's JSON) to FILE, or stdout
+  export extern "rmq definitions export" [
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq definitions export output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    file?: path               # Write here (replacing the file) instead of stdout
+  ]
+
+  def "nu-complete rmq definitions import output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Create what a definitions file (RabbitMQ's JSON) describes, keeping what exists
+  export extern "rmq definitions import" [
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq definitions import output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    file: path                # The definitions file; `-` reads stdin
+  ]
+
+  # Print this message or the help of the given subcommand(s)
+  export extern "rmq definitions help" [
+  ]
+
+  # Write the broker's definitions (RabbitMQ's JSON) to FILE, or stdout
+  export extern "rmq definitions help export" [
+  ]
+
+  # Create what a definitions file (RabbitMQ's JSON) describes, keeping what exists
+  export extern "rmq definitions help import" [
+  ]
+
+  # Print this message or the help of the given subcommand(s)
+  export extern "rmq definitions help help" [
+  ]
+
+  def "nu-complete rmq close-connection output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Close a client connection, telling it why (like `rabbitmqctl close_connection`)
+  export extern "rmq close-connection" [
+    --reason: string          # The reason the client is told (default: the broker's, "Closed via management plugin")
+    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq close-connection output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
+    --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
+    --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
+    --tls-key-file: path      # Private key (PEM) of --tls-cert-file
+    --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --help(-h)                # Print help (see more with '--help')
+    --version(-V)             # Print version
+    name: string              # Connection name (the broker's, or the client-provided one)
+  ]
+
+  def "nu-complete rmq await-startup output" [] {
+    [ "table" "json" "jsonl" "tsv" "raw" ]
+  }
+
+  # Wait until the broker accepts connections (like `rabbitmqctl await_startup`)
+  export extern "rmq await-startup" [
+    --timeout: string         # Give up after this many seconds (exit 69)
+    --api-url: string         # Also wait for the management API at this base URL
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
+    --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
+    --output(-o): string@"nu-complete rmq await-startup output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
     --tls-ca-cert-file: path  # CA certificates (PEM) to verify the broker's TLS certificate with, for amqps:// and an https:// management API, instead of the system's trust store
     --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
@@ -996,8 +1423,80 @@ module completions {
   export extern "rmq help list-vhosts" [
   ]
 
+  # List channels through the management HTTP API (like `rabbitmqctl list_channels`)
+  export extern "rmq help list-channels" [
+  ]
+
+  # List users through the management HTTP API (like `rabbitmqctl list_users`)
+  export extern "rmq help list-users" [
+  ]
+
+  # List the permissions in a vhost through the management HTTP API (like `rabbitmqctl list_permissions`)
+  export extern "rmq help list-permissions" [
+  ]
+
+  # List policies through the management HTTP API (like `rabbitmqctl list_policies`)
+  export extern "rmq help list-policies" [
+  ]
+
   # A one-screen summary of the broker: versions, totals, rates, listeners
   export extern "rmq help overview" [
+  ]
+
+  # Draw a vhost's exchanges, bindings and queues: a tree, Graphviz DOT or Mermaid
+  export extern "rmq help topology" [
+  ]
+
+  # Move messages to another queue, exchange or broker, confirmed before acked (at-least-once)
+  export extern "rmq help move" [
+  ]
+
+  # Set a policy (like `rabbitmqctl set_policy`)
+  export extern "rmq help set-policy" [
+  ]
+
+  # Remove a policy (like `rabbitmqctl clear_policy`)
+  export extern "rmq help clear-policy" [
+  ]
+
+  # Create a user (like `rabbitmqctl add_user`)
+  export extern "rmq help add-user" [
+  ]
+
+  # Delete a user (like `rabbitmqctl delete_user`)
+  export extern "rmq help delete-user" [
+  ]
+
+  # Set a user's permissions in a vhost (like `rabbitmqctl set_permissions`)
+  export extern "rmq help set-permissions" [
+  ]
+
+  # Create a virtual host (like `rabbitmqctl add_vhost`)
+  export extern "rmq help add-vhost" [
+  ]
+
+  # Delete a virtual host and everything in it (like `rabbitmqctl delete_vhost`)
+  export extern "rmq help delete-vhost" [
+  ]
+
+  # Export or import the broker's definitions (RabbitMQ's JSON)
+  export extern "rmq help definitions" [
+  ]
+
+  # Write the broker's definitions (RabbitMQ's JSON) to FILE, or stdout
+  export extern "rmq help definitions export" [
+  ]
+
+  # Create what a definitions file (RabbitMQ's JSON) describes, keeping what exists
+  export extern "rmq help definitions import" [
+  ]
+
+  # Close a client connection, telling it why (like `rabbitmqctl close_connection`)
+  export extern "rmq help close-connection" [
+  ]
+
+  # Wait until the broker accepts connections (like `rabbitmqctl await_startup`)
+  export extern "rmq help await-startup" [
   ]
 
   # Measure throughput and latency against a broker (PerfTest's flags)

@@ -7,7 +7,7 @@
 //! | 2    | usage error (bad flags or arguments) |
 //! | 3    | `--count`/`--timeout` ended with fewer messages than asked |
 //! | 65   | bad input data (malformed header, JSON line, URL) |
-//! | 69   | broker or management API unreachable |
+//! | 69   | broker or management API unreachable (`await-startup`: not up in time) |
 //! | 77   | login refused, vhost not allowed |
 //! | 130  | interrupted (Ctrl-C) |
 
@@ -57,9 +57,12 @@ pub fn coded(code: u8, message: impl Into<String>) -> anyhow::Error {
 
 /// The exit code for an error: the first `CodedError` in its chain, else `FAILURE`.
 pub fn code_of(err: &anyhow::Error) -> ExitCode {
-    let code = err
-        .chain()
+    ExitCode::from(code(err))
+}
+
+/// The same as a number, for commands that decide by it (retry what is unavailable).
+pub fn code(err: &anyhow::Error) -> u8 {
+    err.chain()
         .find_map(|e| e.downcast_ref::<CodedError>().map(|c| c.code))
-        .unwrap_or(FAILURE);
-    ExitCode::from(code)
+        .unwrap_or(FAILURE)
 }

@@ -99,13 +99,8 @@ pub(crate) async fn run(
     kind: &Kind,
     columns: &[String],
 ) -> anyhow::Result<()> {
-    let uri = parse_url(&ctx.connect.url)?;
-    let vhost = args.vhost.clone().unwrap_or_else(|| uri.vhost.clone());
-    let api = ApiConfig::from_amqp(
-        &uri,
-        args.api_url.clone().or_else(|| profile_api_url(ctx)),
-        ctx.connect.tls.clone(),
-    );
+    let (api, url_vhost) = api_config(ctx, args.api_url.clone())?;
+    let vhost = args.vhost.clone().unwrap_or(url_vhost);
     let scoped = kind.path.contains("{vhost}");
     let mut path = kind.path.replace("{vhost}", &api_segment(&vhost));
     // Ask only for what is shown, sorted and filtered on (RabbitMQ honours `columns` too):
@@ -152,6 +147,18 @@ pub(crate) async fn run(
 /// The management API URL from `--api-url`'s fallbacks: `RMQ_API_URL` or the profile.
 pub(crate) fn profile_api_url(ctx: &Ctx) -> Option<String> {
     ctx.settings.api_url.as_ref().map(|s| s.value.clone())
+}
+
+/// The management API to talk to (`--api-url`, else `RMQ_API_URL` or the profile's, else
+/// the broker URL's host on port 15672 with its credentials) and the broker URL's vhost.
+pub(crate) fn api_config(ctx: &Ctx, flag: Option<String>) -> anyhow::Result<(ApiConfig, String)> {
+    let uri = parse_url(&ctx.connect.url)?;
+    let api = ApiConfig::from_amqp(
+        &uri,
+        flag.or_else(|| profile_api_url(ctx)),
+        ctx.connect.tls.clone(),
+    );
+    Ok((api, uri.vhost))
 }
 
 #[cfg(test)]

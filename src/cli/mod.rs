@@ -1,21 +1,35 @@
 //! The command line: clap definitions, one file per subcommand (`XArgs` + `run`), and
 //! `main`'s single place for turning an outcome into a message and an exit code.
 
+mod add_user;
+mod add_vhost;
+mod admin;
 mod args;
+mod await_startup;
 mod bind;
+mod clear_policy;
+mod close_connection;
 mod config;
 mod declare;
+mod definitions;
 mod delete;
+mod delete_user;
+mod delete_vhost;
 mod emit_log;
 mod exec;
 mod generate;
 mod list_bindings;
+mod list_channels;
 mod list_connections;
 mod list_consumers;
 mod list_exchanges;
+mod list_permissions;
+mod list_policies;
 mod list_queues;
+mod list_users;
 mod list_vhosts;
 mod listing;
+mod move_messages;
 mod overview;
 mod perf;
 mod purge;
@@ -24,8 +38,11 @@ mod rpc_call;
 mod rpc_serve;
 mod send;
 mod serve;
+mod set_permissions;
+mod set_policy;
 mod stream;
 mod tail;
+mod topology;
 mod tutorial;
 mod worker;
 
@@ -176,8 +193,44 @@ enum Command {
     ListConsumers(list_consumers::ListConsumersArgs),
     /// List virtual hosts through the management HTTP API (like `rabbitmqctl list_vhosts`).
     ListVhosts(list_vhosts::ListVhostsArgs),
+    /// List channels through the management HTTP API (like `rabbitmqctl list_channels`).
+    ListChannels(list_channels::ListChannelsArgs),
+    /// List users through the management HTTP API (like `rabbitmqctl list_users`).
+    ListUsers(list_users::ListUsersArgs),
+    /// List the permissions in a vhost through the management HTTP API (like `rabbitmqctl list_permissions`).
+    ListPermissions(list_permissions::ListPermissionsArgs),
+    /// List policies through the management HTTP API (like `rabbitmqctl list_policies`).
+    ListPolicies(list_policies::ListPoliciesArgs),
     /// A one-screen summary of the broker: versions, totals, rates, listeners.
     Overview(overview::OverviewArgs),
+    /// Draw a vhost's exchanges, bindings and queues: a tree, Graphviz DOT or Mermaid.
+    Topology(topology::TopologyArgs),
+    /// Move messages to another queue, exchange or broker, confirmed before acked (at-least-once).
+    Move(move_messages::MoveArgs),
+    /// Set a policy (like `rabbitmqctl set_policy`).
+    SetPolicy(set_policy::SetPolicyArgs),
+    /// Remove a policy (like `rabbitmqctl clear_policy`).
+    ClearPolicy(clear_policy::ClearPolicyArgs),
+    /// Create a user (like `rabbitmqctl add_user`).
+    AddUser(add_user::AddUserArgs),
+    /// Delete a user (like `rabbitmqctl delete_user`).
+    DeleteUser(delete_user::DeleteUserArgs),
+    /// Set a user's permissions in a vhost (like `rabbitmqctl set_permissions`).
+    SetPermissions(set_permissions::SetPermissionsArgs),
+    /// Create a virtual host (like `rabbitmqctl add_vhost`).
+    AddVhost(add_vhost::AddVhostArgs),
+    /// Delete a virtual host and everything in it (like `rabbitmqctl delete_vhost`).
+    DeleteVhost(delete_vhost::DeleteVhostArgs),
+    /// Export or import the broker's definitions (RabbitMQ's JSON).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rmq definitions export backup.json\n  rmq definitions import backup.json\n  rmq definitions export | rmq --url amqp://guest:guest@other:5672 definitions import -"
+    )]
+    Definitions(definitions::DefinitionsCommand),
+    /// Close a client connection, telling it why (like `rabbitmqctl close_connection`).
+    CloseConnection(close_connection::CloseConnectionArgs),
+    /// Wait until the broker accepts connections (like `rabbitmqctl await_startup`).
+    AwaitStartup(await_startup::AwaitStartupArgs),
     /// Measure throughput and latency against a broker (PerfTest's flags).
     Perf(perf::PerfArgs),
     /// Run the embedded AMQP 0-9-1 broker in the foreground.
@@ -283,7 +336,23 @@ pub fn main_with(collect: fn()) -> ExitCode {
             Command::ListConnections(a) => list_connections::run(a, &ctx()?).await,
             Command::ListConsumers(a) => list_consumers::run(a, &ctx()?).await,
             Command::ListVhosts(a) => list_vhosts::run(a, &ctx()?).await,
+            Command::ListChannels(a) => list_channels::run(a, &ctx()?).await,
+            Command::ListUsers(a) => list_users::run(a, &ctx()?).await,
+            Command::ListPermissions(a) => list_permissions::run(a, &ctx()?).await,
+            Command::ListPolicies(a) => list_policies::run(a, &ctx()?).await,
             Command::Overview(a) => overview::run(a, &ctx()?).await,
+            Command::Topology(a) => topology::run(a, &ctx()?).await,
+            Command::Move(a) => move_messages::run(a, &ctx()?).await,
+            Command::SetPolicy(a) => set_policy::run(a, &ctx()?).await,
+            Command::ClearPolicy(a) => clear_policy::run(a, &ctx()?).await,
+            Command::AddUser(a) => add_user::run(a, &ctx()?).await,
+            Command::DeleteUser(a) => delete_user::run(a, &ctx()?).await,
+            Command::SetPermissions(a) => set_permissions::run(a, &ctx()?).await,
+            Command::AddVhost(a) => add_vhost::run(a, &ctx()?).await,
+            Command::DeleteVhost(a) => delete_vhost::run(a, &ctx()?).await,
+            Command::Definitions(a) => definitions::run(a, &ctx()?).await,
+            Command::CloseConnection(a) => close_connection::run(a, &ctx()?).await,
+            Command::AwaitStartup(a) => await_startup::run(a, &ctx()?).await,
             Command::Serve(a) => serve::run(a).await,
             Command::Perf(a) => {
                 let ctx = ctx()?;

@@ -2,7 +2,7 @@
 //! listeners), from RabbitMQ or `rmq serve` alike.
 
 use super::Ctx;
-use crate::client::{ApiConfig, api_get, parse_url};
+use crate::client::api_get;
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -26,13 +26,7 @@ fn at(v: &Value, path: &str) -> Value {
 }
 
 pub(crate) async fn run(args: OverviewArgs, ctx: &Ctx) -> anyhow::Result<()> {
-    let uri = parse_url(&ctx.connect.url)?;
-    let api = ApiConfig::from_amqp(
-        &uri,
-        args.api_url
-            .or_else(|| crate::cli::listing::profile_api_url(ctx)),
-        ctx.connect.tls.clone(),
-    );
+    let (api, _) = super::listing::api_config(ctx, args.api_url)?;
     let o = api_get(&api, "overview", None).await?;
     let listeners: Vec<String> = o
         .get("listeners")

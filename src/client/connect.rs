@@ -133,6 +133,12 @@ impl Session {
         &self.uri.vhost
     }
 
+    /// Whether the connection is still open: after a failure, a broker that went away
+    /// (retry later) is told apart from one that refused something.
+    pub fn is_connected(&self) -> bool {
+        self.conn.status().connected()
+    }
+
     /// The parsed URI (host, credentials) — the management API derives its defaults from it.
     pub fn uri(&self) -> &AMQPUri {
         &self.uri

@@ -1,5 +1,6 @@
-//! The RabbitMQ management HTTP API (`/api/...`), for what AMQP cannot tell: listings and
-//! the overview.
+//! The RabbitMQ management HTTP API (`/api/...`), for what AMQP cannot tell or do:
+//! listings, the overview, and the operator's changes (users, vhosts, permissions,
+//! policies, definitions, closing connections).
 
 use super::tls::{TlsOptions, unused_config};
 use crate::exit::{self, coded};
@@ -108,6 +109,77 @@ fn unreachable(base: &str, why: String) -> anyhow::Error {
 /// refused login (77), unknown vhost or object (1).
 pub async fn get(api: &ApiConfig, path: &str, vhost: Option<&str>) -> anyhow::Result<Value> {
     let base = api.base.trim_end_matches('/');
+    let reply = request(api, Method::Get, path, None, None).await?;
+    match reply.status {
+        200 => Ok(reply.body),
+        404 => {
+            let what = match vhost {
+                Some(v) => format!("has no vhost '{v}'"),
+                None => format!("has no /api/{path}"),
+            };
+            Err(coded(
+                exit::FAILURE,
+                format!("the management API at {base} {what} (404)"),
+            ))
+        }
+        status => Err(unreachable(base, format!("HTTP {status}"))),
+    }
+}
+
+/// The HTTP methods rmq uses on the management API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Read.
+    Get,
+    /// Create or replace (users, vhosts, permissions, policies).
+    Put,
+    /// Act (definitions import).
+    Post,
+    /// Remove (users, vhosts, policies, connections).
+    Delete,
+}
+
+/// An answer the caller must judge: what a 404 or a 400 means depends on what was asked.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body (`Null` when empty or not JSON, as 201 and 204 answers are).
+    pub body: Value,
+}
+
+impl Reply {
+    /// The broker's reason for a refusal: RabbitMQ's `{"error","reason"}` body (its reason
+    /// may be a term rendered as a list, and is HTML-escaped), else the status line.
+    pub fn reason(&self) -> String {
+        let text = match self.body.get("reason").or_else(|| self.body.get("error")) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => format!("HTTP {}", self.status),
+        };
+        let text = text
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&");
+        // RabbitMQ's validation reasons run over lines ("Validation failed\n\n..."):
+        // errors are one line.
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// `{method} /api/{path}` with an optional JSON body and `X-Reason` header (connection
+/// closes). Unreachable (69) and a refused login (77) are errors here, whatever was
+/// asked; every other status is the caller's to judge.
+pub async fn request(
+    api: &ApiConfig,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    reason: Option<&str>,
+) -> anyhow::Result<Reply> {
+    let base = api.base.trim_end_matches('/');
     let url = format!("{base}/api/{path}");
     // Always our rustls configuration: reqwest has no crypto provider of its own here.
     let tls = if url.starts_with("https://") {
@@ -120,39 +192,49 @@ pub async fn get(api: &ApiConfig, path: &str, vhost: Option<&str>) -> anyhow::Re
         .tls_backend_preconfigured(tls)
         .build()
         .context("cannot set up an HTTP client")?;
-    let resp = client
-        .get(&url)
-        .basic_auth(&api.user, Some(&api.password))
+    let mut req = match method {
+        Method::Get => client.get(&url),
+        Method::Put => client.put(&url),
+        Method::Post => client.post(&url),
+        Method::Delete => client.delete(&url),
+    }
+    .basic_auth(&api.user, Some(&api.password));
+    if let Some(body) = body {
+        // RabbitMQ answers 415 to a body without this header.
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    if let Some(reason) = reason {
+        req = req.header("x-reason", reason);
+    }
+    let resp = req
         .send()
         .await
         .map_err(|e| unreachable(base, root_cause(&e)))?;
-    let status = resp.status();
-    match status.as_u16() {
-        200 => {}
-        401 => {
-            return Err(coded(
-                exit::NOPERM,
-                format!(
-                    "the management API at {base} refused user '{}' (401: wrong password, or the user lacks the 'management' tag)",
-                    api.user
-                ),
-            ));
-        }
-        404 => {
-            let what = match vhost {
-                Some(v) => format!("has no vhost '{v}'"),
-                None => format!("has no /api/{path}"),
-            };
-            return Err(coded(
-                exit::FAILURE,
-                format!("the management API at {base} {what} (404)"),
-            ));
-        }
-        _ => return Err(unreachable(base, format!("HTTP {status}"))),
+    let status = resp.status().as_u16();
+    if status == 401 {
+        return Err(coded(
+            exit::NOPERM,
+            format!(
+                "the management API at {base} refused user '{}' (401: wrong password, or the user lacks the 'management' tag; users, vhosts, permissions and definitions need 'administrator')",
+                api.user
+            ),
+        ));
     }
-    resp.json()
+    let bytes = resp
+        .bytes()
         .await
-        .map_err(|e| unreachable(base, format!("the answer is not JSON ({e})")))
+        .map_err(|e| unreachable(base, format!("the answer was cut short ({e})")))?;
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else if status == 200 {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| unreachable(base, format!("the answer is not JSON ({e})")))?
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
+    Ok(Reply { status, body })
 }
 
 /// reqwest's top-level message is "error sending request"; the cause says why.

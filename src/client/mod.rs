@@ -9,7 +9,7 @@
 //! - `rpc`       request/reply with correlation ids and direct reply-to
 //! - `message`   the plain message type and its lossless JSON-lines form
 //! - `value`     AMQP field values ⇄ typed JSON
-//! - `mgmt`      the management HTTP API (listings, overview)
+//! - `mgmt`      the management HTTP API (listings, overview, the operator's changes)
 //! - `tls`       certificates for amqps:// and https://, shared by lapin and reqwest
 
 mod connect;
@@ -28,7 +28,10 @@ pub use connect::{
 };
 pub use consume::{ConsumeOptions, Delivery, Settle, Settler, Subscription};
 pub use message::{Message, Properties};
-pub use mgmt::{ApiConfig, get as api_get, list as api_list, list_queues, segment as api_segment};
+pub use mgmt::{
+    ApiConfig, Method as ApiMethod, Reply as ApiReply, get as api_get, list as api_list,
+    list_queues, request as api_request, segment as api_segment,
+};
 pub use publish::{PublishOptions, PublishReport, Publisher};
 pub use rpc::{DIRECT_REPLY_TO, RpcClient};
 pub use tls::TlsOptions;

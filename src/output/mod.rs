@@ -5,7 +5,9 @@
 //! - `template`  `--format` templates for messages
 //! - `saved`     the `--save-dir` / `--replay-dir` directory of messages
 //! - `progress`  indicatif bars, hidden off a terminal or with `--quiet`
+//! - `graph`     a vhost's topology as a tree, Graphviz DOT or a Mermaid flowchart
 
+pub mod graph;
 mod progress;
 mod saved;
 mod table;
