@@ -7,9 +7,7 @@ use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::methods_queue::inequivalent;
 use super::queue_args::{as_string, assert_args_equivalent, type_name};
 use super::session::Session;
-use super::store::definitions::{Def, encode_args};
 use amq_protocol::protocol::{AMQPClass, exchange};
-use std::sync::Arc;
 
 impl Session {
     pub(crate) fn exchange_method(&mut self, ch: u16, m: exchange::AMQPMethod) -> AmqpResult {
@@ -100,32 +98,14 @@ impl Session {
                                     "exchange name '{name}' contains reserved prefix 'amq.*'"
                                 )));
                             }
-                            let x = Arc::new(Exchange::new(
+                            self.vhost.add_exchange(Exchange::new(
                                 name,
                                 kind,
                                 d.durable,
                                 d.auto_delete,
                                 d.internal,
                                 d.arguments,
-                            ));
-                            let mut exchanges = self
-                                .vhost
-                                .exchanges
-                                .write()
-                                .unwrap_or_else(|e| e.into_inner());
-                            if !exchanges.contains_key(name) {
-                                if x.durable {
-                                    self.vhost.record(|vhost| Def::Exchange {
-                                        vhost,
-                                        name: name.to_string(),
-                                        kind: x.kind.as_str().to_string(),
-                                        auto_delete: x.auto_delete,
-                                        internal: x.internal,
-                                        args: encode_args(&x.arguments),
-                                    })?;
-                                }
-                                exchanges.insert(name.to_string(), x);
-                            }
+                            ))?;
                         }
                     }
                 }

@@ -5,6 +5,7 @@ use super::counters::VhostCounters;
 use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::message::Message;
+use super::policy::{Policies, PolicySet, Target};
 use super::queue::expiry::Expiry;
 use super::queue::{Consumer, Queue, QueueSpec};
 use super::store::Store;
@@ -32,6 +33,9 @@ pub(crate) struct VHost {
     pub(crate) expiry: Arc<Expiry>,
     /// `max-connections` and `max-queues`.
     pub(crate) limits: VhostLimits,
+    /// Policies and operator policies (`policy.rs`). Lock order: before `queues` and
+    /// `exchanges`, which a policy change walks while holding it.
+    pub(crate) policies: Policies,
 }
 
 /// The exchanges every RabbitMQ vhost starts with.
@@ -72,7 +76,59 @@ impl VHost {
             counters: VhostCounters::default(),
             expiry: Arc::default(),
             limits: VhostLimits::default(),
+            policies: Policies::default(),
         }
+    }
+
+    /// Change the vhost's policies with `change`, then put what now applies in force on
+    /// every queue and exchange (RabbitMQ's update_matched_objects). The policies stay
+    /// locked throughout, so a queue or exchange created meanwhile waits and is created
+    /// under the new ones.
+    pub(crate) fn change_policies<T>(&self, change: impl FnOnce(&mut PolicySet) -> T) -> T {
+        let mut set = self.policies.write();
+        let out = change(&mut set);
+        let exchanges: Vec<Arc<Exchange>> = self
+            .exchanges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for x in exchanges {
+            x.apply_policy(set.applied(Target::Exchange { name: &x.name }));
+        }
+        for q in self.queue_list() {
+            q.apply_policy(set.applied(Target::Queue {
+                name: &q.name,
+                quorum: q.args.quorum,
+            }));
+        }
+        out
+    }
+
+    /// Add a new exchange (recorded when durable) under the policies that match it;
+    /// `(existing, false)` when one of that name exists. The one place exchanges are
+    /// declared, over AMQP and the management API alike.
+    pub(crate) fn add_exchange(&self, x: Exchange) -> AmqpResult<(Arc<Exchange>, bool)> {
+        let policies = self.policies.read();
+        let mut exchanges = self.exchanges.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = exchanges.get(&x.name) {
+            return Ok((existing.clone(), false));
+        }
+        if x.durable {
+            self.record(|vhost| Def::Exchange {
+                vhost,
+                name: x.name.clone(),
+                kind: x.kind.as_str().to_string(),
+                auto_delete: x.auto_delete,
+                internal: x.internal,
+                args: encode_args(&x.arguments),
+            })?;
+        }
+        x.apply_policy(policies.applied(Target::Exchange { name: &x.name }));
+        let x = Arc::new(x);
+        exchanges.insert(x.name.clone(), x.clone());
+        Ok((x, true))
     }
 
     /// RabbitMQ's refusal when `max-queues` is reached (`count` queues exist now).
@@ -138,11 +194,18 @@ impl VHost {
             _ => None,
         };
         let name = spec.name.clone();
-        let q = Queue::create(spec, self, log);
+        // Held until the queue is listed, so a policy change cannot pass it by.
+        let policies = self.policies.read();
+        let applied = policies.applied(Target::Queue {
+            name: &spec.name,
+            quorum: spec.args.quorum,
+        });
+        let q = Queue::create(spec, self, log, applied);
         self.queues
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name, q.clone());
+        drop(policies);
         Ok((q, true))
     }
 
@@ -327,8 +390,8 @@ impl VHost {
         } else {
             exchange.route(routing_key, headers, queues, &mut next)
         };
-        if !hit && let Some(ae) = &exchange.alternate {
-            next.push(ae.clone());
+        if !hit && let Some(ae) = exchange.alternate() {
+            next.push(ae);
         }
         for name in next {
             if name == root || visited.contains(&name) {

@@ -10,7 +10,6 @@ use crate::broker::message::{Message, encode_header};
 use crate::broker::queue::Enqueued;
 use crate::broker::queue_args::assert_args_equivalent;
 use crate::broker::state::BrokerState;
-use crate::broker::store::definitions::{Def, encode_args};
 use crate::broker::vhost::VHost;
 use axum::Json;
 use axum::body::Bytes;
@@ -114,8 +113,7 @@ pub(super) fn declare_exchange(
     if name == super::DEFAULT_EXCHANGE || name.starts_with("amq.") {
         return Err(refused());
     }
-    let mut exchanges = v.exchanges.write().unwrap_or_else(|e| e.into_inner());
-    if let Some(x) = exchanges.get(&name) {
+    if let Some(x) = v.exchange(&name) {
         let inequivalent = |arg: &str, received: String, current: String| {
             ApiError::bad_request(format!(
                 "inequivalent arg '{arg}' for exchange '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
@@ -159,26 +157,20 @@ pub(super) fn declare_exchange(
         )?;
         return Ok(StatusCode::NO_CONTENT);
     }
-    let x = Arc::new(Exchange::new(
+    let (_, created) = v.add_exchange(Exchange::new(
         &name,
         kind,
         durable,
         auto_delete,
         internal,
         arguments,
-    ));
-    if durable {
-        v.record(|vhost| Def::Exchange {
-            vhost,
-            name: name.clone(),
-            kind: x.kind.as_str().to_string(),
-            auto_delete,
-            internal,
-            args: encode_args(&x.arguments),
-        })?;
-    }
-    exchanges.insert(name, x);
-    Ok(StatusCode::CREATED)
+    ))?;
+    // Declared by someone else meanwhile: as if it had been there (an equivalent one).
+    Ok(if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
+    })
 }
 
 /// `DELETE /api/exchanges/{vhost}/{name}[?if-unused=true]`.
