@@ -16,7 +16,7 @@
 
 mod validate;
 
-pub(crate) use validate::parse;
+pub(crate) use validate::{Source, parse, parse_from};
 
 use super::queue_args::{MAX_TTL_MS, Overflow, QueueArgs};
 use regex::Regex;

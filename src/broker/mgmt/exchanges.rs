@@ -27,8 +27,10 @@ fn refused() -> ApiError {
     ApiError::new(401, "not_authorised", "Access refused.")
 }
 
+/// One exchange as RabbitMQ's API shows it: `policy` only when a (user) policy
+/// applies; RabbitMQ shows neither operator policies nor an effective definition here.
 pub(crate) fn exchange_json(x: &Exchange, vhost: &str) -> Value {
-    json!({
+    let mut v = json!({
         "arguments": table(&x.arguments),
         "auto_delete": x.auto_delete,
         "durable": x.durable,
@@ -36,7 +38,15 @@ pub(crate) fn exchange_json(x: &Exchange, vhost: &str) -> Value {
         "name": x.name,
         "type": x.kind.as_str(),
         "vhost": vhost,
-    })
+    });
+    if let Some(name) = x
+        .applied_policy()
+        .and_then(|a| a.policy_name().map(str::to_string))
+        && let Value::Object(m) = &mut v
+    {
+        m.insert("policy".into(), Value::String(name));
+    }
+    v
 }
 
 fn list(vhosts: Vec<Arc<VHost>>) -> Vec<Value> {

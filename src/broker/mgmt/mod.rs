@@ -11,6 +11,7 @@
 //! - `access`    /api/users, /api/permissions, /api/vhost-limits, /api/whoami, vhost create/delete
 //! - `definitions` /api/definitions export and import (and `--definitions` at start)
 //! - `nodes`     /api/nodes: memory, disk and their alarms
+//! - `policies`  /api/policies, /api/operator-policies
 //! - `queues`    /api/queues: list, declare, delete, purge, get
 //! - `exchanges` /api/exchanges: list, declare, delete, publish
 //! - `bindings`  /api/bindings and the per-queue / per-exchange binding lists
@@ -31,6 +32,7 @@ mod listing;
 mod metrics;
 mod nodes;
 mod overview;
+mod policies;
 mod queues;
 mod stats;
 
@@ -242,6 +244,25 @@ fn router(api: Api) -> Router {
         .route("/api/channels", get(conns::channels))
         .route("/api/consumers", get(conns::consumers_all))
         .route("/api/consumers/{vhost}", get(conns::consumers_vhost))
+        .route("/api/policies", get(policies::policies))
+        .route("/api/policies/{vhost}", get(policies::policies_of))
+        .route(
+            "/api/policies/{vhost}/{name}",
+            get(policies::policy)
+                .put(policies::put_policy)
+                .delete(policies::delete_policy),
+        )
+        .route("/api/operator-policies", get(policies::operator_policies))
+        .route(
+            "/api/operator-policies/{vhost}",
+            get(policies::operator_policies_of),
+        )
+        .route(
+            "/api/operator-policies/{vhost}/{name}",
+            get(policies::operator_policy)
+                .put(policies::put_operator_policy)
+                .delete(policies::delete_operator_policy),
+        )
         .route_layer(middleware::from_fn_with_state(
             api.clone(),
             authz::authorize,

@@ -124,16 +124,61 @@ fn definition(kind: PolicyKind, v: &Value) -> Result<(BTreeMap<String, Value>, S
     Ok((sorted, settings))
 }
 
+/// Where a policy comes from: its fields are read a little differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The API's PUT or a definitions file's `policies`: `priority` defaults to 0 and
+    /// `apply-to` to `all`.
+    Policy,
+    /// A definitions file's `parameters` entry of component `operator_policy` (how
+    /// RabbitMQ exports operator policies): its `value` is checked as a runtime
+    /// parameter, so `priority`, `pattern` and `definition` are mandatory and other
+    /// keys are refused.
+    Parameter,
+}
+
 /// Validate a policy of `vhost` named `name` from `body` (`pattern`, `definition`,
-/// `priority` (default 0), `apply-to` (default `all`)). The error is RabbitMQ's whole
-/// text (`Validation failed\n\n...\n`), before the API's HTML escaping.
+/// `priority`, `apply-to`). The error is RabbitMQ's whole text
+/// (`Validation failed\n\n...\n`), before the API's HTML escaping.
 pub(crate) fn parse(
     kind: PolicyKind,
     vhost: &str,
     name: &str,
     body: &Value,
 ) -> Result<Policy, String> {
+    parse_from(Source::Policy, kind, vhost, name, body)
+}
+
+/// [`parse`] for a policy from `source`.
+pub(crate) fn parse_from(
+    source: Source,
+    kind: PolicyKind,
+    vhost: &str,
+    name: &str,
+    body: &Value,
+) -> Result<Policy, String> {
     let mut errors = Vec::new();
+    if source == Source::Parameter {
+        let extra: Vec<Term> = body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| {
+                !["pattern", "definition", "priority", "apply-to"].contains(&k.as_str())
+            })
+            .map(|(k, v)| Term::Tuple(vec![Term::Bin(k.clone()), Term::from_json(v)]))
+            .collect();
+        if !extra.is_empty() {
+            errors.push(format!(
+                "Unrecognised terms {} in {name}",
+                Term::List(extra).pretty()
+            ));
+        }
+    }
+    let missing = |key: &str, otherwise: String| match source {
+        Source::Parameter => format!("Key \"{key}\" not found in {name}"),
+        Source::Policy => otherwise,
+    };
     // Only a definitions file can leave these out (the API refuses a body without them
     // as `key_missing`); RabbitMQ then validates Erlang's `undefined`.
     let validator = match kind {
@@ -143,8 +188,11 @@ pub(crate) fn parse(
     let def = match body.get("definition") {
         Some(d) => definition(kind, d).map_err(|e| errors.push(e)).ok(),
         None => {
-            errors.push(format!(
-                "parse error while reading policy {name}: undefined. Validator: {validator}."
+            errors.push(missing(
+                "definition",
+                format!(
+                    "parse error while reading policy {name}: undefined. Validator: {validator}."
+                ),
             ));
             None
         }
@@ -181,11 +229,18 @@ pub(crate) fn parse(
             None
         }
         None => {
-            errors.push("pattern should be a binary but was undefined".to_string());
+            errors.push(missing(
+                "pattern",
+                "pattern should be a binary but was undefined".to_string(),
+            ));
             None
         }
     };
     let priority = match body.get("priority") {
+        None if source == Source::Parameter => {
+            errors.push(missing("priority", String::new()));
+            None
+        }
         None => Some(Number::from(0)),
         Some(Value::Number(n)) => Some(n.clone()),
         Some(other) => {
@@ -212,15 +267,18 @@ pub(crate) fn parse(
                 settings,
             })
         }
-        _ => {
-            let mut text = String::from("Validation failed\n\n");
-            for e in errors {
-                text.push_str(&e);
-                text.push('\n');
-            }
-            Err(text)
-        }
+        _ => Err(failed(errors)),
     }
+}
+
+/// RabbitMQ's text for failed validations, one a line.
+fn failed(errors: Vec<String>) -> String {
+    let mut text = String::from("Validation failed\n\n");
+    for e in errors {
+        text.push_str(&e);
+        text.push('\n');
+    }
+    text
 }
 
 #[cfg(test)]
@@ -290,6 +348,22 @@ mod tests {
                 json!({"pattern": "^zz", "definition": {"overflow": "reject-publish"}})
             ),
             "Validation failed\n\n[{<<\"overflow\">>,<<\"reject-publish\">>}] are not recognised policy settings\n"
+        );
+    }
+
+    #[test]
+    fn operator_policy_parameters_are_checked_as_runtime_parameters() {
+        let e = parse_from(
+            Source::Parameter,
+            PolicyKind::Operator,
+            "/",
+            "op",
+            &json!({"pattern": "^a", "definition": {"foo": 1}, "x": 2}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "Validation failed\n\nUnrecognised terms [{<<\"x\">>,2}] in op\n[{<<\"foo\">>,1}] are not recognised policy settings\nKey \"priority\" not found in op\n"
         );
     }
 

@@ -224,11 +224,6 @@ impl Queue {
         }
     }
 
-    /// The policies applied now.
-    pub(crate) fn applied_policy(&self) -> Option<Arc<Applied>> {
-        self.lock().applied.clone()
-    }
-
     /// An `x-expires` deadline arrived: delete the queue if it really expired, else
     /// watch it again (see `expiry::next_check`).
     fn check_expiry(self: &Arc<Self>, expiry: &Arc<Expiry>, now: Instant) {
