@@ -7,7 +7,7 @@
 //! after that, `guest:guest` is created as RabbitMQ does on a fresh node (loopback only).
 
 use super::auth::password::PasswordHash;
-use super::auth::records::{self, parse_permission, parse_user};
+use super::auth::records::{self, parse_permission, parse_topic_permission, parse_user};
 use super::auth::{Permission, User};
 use super::log;
 use super::policy::{self, Policy, PolicyKind, Source};
@@ -71,7 +71,7 @@ impl BrokerState {
         }
     }
 
-    /// Users, vhosts, permissions, vhost limits, policies and operator policies of a
+    /// Users, vhosts, permissions, topic permissions, vhost limits, policies and operator policies of a
     /// definitions document (the topology is `mgmt::import_topology`'s).
     pub(crate) fn apply_access(&self, doc: &Value) -> Result<(), String> {
         let list = |key: &str| -> Result<Vec<Value>, String> {
@@ -93,6 +93,10 @@ impl BrokerState {
         let permissions = list("permissions")?
             .iter()
             .map(parse_permission)
+            .collect::<Result<Vec<_>, _>>()?;
+        let topic_permissions = list("topic_permissions")?
+            .iter()
+            .map(parse_topic_permission)
             .collect::<Result<Vec<_>, _>>()?;
         let parameters = list("parameters")?;
         let component = |p: &Value, c: &str| p.get("component").and_then(Value::as_str) == Some(c);
@@ -129,6 +133,14 @@ impl BrokerState {
                 return Err(format!("permission in vhost '{vhost}': no user '{user}'"));
             }
             self.auth.set_permission(&vhost, &user, p);
+        }
+        for (vhost, user, exchange, p) in topic_permissions {
+            if self.vhost(&vhost).is_none() || self.auth.user(&user).is_none() {
+                return Err(format!(
+                    "topic permission of user '{user}' in vhost '{vhost}': no such user or vhost"
+                ));
+            }
+            self.auth.set_topic_permission(&vhost, &user, &exchange, p);
         }
         for (vhost, value) in limits {
             let v = self

@@ -87,6 +87,27 @@ pub(crate) fn parse_permission(v: &Value) -> Result<(String, String, Permission)
     Ok((vhost.to_string(), user.to_string(), p))
 }
 
+/// A topic permission object: `user`, `vhost`, `exchange`, `write`, `read`; the
+/// patterns must compile.
+pub(crate) fn parse_topic_permission(
+    v: &Value,
+) -> Result<(String, String, String, super::topic::TopicPermission), String> {
+    let (user, vhost, exchange) = (
+        str_field(v, "user")?,
+        str_field(v, "vhost")?,
+        str_field(v, "exchange")?,
+    );
+    let p = super::topic::TopicPermission::new(str_field(v, "write")?, str_field(v, "read")?)
+        .map_err(|(pattern, e)| {
+            format!(
+                "topic permission of user '{user}' on exchange '{exchange}' in vhost '{vhost}': \
+                 invalid regular expression '{pattern}': {} at {}",
+                e.message, e.offset
+            )
+        })?;
+    Ok((vhost.to_string(), user.to_string(), exchange.to_string(), p))
+}
+
 pub(crate) fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
     v.get(key)
         .and_then(Value::as_str)
@@ -123,6 +144,13 @@ pub(crate) fn export(
             .permissions()
             .iter()
             .map(|(v, u, p)| permission_json(v, u, p))
+            .collect::<Vec<_>>(),
+        "topic_permissions": db
+            .topic_permissions()
+            .iter()
+            .map(|(v, u, x, p)| {
+                json!({"user": u, "vhost": v, "exchange": x, "write": p.write, "read": p.read})
+            })
             .collect::<Vec<_>>(),
         "parameters": parameters,
         "policies": policies.iter().map(|p| p.to_json()).collect::<Vec<_>>(),

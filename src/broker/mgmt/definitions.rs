@@ -1,6 +1,7 @@
 //! `/api/definitions`: export and import in RabbitMQ's definitions format, and the
 //! same import for `rmq serve --definitions FILE` at start-up. A RabbitMQ export seeds
-//! an `rmq serve` (and the other way round): users, vhosts, permissions, policies,
+//! an `rmq serve` (and the other way round): users, vhosts, permissions, topic
+//! permissions, policies,
 //! operator policies (`operator_policy` parameters) and vhost limits, then exchanges,
 //! queues and bindings, in RabbitMQ's order, so the queues are declared under their
 //! policies.
@@ -59,9 +60,7 @@ pub(super) async fn export(State(api): State<Api>) -> Json<Value> {
         m.insert("rabbitmq_version".into(), version);
         m.insert("product_name".into(), json!("rmq"));
         m.insert("product_version".into(), json!(env!("CARGO_PKG_VERSION")));
-        for empty in ["topic_permissions", "global_parameters"] {
-            m.insert(empty.into(), json!([]));
-        }
+        m.insert("global_parameters".into(), json!([]));
         m.insert("queues".into(), Value::Array(queues));
         m.insert("exchanges".into(), Value::Array(exchanges));
         m.insert("bindings".into(), Value::Array(bindings));

@@ -16,6 +16,7 @@
 //! - `exchanges` /api/exchanges: list, declare, delete, publish
 //! - `bindings`  /api/bindings and the per-queue / per-exchange binding lists
 //! - `conns`     /api/connections, /api/channels, /api/consumers
+//! - `topic_permissions` /api/topic-permissions and the per-user and per-vhost lists
 //! - `metrics`   Prometheus text exposition
 //! - `https`     the API over TLS: handshakes off the accept path
 
@@ -35,6 +36,7 @@ mod overview;
 mod policies;
 mod queues;
 mod stats;
+mod topic_permissions;
 
 use super::state::BrokerState;
 use super::vhost::VHost;
@@ -296,6 +298,25 @@ fn router(api: Api) -> Router {
         .route(
             "/api/vhost-limits/{vhost}/{name}",
             axum::routing::put(access::put_vhost_limit).delete(access::delete_vhost_limit),
+        )
+        .route("/api/topic-permissions", get(topic_permissions::list))
+        .route(
+            "/api/topic-permissions/{vhost}/{user}",
+            get(topic_permissions::show)
+                .put(topic_permissions::put)
+                .delete(topic_permissions::delete),
+        )
+        .route(
+            "/api/topic-permissions/{vhost}/{user}/{exchange}",
+            get(topic_permissions::show_exchange).delete(topic_permissions::delete_exchange),
+        )
+        .route(
+            "/api/users/{user}/topic-permissions",
+            get(topic_permissions::of_user),
+        )
+        .route(
+            "/api/vhosts/{vhost}/topic-permissions",
+            get(topic_permissions::of_vhost),
         )
         .route(
             "/api/definitions",
