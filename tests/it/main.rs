@@ -10,6 +10,7 @@ mod broker_fuzz;
 mod broker_hostile;
 mod broker_lapin;
 mod broker_log;
+mod broker_policies;
 mod broker_semantics;
 mod broker_storage;
 mod broker_tls;
