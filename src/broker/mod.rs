@@ -21,7 +21,7 @@
 //! - `outbound`       a connection's outbound frames: writer hand-off, direct writes
 //! - `reclaim`        freed memory back to the OS while the memory alarm is on
 //! - `sink`           a socket's writing half: writer task, direct writes on plain TCP
-//! - `queue`          ready messages, consumers, dispatch, TTL, length limits
+//! - `queue`          ready messages, consumers, dispatch, TTL, length limits, policy changes
 //! - `queue_args`     the `x-` queue arguments, validated, and redeclare equivalence
 //! - `policy`         policies and operator policies: validation, matching, effective arguments
 //! - `ready`          ready messages in FIFO or priority order

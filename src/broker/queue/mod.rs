@@ -10,6 +10,7 @@ mod dispatch;
 mod entry;
 pub(crate) mod expiry;
 mod log_tasks;
+mod policy;
 mod settle;
 mod snapshot;
 
@@ -22,7 +23,7 @@ use super::counters::{QueueCounters, Stat};
 use super::deadletter::Reason;
 use super::log;
 use super::message::MessageRef;
-use super::policy::{self, Applied};
+use super::policy::{Applied, effective_args};
 use super::queue_args::{Overflow, PackedTable, QueueArgs};
 use super::ready::Ready;
 use super::store::queue_log::QueueLog;
@@ -180,7 +181,7 @@ impl Queue {
                 last_used: Instant::now(),
                 dead: Vec::new(),
                 log,
-                eff: policy::effective_args(&args, applied.as_deref()),
+                eff: effective_args(&args, applied.as_deref()),
                 applied,
             }),
             args,
@@ -193,35 +194,6 @@ impl Queue {
             vhost.expiry.watch(Arc::downgrade(&q), at);
         }
         q
-    }
-
-    /// The policies that apply changed (RabbitMQ's policy_changed): the new limits act
-    /// at once (drop-head trims the queue, dead-lettering what it drops), a new expiry
-    /// counts from now; TTLs apply to messages published from now on, as RabbitMQ
-    /// computes a message's expiry when it is enqueued.
-    pub(crate) fn apply_policy(self: &Arc<Self>, applied: Option<Arc<Applied>>) {
-        let expires = self.with(|q, st| {
-            if policy::same(st.applied.as_ref(), applied.as_ref()) {
-                return None;
-            }
-            let before = st.eff.expires;
-            st.eff = policy::effective_args(&q.args, applied.as_deref());
-            st.applied = applied;
-            let now = Instant::now();
-            q.enforce_limits(st);
-            q.expire_head(st, now);
-            q.dispatch(st, now);
-            match st.eff.expires {
-                Some(ms) if st.eff.expires != before && !st.deleted => {
-                    st.last_used = now;
-                    Some(now + Duration::from_millis(ms))
-                }
-                _ => None,
-            }
-        });
-        if let (Some(at), Some(vhost)) = (expires, self.vhost_ref.upgrade()) {
-            vhost.expiry.watch(Arc::downgrade(self), at);
-        }
     }
 
     /// An `x-expires` deadline arrived: delete the queue if it really expired, else
