@@ -7,12 +7,14 @@
 //! after that, `guest:guest` is created as RabbitMQ does on a fresh node (loopback only).
 
 use super::auth::password::PasswordHash;
-use super::auth::records::{self, parse_permission, parse_user};
+use super::auth::records::{self, parse_permission, parse_topic_permission, parse_user};
 use super::auth::{Permission, User};
 use super::log;
+use super::policy::{self, Policy, PolicyKind, Source};
 use super::state::BrokerState;
 use super::vhost::VHost;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 
@@ -69,7 +71,8 @@ impl BrokerState {
         }
     }
 
-    /// Users, vhosts and permissions of a definitions document (other keys ignored).
+    /// Users, vhosts, permissions, topic permissions, vhost limits, policies and operator policies of a
+    /// definitions document (the topology is `mgmt::import_topology`'s).
     pub(crate) fn apply_access(&self, doc: &Value) -> Result<(), String> {
         let list = |key: &str| -> Result<Vec<Value>, String> {
             match doc.get(key) {
@@ -91,15 +94,31 @@ impl BrokerState {
             .iter()
             .map(parse_permission)
             .collect::<Result<Vec<_>, _>>()?;
-        // Of the runtime parameters only vhost limits mean something here.
-        let limits: Vec<(String, Value)> = list("parameters")?
-            .into_iter()
-            .filter(|p| p.get("component").and_then(Value::as_str) == Some("vhost-limits"))
+        let topic_permissions = list("topic_permissions")?
+            .iter()
+            .map(parse_topic_permission)
+            .collect::<Result<Vec<_>, _>>()?;
+        let parameters = list("parameters")?;
+        let component = |p: &Value, c: &str| p.get("component").and_then(Value::as_str) == Some(c);
+        // Of the other runtime parameters only vhost limits mean something here.
+        let limits: Vec<(String, Value)> = parameters
+            .iter()
+            .filter(|p| component(p, "vhost-limits"))
             .map(|p| {
-                let vhost = records::str_field(&p, "vhost")?.to_string();
+                let vhost = records::str_field(p, "vhost")?.to_string();
                 Ok((vhost, p.get("value").cloned().unwrap_or(Value::Null)))
             })
             .collect::<Result<_, String>>()?;
+        let mut policies = list("policies")?
+            .iter()
+            .map(policy_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        for p in parameters
+            .iter()
+            .filter(|p| component(p, "operator_policy"))
+        {
+            policies.push(operator_policy_parameter(p)?);
+        }
         for u in users {
             self.auth.put_user(u);
         }
@@ -115,6 +134,14 @@ impl BrokerState {
             }
             self.auth.set_permission(&vhost, &user, p);
         }
+        for (vhost, user, exchange, p) in topic_permissions {
+            if self.vhost(&vhost).is_none() || self.auth.user(&user).is_none() {
+                return Err(format!(
+                    "topic permission of user '{user}' in vhost '{vhost}': no such user or vhost"
+                ));
+            }
+            self.auth.set_topic_permission(&vhost, &user, &exchange, p);
+        }
         for (vhost, value) in limits {
             let v = self
                 .vhost(&vhost)
@@ -123,7 +150,53 @@ impl BrokerState {
                 .replace_from_json(&value)
                 .map_err(|e| format!("vhost '{vhost}': {e}"))?;
         }
+        self.apply_policies(policies)
+    }
+
+    /// Put policies in force, each vhost's at once (one walk over its objects).
+    fn apply_policies(&self, policies: Vec<Policy>) -> Result<(), String> {
+        let mut by_vhost: BTreeMap<String, Vec<Policy>> = BTreeMap::new();
+        for p in policies {
+            by_vhost.entry(p.vhost.clone()).or_default().push(p);
+        }
+        for (vhost, ps) in by_vhost {
+            let v = self
+                .vhost(&vhost)
+                .ok_or_else(|| format!("policy '{}': no vhost '{vhost}'", ps[0].name))?;
+            v.change_policies(|set| {
+                for p in ps {
+                    set.put(p);
+                }
+            });
+        }
         Ok(())
+    }
+
+    /// Every policy of `kind`, by vhost then name.
+    pub(crate) fn policies(&self, kind: PolicyKind) -> Vec<Arc<Policy>> {
+        let mut vhosts: Vec<Arc<VHost>> = self
+            .vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        vhosts.sort_by(|a, b| a.name.cmp(&b.name));
+        vhosts
+            .iter()
+            .flat_map(|v| v.policies.read().list(kind))
+            .collect()
+    }
+
+    /// Users, vhosts, permissions, limits and policies as a definitions document: what
+    /// `access.json` holds and `/api/definitions` exports.
+    pub(crate) fn access_doc(&self) -> Value {
+        records::export(
+            &self.auth,
+            &self.vhost_limits(),
+            &self.policies(PolicyKind::User),
+            &self.policies(PolicyKind::Operator),
+        )
     }
 
     /// Create a vhost (with the standard exchanges); false when it already existed.
@@ -193,14 +266,36 @@ impl BrokerState {
         let Some(dir) = &self.config.data_dir else {
             return Ok(());
         };
-        let doc = records::export(&self.auth, &self.vhost_limits());
-        records::save(dir, &doc).inspect_err(|e| {
+        records::save(dir, &self.access_doc()).inspect_err(|e| {
             log::error(format_args!(
                 "cannot save {}: {e}",
                 dir.join(records::ACCESS_FILE).display()
             ));
         })
     }
+}
+
+/// A definitions file's policy (RabbitMQ's add_policy), with its texts: the error names
+/// the policy as ` (vhost/name)`.
+fn policy_entry(v: &Value) -> Result<Policy, String> {
+    let vhost = records::str_field(v, "vhost")?;
+    let Some(name) = v.get("name").and_then(Value::as_str) else {
+        return Err(format!(
+            "policy in virtual host '{vhost}' has undefined name"
+        ));
+    };
+    policy::parse_from(Source::Policy, PolicyKind::User, vhost, name, v)
+        .map_err(|e| format!("{e} ({vhost}/{name})"))
+}
+
+/// A definitions file's `operator_policy` parameter (RabbitMQ's add_parameter).
+fn operator_policy_parameter(p: &Value) -> Result<Policy, String> {
+    let vhost = records::str_field(p, "vhost")?;
+    let name = records::str_field(p, "name")?;
+    let empty = Value::Object(Default::default());
+    let value = p.get("value").unwrap_or(&empty);
+    policy::parse_from(Source::Parameter, PolicyKind::Operator, vhost, name, value)
+        .map_err(|e| format!("{e} ({vhost}/operator_policy/{name})"))
 }
 
 /// A definitions file (RabbitMQ's JSON export format).

@@ -1,5 +1,6 @@
 //! Exchanges and routing: direct, fanout, topic and headers, as RabbitMQ routes them.
 
+use super::policy::{self, Applied};
 use super::queue::Queue;
 use super::queue_args::as_string;
 use amq_protocol::types::{AMQPValue, FieldTable};
@@ -74,8 +75,11 @@ pub(crate) struct Exchange {
     pub(crate) auto_delete: bool,
     pub(crate) internal: bool,
     pub(crate) arguments: FieldTable,
-    /// `alternate-exchange`: where messages go that this exchange routes nowhere.
-    pub(crate) alternate: Option<String>,
+    /// The `alternate-exchange` argument: where messages go that this exchange routes
+    /// nowhere. It wins over a policy's (rabbit_policy:get_arg).
+    alternate_arg: Option<String>,
+    /// The policies that apply now; read only when a message routes nowhere.
+    policy: RwLock<Option<Arc<Applied>>>,
     /// Read on every publish, written on bind/unbind: a read-mostly lock.
     pub(crate) bindings: RwLock<Vec<Binding>>,
 }
@@ -89,7 +93,7 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Exchange {
-        let alternate = arguments
+        let alternate_arg = arguments
             .inner()
             .get("alternate-exchange")
             .and_then(as_string);
@@ -100,8 +104,33 @@ impl Exchange {
             auto_delete,
             internal,
             arguments,
-            alternate,
+            alternate_arg,
+            policy: RwLock::new(None),
             bindings: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Where messages this exchange routes nowhere go: its argument, else a policy's.
+    pub(crate) fn alternate(&self) -> Option<String> {
+        if let Some(ae) = &self.alternate_arg {
+            return Some(ae.clone());
+        }
+        self.applied_policy()?.settings.alternate_exchange.clone()
+    }
+
+    /// The policies that apply now.
+    pub(crate) fn applied_policy(&self) -> Option<Arc<Applied>> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Put the policies that apply now in force.
+    pub(crate) fn apply_policy(&self, applied: Option<Arc<Applied>>) {
+        let mut current = self.policy.write().unwrap_or_else(|e| e.into_inner());
+        if !policy::same(current.as_ref(), applied.as_ref()) {
+            *current = applied;
         }
     }
 

@@ -168,7 +168,11 @@ impl Session {
                 Ok(())
             }
             exchange::AMQPMethod::Bind(b) => {
-                self.permit_exchange_binding(b.source.as_str(), b.destination.as_str())?;
+                self.permit_exchange_binding(
+                    b.source.as_str(),
+                    b.destination.as_str(),
+                    b.routing_key.as_str(),
+                )?;
                 let source = self.bindable_exchange(b.source.as_str())?;
                 self.bindable_exchange(b.destination.as_str())?;
                 let binding = Binding {
@@ -194,7 +198,11 @@ impl Session {
                 bind_ok(self, ())
             }
             exchange::AMQPMethod::Unbind(u) => {
-                self.permit_exchange_binding(u.source.as_str(), u.destination.as_str())?;
+                self.permit_exchange_binding(
+                    u.source.as_str(),
+                    u.destination.as_str(),
+                    u.routing_key.as_str(),
+                )?;
                 // Missing source or destination: nothing to unbind, unbind-ok (RabbitMQ 3.10).
                 let source = found(self.bindable_exchange(u.source.as_str()))?;
                 let dest_exists = found(self.bindable_exchange(u.destination.as_str()))?;
@@ -224,12 +232,22 @@ impl Session {
     }
 
     /// exchange.bind / unbind: write on the destination, read on the source (RabbitMQ's
-    /// order); the default exchange's own refusal comes first.
-    fn permit_exchange_binding(&mut self, source: &str, destination: &str) -> AmqpResult {
+    /// order), then the topic permission on the key when the source exists; the
+    /// default exchange's own refusal comes first.
+    fn permit_exchange_binding(
+        &mut self,
+        source: &str,
+        destination: &str,
+        key: &str,
+    ) -> AmqpResult {
         if source.is_empty() || destination.is_empty() {
             return Ok(());
         }
         self.permit(Access::Write, Resource::Exchange, destination)?;
-        self.permit(Access::Read, Resource::Exchange, source)
+        self.permit(Access::Read, Resource::Exchange, source)?;
+        match self.vhost.exchange(source) {
+            Some(x) => self.permit_topic(Access::Read, &x, key),
+            None => Ok(()),
+        }
     }
 }

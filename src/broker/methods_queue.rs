@@ -74,7 +74,7 @@ impl Session {
             queue::AMQPMethod::Declare(d) => self.queue_declare(ch, d),
             queue::AMQPMethod::Bind(b) => {
                 let key = self.binding_key_shortcut(ch, b.queue.as_str(), b.routing_key.as_str());
-                self.permit_binding(ch, b.queue.as_str(), b.exchange.as_str())?;
+                self.permit_binding(ch, b.queue.as_str(), b.exchange.as_str(), &key)?;
                 let q = self.usable_queue(ch, b.queue.as_str())?;
                 let x = self.bindable_exchange(b.exchange.as_str())?;
                 let binding = Binding {
@@ -101,7 +101,7 @@ impl Session {
             }
             queue::AMQPMethod::Unbind(u) => {
                 let key = self.binding_key_shortcut(ch, u.queue.as_str(), u.routing_key.as_str());
-                self.permit_binding(ch, u.queue.as_str(), u.exchange.as_str())?;
+                self.permit_binding(ch, u.queue.as_str(), u.exchange.as_str(), &key)?;
                 // Unbinding what does not exist succeeds, as in RabbitMQ 3.10: a missing
                 // binding, and a missing queue or exchange too (clients' clean-up paths
                 // unbind from what a peer may already have deleted).
@@ -189,15 +189,20 @@ impl Session {
     }
 
     /// queue.bind / unbind need write on the queue and read on the exchange, checked
-    /// before either is looked up, as RabbitMQ does.
-    fn permit_binding(&mut self, ch: u16, queue: &str, exchange: &str) -> AmqpResult {
+    /// before either is looked up, then the topic permission on the key when the
+    /// exchange exists, as RabbitMQ does (rabbit_channel:binding_action).
+    fn permit_binding(&mut self, ch: u16, queue: &str, exchange: &str, key: &str) -> AmqpResult {
         let queue = self.resolve_queue_name(ch, queue)?;
         self.permit(Access::Write, Resource::Queue, &queue)?;
         if exchange.is_empty() {
             // The default exchange's own refusal comes first.
             return Ok(());
         }
-        self.permit(Access::Read, Resource::Exchange, exchange)
+        self.permit(Access::Read, Resource::Exchange, exchange)?;
+        match self.vhost.exchange(exchange) {
+            Some(x) => self.permit_topic(Access::Read, &x, key),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn bindable_exchange(&self, name: &str) -> AmqpResult<Arc<Exchange>> {

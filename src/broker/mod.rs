@@ -22,8 +22,9 @@
 //! - `outbound`       a connection's outbound frames: writer hand-off, direct writes
 //! - `reclaim`        freed memory back to the OS while the memory alarm is on
 //! - `sink`           a socket's writing half: writer task, direct writes on plain TCP
-//! - `queue`          ready messages, consumers, dispatch, TTL, length limits
+//! - `queue`          ready messages, consumers, dispatch, TTL, length limits, policy changes
 //! - `queue_args`     the `x-` queue arguments, validated, and redeclare equivalence
+//! - `policy`         policies and operator policies: validation, matching, effective arguments
 //! - `ready`          ready messages in FIFO or priority order
 //! - `deadletter`     dead-lettered copies with `x-death`, cycle detection
 //! - `exchange`       direct / fanout / topic / headers routing, exchange bindings
@@ -40,6 +41,8 @@
 //! - `tls`            amqps / https: rustls set-up from PEM files, the bounded TLS handshake
 //! - `message`        a published message and its content header
 //! - `error`          typed AMQP errors with RabbitMQ's codes and texts
+//! - `erlang_term`    Erlang terms printed as RabbitMQ's texts print them (`~p`)
+//! - `pcre`           RabbitMQ's (PCRE) patterns read with the regex crate, PCRE's error texts
 
 mod access;
 mod alarm;
@@ -52,6 +55,7 @@ mod conn_limit;
 mod connection;
 mod counters;
 mod deadletter;
+mod erlang_term;
 mod error;
 mod exchange;
 mod flow;
@@ -67,6 +71,8 @@ mod methods_exchange;
 mod methods_queue;
 mod mgmt;
 mod outbound;
+mod pcre;
+mod policy;
 mod publish;
 mod queue;
 mod queue_args;

@@ -67,6 +67,7 @@ impl Session {
                 exchange.name, self.vhost.name
             )));
         }
+        self.permit_topic(Access::Write, &exchange, &publish.routing_key)?;
         // RabbitMQ's validated user-id: a publisher may not claim to be someone else.
         if let Some(uid) = properties.user_id()
             && uid.as_str() != self.user

@@ -28,8 +28,8 @@ pub(crate) struct QueueArgs {
     pub(crate) max_length: Option<u64>,
     /// `x-max-length-bytes`: ready message bodies.
     pub(crate) max_length_bytes: Option<u64>,
-    /// `x-overflow`.
-    pub(crate) overflow: Overflow,
+    /// `x-overflow` (None: not given, which is drop-head; a policy may set it).
+    pub(crate) overflow: Option<Overflow>,
     /// `x-dead-letter-exchange`.
     pub(crate) dead_letter_exchange: Option<String>,
     /// `x-dead-letter-routing-key`.
@@ -131,6 +131,11 @@ fn invalid(arg: &str, queue: &str, vhost: &str, why: impl std::fmt::Display) -> 
 pub(crate) const MAX_TTL_MS: u64 = 315_360_000_000;
 
 impl QueueArgs {
+    /// What a full queue does (drop-head unless told otherwise).
+    pub(crate) fn overflow_mode(&self) -> Overflow {
+        self.overflow.unwrap_or_default()
+    }
+
     /// Validate the declare arguments as RabbitMQ 3.10 does (rabbit_amqqueue:declare_args),
     /// with its three shapes of text: `"expected integer, got T"` for numbers of the wrong
     /// type, Erlang terms for bad values, and `invalid type` for the dead-letter exchange.
@@ -182,12 +187,12 @@ impl QueueArgs {
                     out.max_priority = (p > 0).then_some(p as u8);
                 }
                 "x-overflow" => {
-                    out.overflow = match string(arg, v)?.as_str() {
+                    out.overflow = Some(match string(arg, v)?.as_str() {
                         "drop-head" => Overflow::DropHead,
                         "reject-publish" => Overflow::RejectPublish,
                         "reject-publish-dlx" => Overflow::RejectPublishDlx,
                         _ => return Err(bad(arg, &"invalid_overflow")),
-                    }
+                    })
                 }
                 "x-dead-letter-exchange" => {
                     let Some(x) = as_string(v) else {
@@ -410,7 +415,7 @@ mod tests {
         let a = QueueArgs::parse(&args, "q", "/").unwrap();
         assert_eq!(a.message_ttl, Some(100));
         assert_eq!(a.max_priority, Some(10));
-        assert_eq!(a.overflow, Overflow::RejectPublish);
+        assert_eq!(a.overflow, Some(Overflow::RejectPublish));
         let bad = table(&[("x-message-ttl", AMQPValue::LongString("abc".into()))]);
         let e = QueueArgs::parse(&bad, "q", "/").unwrap_err();
         assert_eq!(

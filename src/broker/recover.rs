@@ -123,7 +123,8 @@ fn restore_queue(vhost: &Arc<VHost>, rq: RecoveredQueue) -> Arc<Queue> {
         arguments,
         args,
     };
-    let q = Queue::create(spec, vhost, Some((rq.id, rq.log)));
+    // Policies come with the access records, read after this; they apply then.
+    let q = Queue::create(spec, vhost, Some((rq.id, rq.log)), None);
     q.restore(entries, rq.next_seq);
     q
 }

@@ -164,6 +164,21 @@ impl Session {
         self.grant.check(&self.broker.auth, access, kind, name)
     }
 
+    /// Topic permissions on `exchange` for `key`, when it is a topic exchange (write:
+    /// publish; read: bind and unbind), as RabbitMQ checks them after the resource's.
+    pub(crate) fn permit_topic(
+        &mut self,
+        access: Access,
+        exchange: &super::exchange::Exchange,
+        key: &str,
+    ) -> AmqpResult {
+        if exchange.kind != super::exchange::ExchangeKind::Topic {
+            return Ok(());
+        }
+        self.grant
+            .check_topic(&self.broker.auth, access, &exchange.name, key)
+    }
+
     /// Handle every complete frame in `buf`, then send the confirms they earned.
     pub(crate) fn process(&mut self, buf: &mut BytesMut) -> Result<(), End> {
         let result = loop {

@@ -5,10 +5,12 @@ use super::counters::VhostCounters;
 use super::error::{AmqpError, AmqpResult, code};
 use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
 use super::message::Message;
+use super::policy::{Policies, PolicySet, Target};
 use super::queue::expiry::Expiry;
 use super::queue::{Consumer, Queue, QueueSpec};
 use super::store::Store;
 use super::store::definitions::{Def, encode_args};
+use super::store::queue_log::QueueLog;
 use super::vhost_limits::VhostLimits;
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
@@ -34,6 +36,9 @@ pub(crate) struct VHost {
     pub(crate) expiry: Arc<Expiry>,
     /// `max-connections` and `max-queues`.
     pub(crate) limits: VhostLimits,
+    /// Policies and operator policies (`policy.rs`). Lock order: before `queues` and
+    /// `exchanges`, which a policy change walks while holding it.
+    pub(crate) policies: Policies,
 }
 
 /// The exchanges every RabbitMQ vhost starts with.
@@ -74,7 +79,34 @@ impl VHost {
             counters: VhostCounters::default(),
             expiry: Arc::default(),
             limits: VhostLimits::default(),
+            policies: Policies::default(),
         }
+    }
+
+    /// Change the vhost's policies with `change`, then put what now applies in force on
+    /// every queue and exchange (RabbitMQ's update_matched_objects). The policies stay
+    /// locked throughout, so a queue or exchange created meanwhile waits and is created
+    /// under the new ones.
+    pub(crate) fn change_policies<T>(&self, change: impl FnOnce(&mut PolicySet) -> T) -> T {
+        let mut set = self.policies.write();
+        let out = change(&mut set);
+        let exchanges: Vec<Arc<Exchange>> = self
+            .exchanges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for x in exchanges {
+            x.apply_policy(set.applied(Target::Exchange { name: &x.name }));
+        }
+        for q in self.queue_list() {
+            q.apply_policy(set.applied(Target::Queue {
+                name: &q.name,
+                quorum: q.args.quorum,
+            }));
+        }
+        out
     }
 
     /// RabbitMQ's refusal when `max-queues` is reached (`count` queues exist now).
@@ -119,7 +151,7 @@ impl VHost {
             }
             _ => {
                 self.queue_limit(&spec.name, self.queue_count())?;
-                Ok(self.insert_queue(Queue::create(spec, self, None)))
+                Ok(self.insert_queue(spec, None))
             }
         }
     }
@@ -158,30 +190,42 @@ impl VHost {
             log.destroy();
             return Err(e);
         }
-        let ours = Queue::create(spec, self, Some((id, log)));
-        let (q, created) = self.insert_queue(ours.clone());
+        let (q, created) = self.insert_queue(spec, Some((id, log)));
         if !created {
-            // A transient queue of the name came first: this one's record and files go.
+            // A transient queue of the name came first: this one's record goes.
             let _ = self.record(|vhost| Def::DeleteQueue {
                 vhost,
-                name: ours.name.clone(),
+                name: q.name.clone(),
             });
-            ours.mark_deleted();
         }
         Ok((q, created))
     }
 
-    /// Insert `q` unless a queue of its name exists: the queue in place, and whether it
-    /// is `q`.
-    fn insert_queue(&self, q: Arc<Queue>) -> (Arc<Queue>, bool) {
+    /// Create and list a queue from `spec` unless one of its name exists: the queue in
+    /// place, and whether it is new (a log it was not given is destroyed). Policies are
+    /// read until it is listed, so a policy change cannot pass it by.
+    fn insert_queue(
+        self: &Arc<Self>,
+        spec: QueueSpec,
+        log: Option<(u64, QueueLog)>,
+    ) -> (Arc<Queue>, bool) {
+        let policies = self.policies.read();
         let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
-        match queues.entry(q.name.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => (e.get().clone(), false),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(q.clone());
-                (q, true)
+        if let Some(existing) = queues.get(&spec.name).cloned() {
+            drop(queues);
+            drop(policies);
+            if let Some((_, log)) = log {
+                log.destroy();
             }
+            return (existing, false);
         }
+        let applied = policies.applied(Target::Queue {
+            name: &spec.name,
+            quorum: spec.args.quorum,
+        });
+        let q = Queue::create(spec, self, log, applied);
+        queues.insert(q.name.clone(), q.clone());
+        (q, true)
     }
 
     /// The exchange named like `x`: the existing one (`false`), or `x` added (`true`),
@@ -218,16 +262,16 @@ impl VHost {
     }
 
     /// Insert `x` unless an exchange of its name exists: the one in place, and whether
-    /// it is `x`.
+    /// it is `x`. Policies are read until it is listed, so a policy change cannot pass it by.
     fn insert_exchange(&self, x: Arc<Exchange>) -> (Arc<Exchange>, bool) {
+        let policies = self.policies.read();
         let mut exchanges = self.exchanges.write().unwrap_or_else(|e| e.into_inner());
-        match exchanges.entry(x.name.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => (e.get().clone(), false),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(x.clone());
-                (x, true)
-            }
+        if let Some(existing) = exchanges.get(&x.name) {
+            return (existing.clone(), false);
         }
+        x.apply_policy(policies.applied(Target::Exchange { name: &x.name }));
+        exchanges.insert(x.name.clone(), x.clone());
+        (x, true)
     }
 
     /// Whether a binding from `source` to `dest` survives a restart.
@@ -411,8 +455,8 @@ impl VHost {
         } else {
             exchange.route(routing_key, headers, queues, &mut next)
         };
-        if !hit && let Some(ae) = &exchange.alternate {
-            next.push(ae.clone());
+        if !hit && let Some(ae) = exchange.alternate() {
+            next.push(ae);
         }
         for name in next {
             if name == root || visited.contains(&name) {

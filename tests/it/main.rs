@@ -11,6 +11,8 @@ mod broker_fuzz;
 mod broker_hostile;
 mod broker_lapin;
 mod broker_log;
+mod broker_policies;
+mod broker_policy_api;
 mod broker_semantics;
 mod broker_storage;
 mod broker_tls;

@@ -1,6 +1,7 @@
 //! One connection's permission in its vhost, re-read only when the auth database
 //! changed: the check on every publish is an atomic load and (usually) no regex.
 
+use super::topic::TopicRules;
 use super::{Access, AuthDb, Permission};
 use crate::broker::error::{AmqpError, AmqpResult};
 use std::sync::Arc;
@@ -18,6 +19,9 @@ pub(crate) struct Grant {
     vhost: String,
     generation: u64,
     permission: Option<Arc<Permission>>,
+    /// The user's topic permissions in the vhost, compiled when first needed (a
+    /// publish or bind on a topic exchange) after each change of the database.
+    topic: Option<TopicRules>,
 }
 
 impl Grant {
@@ -27,7 +31,37 @@ impl Grant {
             vhost: vhost.to_string(),
             generation: db.generation(),
             permission: db.permission(vhost, user),
+            topic: None,
         }
+    }
+
+    /// Re-read the permission when the database changed.
+    fn refresh(&mut self, db: &AuthDb) {
+        let now = db.generation();
+        if now != self.generation {
+            self.generation = now;
+            self.permission = db.permission(&self.vhost, &self.user);
+            self.topic = None;
+        }
+    }
+
+    /// 403 ACCESS_REFUSED unless the user's topic permissions on the topic exchange
+    /// `exchange` allow `routing_key` (write: publish; read: bind and unbind).
+    pub(crate) fn check_topic(
+        &mut self,
+        db: &AuthDb,
+        access: Access,
+        exchange: &str,
+        routing_key: &str,
+    ) -> AmqpResult<()> {
+        self.refresh(db);
+        let rules = self
+            .topic
+            .get_or_insert_with(|| db.topic_rules(&self.vhost, &self.user));
+        if rules.is_empty() {
+            return Ok(());
+        }
+        rules.check(access, exchange, routing_key, &self.user, &self.vhost)
     }
 
     /// 403 ACCESS_REFUSED (a channel error) unless the user may do `access` to the
@@ -39,11 +73,7 @@ impl Grant {
         kind: Resource,
         name: &str,
     ) -> AmqpResult<()> {
-        let now = db.generation();
-        if now != self.generation {
-            self.generation = now;
-            self.permission = db.permission(&self.vhost, &self.user);
-        }
+        self.refresh(db);
         let (kind, name) = match kind {
             Resource::Queue => ("queue", name),
             Resource::Exchange if name.is_empty() => ("exchange", "amq.default"),

@@ -7,16 +7,19 @@
 //! - `password` salted SHA-256/512 hashes in RabbitMQ's format
 //! - `records`  users and permissions to and from RabbitMQ's definitions JSON
 //! - `grant`    one connection's cached view of its permission, checked per operation
+//! - `topic`    topic permissions: routing and binding keys allowed on topic exchanges
 
 pub(crate) mod grant;
 pub(crate) mod password;
 pub(crate) mod records;
+pub(crate) mod topic;
 
 use password::PasswordHash;
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use topic::{TopicPermission, TopicRules};
 
 /// A user of the broker.
 #[derive(Debug, Clone)]
@@ -112,6 +115,8 @@ struct Inner {
     users: BTreeMap<String, User>,
     /// (vhost, user) → permission.
     permissions: BTreeMap<(String, String), Arc<Permission>>,
+    /// (vhost, user, exchange) → topic permission.
+    topic: BTreeMap<(String, String, String), TopicPermission>,
 }
 
 struct WriteGuard<'a> {
@@ -196,6 +201,7 @@ impl AuthDb {
     pub(crate) fn delete_user(&self, name: &str) -> bool {
         let mut inner = self.write();
         inner.permissions.retain(|(_, u), _| u != name);
+        inner.topic.retain(|(_, u, _), _| u != name);
         inner.users.remove(name).is_some()
     }
 
@@ -232,8 +238,73 @@ impl AuthDb {
 
     /// A deleted vhost takes its permissions with it.
     pub(crate) fn clear_vhost(&self, vhost: &str) {
-        self.write().permissions.retain(|(v, _), _| v != vhost);
+        let mut inner = self.write();
+        inner.permissions.retain(|(v, _), _| v != vhost);
+        inner.topic.retain(|(v, _, _), _| v != vhost);
     }
+
+    /// Every topic permission as (vhost, user, exchange, permission), in that order.
+    pub(crate) fn topic_permissions(&self) -> Vec<(String, String, String, TopicPermission)> {
+        self.read()
+            .topic
+            .iter()
+            .map(|((v, u, x), p)| (v.clone(), u.clone(), x.clone(), p.clone()))
+            .collect()
+    }
+
+    /// Set a user's topic permission on one exchange of a vhost; true when the user had
+    /// none in that vhost before (RabbitMQ's 201 rather than 204).
+    pub(crate) fn set_topic_permission(
+        &self,
+        vhost: &str,
+        user: &str,
+        exchange: &str,
+        p: TopicPermission,
+    ) -> bool {
+        let mut inner = self.write();
+        let had = has_topic(&inner, vhost, user);
+        inner.topic.insert(
+            (vhost.to_string(), user.to_string(), exchange.to_string()),
+            p,
+        );
+        !had
+    }
+
+    /// Clear a user's topic permission on `exchange`, or all of them in the vhost;
+    /// false when the user had none there.
+    pub(crate) fn clear_topic_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        exchange: Option<&str>,
+    ) -> bool {
+        let mut inner = self.write();
+        if !has_topic(&inner, vhost, user) {
+            return false;
+        }
+        inner
+            .topic
+            .retain(|(v, u, x), _| !(v == vhost && u == user && exchange.is_none_or(|e| e == x)));
+        true
+    }
+
+    /// A user's topic permissions in a vhost, compiled for checking.
+    pub(crate) fn topic_rules(&self, vhost: &str, user: &str) -> TopicRules {
+        let inner = self.read();
+        TopicRules::new(
+            inner
+                .topic
+                .iter()
+                .filter(|((v, u, _), _)| v == vhost && u == user)
+                .map(|((_, _, x), p)| (x.as_str(), p)),
+            user,
+            vhost,
+        )
+    }
+}
+
+fn has_topic(inner: &Inner, vhost: &str, user: &str) -> bool {
+    inner.topic.keys().any(|(v, u, _)| v == vhost && u == user)
 }
 
 #[cfg(test)]

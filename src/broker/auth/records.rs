@@ -4,9 +4,11 @@
 
 use super::password::PasswordHash;
 use super::{AuthDb, Permission, User};
+use crate::broker::policy::Policy;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The file under `--data-dir` that keeps users, vhosts and permissions across restarts.
 pub(crate) const ACCESS_FILE: &str = "access.json";
@@ -85,15 +87,56 @@ pub(crate) fn parse_permission(v: &Value) -> Result<(String, String, Permission)
     Ok((vhost.to_string(), user.to_string(), p))
 }
 
+/// A topic permission object: `user`, `vhost`, `exchange`, `write`, `read`; the
+/// patterns must compile.
+pub(crate) fn parse_topic_permission(
+    v: &Value,
+) -> Result<(String, String, String, super::topic::TopicPermission), String> {
+    let (user, vhost, exchange) = (
+        str_field(v, "user")?,
+        str_field(v, "vhost")?,
+        str_field(v, "exchange")?,
+    );
+    let p = super::topic::TopicPermission::new(str_field(v, "write")?, str_field(v, "read")?)
+        .map_err(|(pattern, e)| {
+            format!(
+                "topic permission of user '{user}' on exchange '{exchange}' in vhost '{vhost}': \
+                 invalid regular expression '{pattern}': {} at {}",
+                e.message, e.offset
+            )
+        })?;
+    Ok((vhost.to_string(), user.to_string(), exchange.to_string(), p))
+}
+
 pub(crate) fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
     v.get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("missing or non-string field '{key}' in {v}"))
 }
 
-/// Users, vhosts (with their limits as RabbitMQ's `vhost-limits` parameters) and
-/// permissions as one definitions document.
-pub(crate) fn export(db: &AuthDb, vhosts: &[(String, Option<Value>)]) -> Value {
+/// Users, vhosts (with their limits as RabbitMQ's `vhost-limits` parameters),
+/// permissions, policies and operator policies (as RabbitMQ exports them: runtime
+/// parameters of component `operator_policy`) as one definitions document.
+pub(crate) fn export(
+    db: &AuthDb,
+    vhosts: &[(String, Option<Value>)],
+    policies: &[Arc<Policy>],
+    operator_policies: &[Arc<Policy>],
+) -> Value {
+    let mut parameters: Vec<Value> = vhosts
+        .iter()
+        .filter_map(|(v, limits)| {
+            limits.as_ref().map(
+                |l| json!({"vhost": v, "component": "vhost-limits", "name": "limits", "value": l}),
+            )
+        })
+        .collect();
+    parameters.extend(operator_policies.iter().map(|p| {
+        json!({
+            "vhost": p.vhost, "component": "operator_policy", "name": p.name,
+            "value": p.parameter_value(),
+        })
+    }));
     json!({
         "users": db.users().iter().map(user_json).collect::<Vec<_>>(),
         "vhosts": vhosts.iter().map(|(v, _)| json!({ "name": v })).collect::<Vec<_>>(),
@@ -102,14 +145,15 @@ pub(crate) fn export(db: &AuthDb, vhosts: &[(String, Option<Value>)]) -> Value {
             .iter()
             .map(|(v, u, p)| permission_json(v, u, p))
             .collect::<Vec<_>>(),
-        "parameters": vhosts
+        "topic_permissions": db
+            .topic_permissions()
             .iter()
-            .filter_map(|(v, limits)| {
-                limits.as_ref().map(|l| {
-                    json!({"vhost": v, "component": "vhost-limits", "name": "limits", "value": l})
-                })
+            .map(|(v, u, x, p)| {
+                json!({"user": u, "vhost": v, "exchange": x, "write": p.write, "read": p.read})
             })
             .collect::<Vec<_>>(),
+        "parameters": parameters,
+        "policies": policies.iter().map(|p| p.to_json()).collect::<Vec<_>>(),
     })
 }
 

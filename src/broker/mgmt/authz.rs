@@ -8,6 +8,8 @@
 use super::error::ApiError;
 use super::{Api, Caller};
 use crate::broker::auth::Access;
+use crate::broker::error::AmqpResult;
+use crate::broker::exchange::{Exchange, ExchangeKind};
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -42,6 +44,29 @@ pub(super) fn sees_user(user: &str) -> bool {
     CALLER
         .try_with(|c| c.sees_all() || c.name == user)
         .unwrap_or(true)
+}
+
+/// The caller's topic permissions on `exchange` for `key`, when it is a topic exchange:
+/// the API publishes and binds as its caller, as RabbitMQ's does (over its own AMQP
+/// channel, with the same checks).
+pub(super) fn permit_topic(
+    api: &Api,
+    caller: &Caller,
+    vhost: &str,
+    exchange: &Exchange,
+    access: Access,
+    key: &str,
+) -> AmqpResult<()> {
+    if exchange.kind != ExchangeKind::Topic {
+        return Ok(());
+    }
+    api.broker.auth.topic_rules(vhost, &caller.name).check(
+        access,
+        &exchange.name,
+        key,
+        &caller.name,
+        vhost,
+    )
 }
 
 /// `%2F` and friends in a path segment.

@@ -5,7 +5,8 @@
 
 use super::error::ApiError;
 use super::json::{self, table};
-use super::{Api, body_json, exchange_name, listing};
+use super::{Api, Caller, authz, body_json, exchange_name, listing};
+use crate::broker::auth::Access;
 use crate::broker::error::AmqpError;
 use crate::broker::exchange::{Binding, Dest};
 use crate::broker::state::BrokerState;
@@ -13,7 +14,7 @@ use crate::broker::vhost::VHost;
 use amq_protocol::types::FieldTable;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -284,17 +285,17 @@ fn ends(
 /// 201 and a `Location` relative to the request, as RabbitMQ answers.
 pub(super) async fn create(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, source, kind, dest)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let location = create_binding(
-        &api.broker,
-        &vhost,
-        &source,
-        &kind,
-        &dest,
-        &body_json(&body)?,
-    )?;
+    let body = body_json(&body)?;
+    if let (Some(v), Some(key)) = (api.broker.vhost(&vhost), body.get("routing_key"))
+        && let Some(x) = v.exchange(exchange_name(&source))
+    {
+        permit_topic_binding(&api, &caller, &vhost, &x, key.as_str().unwrap_or_default())?;
+    }
+    let location = create_binding(&api.broker, &vhost, &source, &kind, &dest, &body)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
 }
 
@@ -333,9 +334,23 @@ pub(super) fn create_binding(
     Ok(location)
 }
 
+/// The caller's topic read permission on a binding key; refused as RabbitMQ's API
+/// refuses it (401 `Access refused.`).
+fn permit_topic_binding(
+    api: &Api,
+    caller: &Caller,
+    vhost: &str,
+    x: &crate::broker::exchange::Exchange,
+    key: &str,
+) -> Result<(), ApiError> {
+    authz::permit_topic(api, caller, vhost, x, Access::Read, key)
+        .map_err(|_| ApiError::new(401, "not_authorised", "Access refused."))
+}
+
 /// `DELETE /api/bindings/{vhost}/e/{source}/q|e/{dest}/{props}`.
 pub(super) async fn delete(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, source, kind, dest, props)): Path<(String, String, String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let v = api.vhost(&vhost)?;
@@ -357,6 +372,7 @@ pub(super) async fn delete(
     let Some((key, args)) = found else {
         return Err(ApiError::not_found());
     };
+    permit_topic_binding(&api, &caller, &vhost, &x, &key)?;
     if v.unbind(&x, &d, &key, &args) && x.auto_delete && x.binding_count() == 0 {
         v.delete_exchange(&x.name);
     }

@@ -1,7 +1,10 @@
 //! `/api/definitions`: export and import in RabbitMQ's definitions format, and the
 //! same import for `rmq serve --definitions FILE` at start-up. A RabbitMQ export seeds
-//! an `rmq serve` (and the other way round); of the runtime parameters only vhost limits
-//! are applied, policies and topic permissions are accepted and ignored.
+//! an `rmq serve` (and the other way round): users, vhosts, permissions, topic
+//! permissions, policies,
+//! operator policies (`operator_policy` parameters) and vhost limits, then exchanges,
+//! queues and bindings, in RabbitMQ's order, so the queues are declared under their
+//! policies.
 
 use super::Api;
 use super::bindings::{self, create_binding};
@@ -9,6 +12,7 @@ use super::error::ApiError;
 use super::exchanges::declare_exchange;
 use super::json::table;
 use super::overview::COMPATIBLE_VERSION;
+use super::policies::escape_html_tags;
 use super::queues::declare_queue;
 use crate::broker::auth::records;
 use crate::broker::state::BrokerState;
@@ -20,7 +24,7 @@ use serde_json::{Value, json};
 
 pub(super) async fn export(State(api): State<Api>) -> Json<Value> {
     let b = &api.broker;
-    let mut doc = records::export(&b.auth, &b.vhost_limits());
+    let mut doc = b.access_doc();
     let (mut queues, mut exchanges, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
     for v in api.vhosts() {
         let mut qs = v.queue_list();
@@ -56,9 +60,7 @@ pub(super) async fn export(State(api): State<Api>) -> Json<Value> {
         m.insert("rabbitmq_version".into(), version);
         m.insert("product_name".into(), json!("rmq"));
         m.insert("product_version".into(), json!(env!("CARGO_PKG_VERSION")));
-        for empty in ["topic_permissions", "global_parameters", "policies"] {
-            m.insert(empty.into(), json!([]));
-        }
+        m.insert("global_parameters".into(), json!([]));
         m.insert("queues".into(), Value::Array(queues));
         m.insert("exchanges".into(), Value::Array(exchanges));
         m.insert("bindings".into(), Value::Array(bindings));
@@ -72,10 +74,10 @@ pub(super) async fn import(State(api): State<Api>, body: Bytes) -> Result<Status
         .ok()
         .filter(Value::is_object)
         .ok_or_else(|| ApiError::bad_request("failed_to_parse_json"))?;
-    api.broker
-        .apply_access(&doc)
-        .map_err(ApiError::bad_request)?;
-    import_topology(&api.broker, &doc).map_err(ApiError::bad_request)?;
+    // RabbitMQ escapes its import errors for HTML (they quote Erlang's `<<"..">>`).
+    let failed = |e: String| ApiError::bad_request(escape_html_tags(&e));
+    api.broker.apply_access(&doc).map_err(failed)?;
+    import_topology(&api.broker, &doc).map_err(failed)?;
     api.broker
         .save_access()
         .map_err(|e| ApiError::new(500, "internal_error", format!("cannot save users: {e}")))?;

@@ -15,6 +15,9 @@ pub(crate) struct ApiError {
     pub(crate) error: String,
     /// The `reason` field.
     pub(crate) reason: String,
+    /// A `reason` that is not text: RabbitMQ answers some errors with the Erlang term
+    /// it threw, as JSON (an invalid topic permission pattern).
+    pub(crate) reason_json: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -27,6 +30,16 @@ impl ApiError {
             status,
             error: error.into(),
             reason: reason.into(),
+            reason_json: None,
+        }
+    }
+
+    /// 400 with a JSON `reason` (its text form is the JSON, for logs and imports).
+    pub(crate) fn bad_request_json(reason: serde_json::Value) -> ApiError {
+        ApiError {
+            reason: reason.to_string(),
+            reason_json: Some(reason),
+            ..ApiError::bad_request("")
         }
     }
 
@@ -67,7 +80,10 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
         let mut resp = (
             status,
-            axum::Json(json!({"error": self.error, "reason": self.reason})),
+            axum::Json(json!({
+                "error": self.error,
+                "reason": self.reason_json.unwrap_or(serde_json::Value::String(self.reason)),
+            })),
         )
             .into_response();
         if self.status == 401 {

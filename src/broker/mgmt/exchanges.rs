@@ -3,7 +3,8 @@
 
 use super::error::ApiError;
 use super::json::{self, table};
-use super::{Api, body_bool, body_json, exchange_name, listing};
+use super::{Api, Caller, authz, body_bool, body_json, exchange_name, listing};
+use crate::broker::auth::Access;
 use crate::broker::counters::Stat;
 use crate::broker::exchange::{Exchange, ExchangeKind};
 use crate::broker::message::{Message, encode_header};
@@ -13,7 +14,7 @@ use crate::broker::state::BrokerState;
 use crate::broker::vhost::VHost;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use serde_json::{Value, json};
@@ -27,8 +28,10 @@ fn refused() -> ApiError {
     ApiError::new(401, "not_authorised", "Access refused.")
 }
 
+/// One exchange as RabbitMQ's API shows it: `policy` only when a (user) policy
+/// applies; RabbitMQ shows neither operator policies nor an effective definition here.
 pub(crate) fn exchange_json(x: &Exchange, vhost: &str) -> Value {
-    json!({
+    let mut v = json!({
         "arguments": table(&x.arguments),
         "auto_delete": x.auto_delete,
         "durable": x.durable,
@@ -36,7 +39,15 @@ pub(crate) fn exchange_json(x: &Exchange, vhost: &str) -> Value {
         "name": x.name,
         "type": x.kind.as_str(),
         "vhost": vhost,
-    })
+    });
+    if let Some(name) = x
+        .applied_policy()
+        .and_then(|a| a.policy_name().map(str::to_string))
+        && let Value::Object(m) = &mut v
+    {
+        m.insert("policy".into(), Value::String(name));
+    }
+    v
 }
 
 fn list(vhosts: Vec<Arc<VHost>>) -> Vec<Value> {
@@ -195,6 +206,7 @@ pub(super) async fn delete(
 /// `{"properties","routing_key","payload","payload_encoding":"string"|"base64"}`.
 pub(super) async fn publish(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -215,6 +227,9 @@ pub(super) async fn publish(
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_request("routing_key missing"))?
         .to_string();
+    // A channel error of RabbitMQ's own publishing channel: 400 with code and text.
+    authz::permit_topic(&api, &caller, &vhost, &x, Access::Write, &routing_key)
+        .map_err(|e| ApiError::bad_request(format!("{} {}", e.code, e.text)))?;
     let payload = body
         .get("payload")
         .and_then(Value::as_str)

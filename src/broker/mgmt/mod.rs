@@ -11,10 +11,12 @@
 //! - `access`    /api/users, /api/permissions, /api/vhost-limits, /api/whoami, vhost create/delete
 //! - `definitions` /api/definitions export and import (and `--definitions` at start)
 //! - `nodes`     /api/nodes: memory, disk and their alarms
+//! - `policies`  /api/policies, /api/operator-policies
 //! - `queues`    /api/queues: list, declare, delete, purge, get
 //! - `exchanges` /api/exchanges: list, declare, delete, publish
 //! - `bindings`  /api/bindings and the per-queue / per-exchange binding lists
 //! - `conns`     /api/connections, /api/channels, /api/consumers
+//! - `topic_permissions` /api/topic-permissions and the per-user and per-vhost lists
 //! - `metrics`   Prometheus text exposition
 //! - `https`     the API over TLS: handshakes off the accept path
 
@@ -31,8 +33,10 @@ mod listing;
 mod metrics;
 mod nodes;
 mod overview;
+mod policies;
 mod queues;
 mod stats;
+mod topic_permissions;
 
 use super::state::BrokerState;
 use super::vhost::VHost;
@@ -242,6 +246,25 @@ fn router(api: Api) -> Router {
         .route("/api/channels", get(conns::channels))
         .route("/api/consumers", get(conns::consumers_all))
         .route("/api/consumers/{vhost}", get(conns::consumers_vhost))
+        .route("/api/policies", get(policies::policies))
+        .route("/api/policies/{vhost}", get(policies::policies_of))
+        .route(
+            "/api/policies/{vhost}/{name}",
+            get(policies::policy)
+                .put(policies::put_policy)
+                .delete(policies::delete_policy),
+        )
+        .route("/api/operator-policies", get(policies::operator_policies))
+        .route(
+            "/api/operator-policies/{vhost}",
+            get(policies::operator_policies_of),
+        )
+        .route(
+            "/api/operator-policies/{vhost}/{name}",
+            get(policies::operator_policy)
+                .put(policies::put_operator_policy)
+                .delete(policies::delete_operator_policy),
+        )
         .route_layer(middleware::from_fn_with_state(
             api.clone(),
             authz::authorize,
@@ -275,6 +298,25 @@ fn router(api: Api) -> Router {
         .route(
             "/api/vhost-limits/{vhost}/{name}",
             axum::routing::put(access::put_vhost_limit).delete(access::delete_vhost_limit),
+        )
+        .route("/api/topic-permissions", get(topic_permissions::list))
+        .route(
+            "/api/topic-permissions/{vhost}/{user}",
+            get(topic_permissions::show)
+                .put(topic_permissions::put)
+                .delete(topic_permissions::delete),
+        )
+        .route(
+            "/api/topic-permissions/{vhost}/{user}/{exchange}",
+            get(topic_permissions::show_exchange).delete(topic_permissions::delete_exchange),
+        )
+        .route(
+            "/api/users/{user}/topic-permissions",
+            get(topic_permissions::of_user),
+        )
+        .route(
+            "/api/vhosts/{vhost}/topic-permissions",
+            get(topic_permissions::of_vhost),
         )
         .route(
             "/api/definitions",

@@ -49,12 +49,13 @@ pub(crate) fn queue_json(q: &Arc<Queue>, node: &str, stats: bool) -> Value {
         None
     };
     let own = &q.counters.own;
+    let applied = snap.applied.as_deref();
     let mut v = json!({
         "arguments": table(&q.arguments.table()),
         "auto_delete": q.auto_delete,
         "consumers": snap.consumers.len(),
         "durable": q.durable,
-        "effective_policy_definition": {},
+        "effective_policy_definition": applied.map_or_else(Default::default, |a| a.definition.clone()),
         "exclusive": q.exclusive_owner.is_some(),
         "exclusive_consumer_tag": exclusive_tag,
         "message_bytes": snap.ready_bytes + snap.unacked_bytes,
@@ -65,8 +66,8 @@ pub(crate) fn queue_json(q: &Arc<Queue>, node: &str, stats: bool) -> Value {
         "messages_unacknowledged": snap.unacked,
         "name": q.name,
         "node": node,
-        "operator_policy": null,
-        "policy": null,
+        "operator_policy": applied.and_then(|a| a.operator_name()),
+        "policy": applied.and_then(|a| a.policy_name()),
         "single_active_consumer_tag": sac_tag,
         "state": "running",
         "type": queue_type(q),

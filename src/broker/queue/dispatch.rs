@@ -43,7 +43,7 @@ impl Queue {
     /// it when the queue has a dead-letter exchange.
     pub(super) fn drop_entry(&self, st: &mut QueueState, e: &Entry, reason: Reason) {
         st.settle_stored(e);
-        if self.args.dead_letter_exchange.is_some()
+        if st.eff.dead_letter_exchange.is_some()
             && let Some(m) = self.load(st, e)
         {
             st.dead.push((m, reason));
@@ -65,15 +65,13 @@ impl Queue {
 
     /// drop-head overflow: remove the oldest ready messages beyond the limits.
     pub(super) fn enforce_limits(&self, st: &mut QueueState) {
-        if self.args.overflow != Overflow::DropHead {
+        if st.eff.overflow_mode() != Overflow::DropHead {
             return;
         }
         let over = |st: &QueueState| {
-            self.args
-                .max_length
-                .is_some_and(|m| st.ready.len() as u64 > m)
-                || self
-                    .args
+            st.eff.max_length.is_some_and(|m| st.ready.len() as u64 > m)
+                || st
+                    .eff
                     .max_length_bytes
                     .is_some_and(|m| st.ready.bytes() > m)
         };
@@ -199,12 +197,15 @@ impl Queue {
         });
     }
 
-    /// Republish dropped messages to the dead-letter exchange, if the queue has one.
-    pub(super) fn dead_letter(&self, dead: Vec<(MessageRef, Reason)>) {
-        if dead.is_empty() {
-            return;
-        }
-        let Some(dlx) = &self.args.dead_letter_exchange else {
+    /// Republish dropped messages to the dead-letter exchange `dlx` (with the routing
+    /// key `dlrk`, else their own), if the queue has one.
+    pub(super) fn dead_letter(
+        &self,
+        dead: Vec<(MessageRef, Reason)>,
+        dlx: Option<String>,
+        dlrk: Option<String>,
+    ) {
+        let Some(dlx) = &dlx else {
             return;
         };
         let Some(vhost) = self.vhost_ref.upgrade() else {
@@ -214,7 +215,7 @@ impl Queue {
         let Some(exchange) = vhost.exchange(dlx) else {
             return;
         };
-        let dlrk = self.args.dead_letter_routing_key.as_deref();
+        let dlrk = dlrk.as_deref();
         for (msg, reason) in dead {
             let out = Arc::new(deadletter::dead_lettered(
                 &msg, &self.name, reason, dlx, dlrk,

@@ -10,6 +10,7 @@ mod dispatch;
 mod entry;
 pub(crate) mod expiry;
 mod log_tasks;
+mod policy;
 mod settle;
 mod snapshot;
 
@@ -22,6 +23,7 @@ use super::counters::{QueueCounters, Stat};
 use super::deadletter::Reason;
 use super::log;
 use super::message::MessageRef;
+use super::policy::{Applied, effective_args};
 use super::queue_args::{Overflow, PackedTable, QueueArgs};
 use super::ready::Ready;
 use super::store::queue_log::QueueLog;
@@ -55,6 +57,11 @@ struct QueueState {
     dead: Vec<(MessageRef, Reason)>,
     /// The message log of a durable queue under `--data-dir`.
     log: Option<QueueLog>,
+    /// The policies that apply now (`policy.rs`), for listings.
+    applied: Option<Arc<Applied>>,
+    /// The arguments in force: the declared ones combined with `applied`. TTL, limits,
+    /// overflow, dead-lettering, expiry and the delivery limit are read from here.
+    eff: QueueArgs,
 }
 
 impl QueueState {
@@ -99,7 +106,9 @@ pub(crate) struct Queue {
     pub(crate) log_id: Option<u64>,
     /// The declare arguments as received (redeclare equivalence, listing).
     pub(crate) arguments: PackedTable,
-    /// The arguments rmq acts on, validated.
+    /// The declared arguments, validated: the queue's type and the settings no policy
+    /// changes (priorities, single active consumer). What policies may change is in
+    /// the state's `eff`.
     pub(crate) args: QueueArgs,
     state: Mutex<QueueState>,
     /// Publish/deliver/ack counts for the management API (relaxed atomics).
@@ -130,11 +139,13 @@ pub(crate) enum ConsumeRefused {
 }
 
 impl Queue {
-    /// A new queue; starts its `x-expires` watch when it has one.
+    /// A new queue under the policies `applied` to it; starts its `x-expires` watch
+    /// when it has one.
     pub(crate) fn create(
         spec: QueueSpec,
         vhost: &Arc<VHost>,
         log: Option<(u64, QueueLog)>,
+        applied: Option<Arc<Applied>>,
     ) -> Arc<Queue> {
         let QueueSpec {
             name,
@@ -170,12 +181,15 @@ impl Queue {
                 last_used: Instant::now(),
                 dead: Vec::new(),
                 log,
+                eff: effective_args(&args, applied.as_deref()),
+                applied,
             }),
             args,
             counters: QueueCounters::new(vhost.counters.retired.clone()),
         });
         q.hand_disk_work_to_the_store(vhost);
-        if let Some(ms) = q.args.expires {
+        let expires = q.lock().eff.expires;
+        if let Some(ms) = expires {
             let at = Instant::now() + Duration::from_millis(ms);
             vhost.expiry.watch(Arc::downgrade(&q), at);
         }
@@ -185,11 +199,12 @@ impl Queue {
     /// An `x-expires` deadline arrived: delete the queue if it really expired, else
     /// watch it again (see `expiry::next_check`).
     fn check_expiry(self: &Arc<Self>, expiry: &Arc<Expiry>, now: Instant) {
-        let Some(ms) = self.args.expires else {
-            return;
-        };
         let next = {
             let st = self.lock();
+            // A policy may have lifted the expiry since this watch was set.
+            let Some(ms) = st.eff.expires else {
+                return;
+            };
             if st.deleted {
                 return;
             }
@@ -221,9 +236,19 @@ impl Queue {
             let mut st = self.lock();
             let out = f(self, &mut st);
             self.arm_ttl_timer(&mut st);
-            (out, std::mem::take(&mut st.dead))
+            let dead = std::mem::take(&mut st.dead);
+            // Where they go is decided now, under the policies they were dropped under.
+            let target = (!dead.is_empty()).then(|| {
+                (
+                    st.eff.dead_letter_exchange.clone(),
+                    st.eff.dead_letter_routing_key.clone(),
+                )
+            });
+            (out, target.map(|t| (dead, t)))
         };
-        self.dead_letter(dead);
+        if let Some((dead, (dlx, dlrk))) = dead {
+            self.dead_letter(dead, dlx, dlrk);
+        }
         out
     }
 
@@ -234,15 +259,19 @@ impl Queue {
             if st.deleted {
                 return Enqueued::Gone;
             }
-            let args = &q.args;
+            let (overflow, queue_ttl) = (st.eff.overflow_mode(), st.eff.message_ttl);
             // reject-publish refuses a message that would take the queue past a limit.
-            if args.overflow != Overflow::DropHead
-                && (args.max_length.is_some_and(|m| st.ready.len() as u64 >= m)
-                    || args
+            if overflow != Overflow::DropHead
+                && (st
+                    .eff
+                    .max_length
+                    .is_some_and(|m| st.ready.len() as u64 >= m)
+                    || st
+                        .eff
                         .max_length_bytes
                         .is_some_and(|m| st.ready.bytes() + msg.body.len() as u64 > m))
             {
-                if args.overflow == Overflow::RejectPublishDlx {
+                if overflow == Overflow::RejectPublishDlx {
                     st.dead.push((msg, Reason::Maxlen));
                 }
                 return Enqueued::Rejected;
@@ -250,7 +279,7 @@ impl Queue {
             // TTL 0 still reaches a waiting consumer: expiry is judged against `now`,
             // taken before the message was queued.
             let now = Instant::now();
-            let ttl = match (args.message_ttl, ttl_ms) {
+            let ttl = match (queue_ttl, ttl_ms) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };

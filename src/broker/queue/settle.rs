@@ -22,7 +22,8 @@ impl Queue {
                     // RabbitMQ's rabbit_fifo: every return counts; past the limit the
                     // message is dropped, or dead-lettered with reason delivery_limit.
                     e.delivery_count = e.delivery_count.saturating_add(1);
-                    if q.args
+                    if st
+                        .eff
                         .delivery_limit
                         .is_some_and(|limit| u64::from(e.delivery_count) > limit)
                     {

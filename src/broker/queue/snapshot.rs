@@ -1,6 +1,7 @@
 //! A queue's state as the management API and `queue.declare-ok` report it.
 
 use super::{Consumer, Queue};
+use crate::broker::policy::Applied;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -19,6 +20,8 @@ pub(crate) struct QueueSnapshot {
     pub(crate) consumers: Vec<Consumer>,
     /// `x-single-active-consumer`: only the first consumer gets messages.
     pub(crate) single_active: bool,
+    /// The policy and operator policy in force.
+    pub(crate) applied: Option<Arc<Applied>>,
 }
 
 impl Queue {
@@ -34,6 +37,7 @@ impl Queue {
                 unacked_bytes: st.unacked_bytes,
                 consumers: st.consumers.clone(),
                 single_active: q.args.single_active_consumer,
+                applied: st.applied.clone(),
             }
         })
     }
