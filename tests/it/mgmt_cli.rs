@@ -315,3 +315,61 @@ fn list_queues_of_an_unknown_vhost_is_an_error() {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("no vhost 'nope'"), "{}", stderr(&out));
 }
+
+/// The operator listings (policies, users, permissions) show the same state the same way
+/// on every target.
+#[test]
+fn operator_listings_show_the_same_state_on_every_target() {
+    let (policy, user) = (unique("same-policy"), unique("same-user"));
+    let pattern = format!("^{policy}-q$");
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for (url, broker) in targets() {
+        let api = match &broker {
+            Some(b) => b.api_url(),
+            None => "http://127.0.0.1:15672".to_string(),
+        };
+        let change = |args: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend(["--api-url", api.as_str()]);
+            let out = run(&url, &all, None);
+            assert_eq!(
+                code(&out),
+                0,
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        change(&[
+            "set-policy",
+            &policy,
+            &pattern,
+            r#"{"max-length":5,"message-ttl":60000}"#,
+            "--apply-to",
+            "queues",
+            "--priority",
+            "3",
+        ]);
+        change(&["add-user", &user, "s3cret", "--tags", "monitoring"]);
+        change(&["set-permissions", &user, "^cfg$", "", ".*"]);
+        let line_of = |args: &[&str], name: &str| {
+            let text = list(&url, &api, args).expect("listing");
+            text.lines()
+                .find(|l| l.split('\t').any(|f| f == name))
+                .unwrap_or_else(|| panic!("{name} not in {text}"))
+                .to_string()
+        };
+        let lines = vec![
+            line_of(&["list-policies", "-o", "tsv"], &policy),
+            line_of(&["list-users", "-o", "tsv"], &user),
+            line_of(&["list-permissions", "-o", "tsv"], &user),
+        ];
+        change(&["clear-policy", &policy]);
+        change(&["delete-user", &user]);
+        seen.push(lines);
+    }
+    assert!(seen[0][0].contains("max-length"), "{:?}", seen[0]);
+    assert!(seen[0][2].contains("^cfg$"), "{:?}", seen[0]);
+    if let Some(rabbit) = seen.get(1) {
+        assert_eq!(&seen[0], rabbit, "rmq serve and RabbitMQ list the same");
+    }
+}
