@@ -217,8 +217,10 @@ pub(crate) async fn serve<S: Transport>(
                 if let Err(end) = resumed {
                     break end;
                 }
-                // The frames that came behind it.
+                // The frames that came behind it; and what the peer sent meanwhile,
+                // unread, is not a missed heartbeat.
                 unprocessed = true;
+                last_read = Instant::now();
             }
             r = rd.read_buf(&mut buf), if reading => match r {
                 Ok(0) => break End::PeerGone("client closed the socket".into()),

@@ -153,3 +153,35 @@ async fn a_declare_whose_disk_work_fails_closes_only_its_connection() {
     assert_eq!(t.message_count(), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A wait longer than the heartbeat timeout is not a dead peer: what the peer sent
+/// meanwhile was not read because of the wait, not because it went silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_disk_wait_is_not_a_missed_heartbeat() {
+    let _turn = FAILPOINT.lock().await;
+    let dir = temp_dir("failpoint-disk-heartbeat");
+    let data = dir.clone();
+    let broker = Broker::start_with(move |c| c.data_dir = Some(data));
+    fail::cfg("store-new-queue-log", "pause").unwrap();
+    let released = Release;
+    // Heartbeat 1 s: the broker gives up on a peer unread for 2.5 s.
+    let mut a = handshake_with_heartbeat(broker.addr, 1);
+    a.write_all(&channel_open(1)).unwrap();
+    read_method(&mut a).expect("channel.open-ok");
+    a.write_all(&queue_declare(1, &unique("dw-heartbeat"), true))
+        .unwrap();
+    // The scenario itself: the disk stays slow for longer than that timeout, while the
+    // peer keeps sending heartbeats (which wait, unread, behind the declare).
+    for _ in 0..4 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        a.write_all(&frame(8, 0, &[])).unwrap();
+    }
+    drop(released);
+    let (ch, ok) = read_method(&mut a).expect("declare-ok, not a close");
+    assert_eq!((ch, ids(&ok)), (1, (50, 11)));
+    // And the connection lives on: the broker did not count the wait against the peer.
+    a.write_all(&channel_open(2)).unwrap();
+    let (ch, ok) = read_method(&mut a).expect("channel.open-ok, not a close");
+    assert_eq!((ch, ids(&ok)), (2, (20, 11)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
