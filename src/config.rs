@@ -10,7 +10,7 @@
 //! url = "amqp://guest:guest@localhost:5672/%2F"
 //!
 //! [profiles.prod]
-//! url = "amqp://app:secret@mq.example.com:5672"
+//! url = "amqp://app:secret@mq.example.com:5672"   # several: separated by spaces, tried in order
 //! vhost = "orders"                   # replaces the URL's vhost
 //! api_url = "http://mq.example.com:15672"
 //! tls_ca_cert = "/etc/rmq/ca.pem"
@@ -181,7 +181,10 @@ impl Settings {
         };
         let (v, s) = text(&self.profile);
         push("profile", v, s);
-        push("url", redact(&self.url.value), self.url.source.to_string());
+        for (i, u) in split_urls(&self.url.value).enumerate() {
+            let name = if i == 0 { "url" } else { "url (next)" };
+            push(name, redact(u), self.url.source.to_string());
+        }
         match &self.api_url {
             Some(_) => {
                 let (v, s) = text(&self.api_url);
@@ -290,7 +293,10 @@ pub fn resolve(o: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> anyhow::R
     } else if prof.url.is_some() || prof.vhost.is_some() {
         let base = prof.url.clone().unwrap_or_else(|| DEFAULT_URL.to_string());
         let url = match &prof.vhost {
-            Some(v) => with_vhost(&base, v),
+            Some(v) => split_urls(&base)
+                .map(|u| with_vhost(u, v))
+                .collect::<Vec<_>>()
+                .join(" "),
             None => base,
         };
         Sourced::new(url, from_profile())
@@ -349,6 +355,12 @@ fn load(path: &Path, explicit: bool) -> anyhow::Result<Option<ConfigFile>> {
             ),
         )
     })
+}
+
+/// The URLs of a setting: several brokers are separated by whitespace, tried in order.
+/// Not commas: the RabbitMQ URI spec allows them unescaped in the user info.
+pub fn split_urls(value: &str) -> impl Iterator<Item = &str> {
+    value.split_whitespace()
 }
 
 /// The URL with its vhost replaced (percent-encoded, so `/` becomes `%2F`).

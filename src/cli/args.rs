@@ -227,27 +227,6 @@ pub(crate) fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
-/// The error for Ctrl-C: exit 130, nothing more to say.
-pub(crate) fn interrupted() -> anyhow::Error {
-    coded(exit::INTERRUPTED, "")
-}
-
-/// Resolves on Ctrl-C (or SIGTERM): long-running commands stop cleanly on either.
-pub(crate) async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

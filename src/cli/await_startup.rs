@@ -3,8 +3,9 @@
 //! started a broker.
 
 use super::Ctx;
-use super::args::{interrupted, parse_secs, stop_signal};
+use super::args::parse_secs;
 use super::listing::{api_config, profile_api_url};
+use super::signals::{interrupted, stop_signal};
 use crate::client::{ApiMethod, Session, api_request, parse_url};
 use crate::exit::{self, coded};
 use clap::Args;

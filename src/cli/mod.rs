@@ -7,6 +7,7 @@ mod admin;
 mod args;
 mod await_startup;
 mod bind;
+mod blocked;
 mod clear_policy;
 mod close_connection;
 mod config;
@@ -34,12 +35,14 @@ mod overview;
 mod perf;
 mod purge;
 mod receive;
+mod resume;
 mod rpc_call;
 mod rpc_serve;
 mod send;
 mod serve;
 mod set_permissions;
 mod set_policy;
+pub(crate) mod signals;
 mod stream;
 mod tail;
 mod topology;
@@ -60,17 +63,18 @@ use std::sync::Arc;
     version,
     about,
     propagate_version = true,
-    after_help = "Examples (the RabbitMQ tutorials, one line each):\n  rmq serve --port 0                                # an embedded broker\n  rmq send hello 'Hello World!'                     # 1 hello world\n  rmq receive hello --count 1\n  rmq send task_queue --durable --persistent 'A task...'   # 2 work queues\n  rmq worker task_queue\n  rmq emit-log --exchange logs 'info: hi'           # 3 publish/subscribe\n  rmq receive --exchange logs\n  rmq emit-log --exchange direct_logs --type direct --routing-key error 'boom'   # 4 routing\n  rmq receive --exchange topic_logs --binding-key '*.critical'                 # 5 topics\n  rmq rpc-serve rpc_queue --fib & rmq rpc-call rpc_queue 30                    # 6 RPC\n  rmq tutorial                                      # all six, step by step\n\nConnection: --url, else RMQ_URL, else AMQP_URL, else the profile's url (--profile, RMQ_PROFILE, or\nthe config file's default_profile), else amqp://guest:guest@localhost:5672/%2F. See `rmq config show`.\nExit codes: 0 ok, 1 failure, 2 usage, 3 fewer messages than asked / timeout, 65 bad input, 69 unreachable, 77 login refused, 130 interrupted."
+    after_help = format!("Examples (the RabbitMQ tutorials, one line each):\n  rmq serve --port 0                                # an embedded broker\n  rmq send hello 'Hello World!'                     # 1 hello world\n  rmq receive hello --count 1\n  rmq send task_queue --durable --persistent 'A task...'   # 2 work queues\n  rmq worker task_queue\n  rmq emit-log --exchange logs 'info: hi'           # 3 publish/subscribe\n  rmq receive --exchange logs\n  rmq emit-log --exchange direct_logs --type direct --routing-key error 'boom'   # 4 routing\n  rmq receive --exchange topic_logs --binding-key '*.critical'                 # 5 topics\n  rmq rpc-serve rpc_queue --fib & rmq rpc-call rpc_queue 30                    # 6 RPC\n  rmq tutorial                                      # all six, step by step\n\nConnection: --url, else RMQ_URL, else AMQP_URL, else the profile's url (--profile, RMQ_PROFILE, or\nthe config file's default_profile), else amqp://guest:guest@localhost:5672/%2F. See `rmq config show`.\n{}", crate::exit::summary())
 )]
 pub struct Cli {
-    /// Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F.
+    /// Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order.
     #[arg(
         long,
         global = true,
         value_name = "URL",
-        help_heading = "Global options"
+        help_heading = "Global options",
+        action = clap::ArgAction::Append
     )]
-    url: Option<String>,
+    url: Vec<String>,
     /// Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile).
     #[arg(
         long,
@@ -130,6 +134,18 @@ pub struct Cli {
     /// No notes, ready lines or progress bars on stderr (results and errors still print).
     #[arg(long, short = 'q', global = true, help_heading = "Global options")]
     quiet: bool,
+    /// Long-running commands (worker, receive without an end, tail, rpc-serve, send from a
+    /// stream) exit 69 when the connection is lost, instead of reconnecting.
+    #[arg(long, global = true, help_heading = "Global options")]
+    no_reconnect: bool,
+    /// Give up reconnecting (exit 69) after this many seconds without a connection
+    /// (default: keep trying, with backoff capped at about 5 s).
+    #[arg(long, global = true, value_parser = args::parse_secs, value_name = "SECS", help_heading = "Global options")]
+    reconnect_timeout: Option<std::time::Duration>,
+    /// Give up (exit 75) when the broker keeps the connection blocked (connection.blocked:
+    /// a memory or disk alarm) for this many seconds (default: wait, saying so on stderr).
+    #[arg(long, global = true, value_parser = args::parse_secs, value_name = "SECS", help_heading = "Global options")]
+    blocked_timeout: Option<std::time::Duration>,
     #[command(subcommand)]
     command: Command,
 }
@@ -262,6 +278,8 @@ pub(crate) struct Ctx {
     pub(crate) settings: Settings,
     /// The one printer.
     pub(crate) out: Arc<Output>,
+    /// What to do when the connection is lost.
+    pub(crate) reconnect: resume::Policy,
 }
 
 /// Parse, run, and turn the outcome into an exit code (printed once, here).
@@ -295,7 +313,7 @@ pub fn main_with(collect: fn()) -> ExitCode {
     let overrides = Overrides {
         config: cli.config.clone(),
         profile: cli.profile.clone(),
-        url: cli.url.clone(),
+        url: (!cli.url.is_empty()).then(|| cli.url.join(" ")),
         tls_ca_cert: cli.tls_ca_cert_file.clone(),
         tls_cert: cli.tls_cert_file.clone(),
         tls_key: cli.tls_key_file.clone(),
@@ -307,61 +325,81 @@ pub fn main_with(collect: fn()) -> ExitCode {
     // `rmq serve`, `rmq generate` or `rmq tutorial`.
     let ctx = || -> anyhow::Result<Ctx> {
         let settings = crate::config::resolve(&overrides, &process_env)?;
+        let mut urls = crate::config::split_urls(&settings.url.value).map(str::to_string);
+        let url = urls
+            .next()
+            .unwrap_or_else(|| crate::client::DEFAULT_URL.to_string());
+        let fallbacks: Vec<String> = urls.collect();
         Ok(Ctx {
             connect: ConnectOptions {
-                url: settings.url.value.clone(),
+                url,
+                fallbacks,
+                events: Some(blocked::hook(out.clone(), cli.blocked_timeout)),
                 connection_name: format!("rmq {}", std::env::args().nth(1).unwrap_or_default()),
                 tls: settings.tls(cli.insecure),
             },
             settings,
             out: out.clone(),
+            reconnect: resume::Policy {
+                disabled: cli.no_reconnect,
+                timeout: cli.reconnect_timeout,
+            },
         })
     };
+    let is_serve = matches!(cli.command, Command::Serve(_));
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Send(a) => send::run(a, &ctx()?).await,
-            Command::Receive(a) => receive::run(a, &ctx()?).await,
-            Command::Worker(a) => worker::run(a, &ctx()?).await,
-            Command::EmitLog(a) => emit_log::run(a, &ctx()?).await,
-            Command::RpcServe(a) => rpc_serve::run(a, &ctx()?).await,
-            Command::RpcCall(a) => rpc_call::run(a, &ctx()?).await,
-            Command::Bind(a) => bind::run(a, &ctx()?, false).await,
-            Command::Unbind(a) => bind::run(a, &ctx()?, true).await,
-            Command::Declare(a) => declare::run(a, &ctx()?).await,
-            Command::Delete(a) => delete::run(a, &ctx()?).await,
-            Command::Purge(a) => purge::run(a, &ctx()?).await,
-            Command::ListQueues(a) => list_queues::run(a, &ctx()?).await,
-            Command::ListExchanges(a) => list_exchanges::run(a, &ctx()?).await,
-            Command::ListBindings(a) => list_bindings::run(a, &ctx()?).await,
-            Command::ListConnections(a) => list_connections::run(a, &ctx()?).await,
-            Command::ListConsumers(a) => list_consumers::run(a, &ctx()?).await,
-            Command::ListVhosts(a) => list_vhosts::run(a, &ctx()?).await,
-            Command::ListChannels(a) => list_channels::run(a, &ctx()?).await,
-            Command::ListUsers(a) => list_users::run(a, &ctx()?).await,
-            Command::ListPermissions(a) => list_permissions::run(a, &ctx()?).await,
-            Command::ListPolicies(a) => list_policies::run(a, &ctx()?).await,
-            Command::Overview(a) => overview::run(a, &ctx()?).await,
-            Command::Topology(a) => topology::run(a, &ctx()?).await,
-            Command::Move(a) => move_messages::run(a, &ctx()?).await,
-            Command::SetPolicy(a) => set_policy::run(a, &ctx()?).await,
-            Command::ClearPolicy(a) => clear_policy::run(a, &ctx()?).await,
-            Command::AddUser(a) => add_user::run(a, &ctx()?).await,
-            Command::DeleteUser(a) => delete_user::run(a, &ctx()?).await,
-            Command::SetPermissions(a) => set_permissions::run(a, &ctx()?).await,
-            Command::AddVhost(a) => add_vhost::run(a, &ctx()?).await,
-            Command::DeleteVhost(a) => delete_vhost::run(a, &ctx()?).await,
-            Command::Definitions(a) => definitions::run(a, &ctx()?).await,
-            Command::CloseConnection(a) => close_connection::run(a, &ctx()?).await,
-            Command::AwaitStartup(a) => await_startup::run(a, &ctx()?).await,
-            Command::Serve(a) => serve::run(a).await,
-            Command::Perf(a) => {
-                let ctx = ctx()?;
-                perf::run(a, ctx.connect.url.clone(), &ctx.out).await
+        // Before anything can block: every state of every command answers Ctrl-C/SIGTERM.
+        signals::install((!is_serve).then_some(std::time::Duration::from_millis(1800)));
+        let command = async {
+            match cli.command {
+                Command::Send(a) => send::run(a, &ctx()?).await,
+                Command::Receive(a) => receive::run(a, &ctx()?).await,
+                Command::Worker(a) => worker::run(a, &ctx()?).await,
+                Command::EmitLog(a) => emit_log::run(a, &ctx()?).await,
+                Command::RpcServe(a) => rpc_serve::run(a, &ctx()?).await,
+                Command::RpcCall(a) => rpc_call::run(a, &ctx()?).await,
+                Command::Bind(a) => bind::run(a, &ctx()?, false).await,
+                Command::Unbind(a) => bind::run(a, &ctx()?, true).await,
+                Command::Declare(a) => declare::run(a, &ctx()?).await,
+                Command::Delete(a) => delete::run(a, &ctx()?).await,
+                Command::Purge(a) => purge::run(a, &ctx()?).await,
+                Command::ListQueues(a) => list_queues::run(a, &ctx()?).await,
+                Command::ListExchanges(a) => list_exchanges::run(a, &ctx()?).await,
+                Command::ListBindings(a) => list_bindings::run(a, &ctx()?).await,
+                Command::ListConnections(a) => list_connections::run(a, &ctx()?).await,
+                Command::ListConsumers(a) => list_consumers::run(a, &ctx()?).await,
+                Command::ListVhosts(a) => list_vhosts::run(a, &ctx()?).await,
+                Command::ListChannels(a) => list_channels::run(a, &ctx()?).await,
+                Command::ListUsers(a) => list_users::run(a, &ctx()?).await,
+                Command::ListPermissions(a) => list_permissions::run(a, &ctx()?).await,
+                Command::ListPolicies(a) => list_policies::run(a, &ctx()?).await,
+                Command::Overview(a) => overview::run(a, &ctx()?).await,
+                Command::Topology(a) => topology::run(a, &ctx()?).await,
+                Command::Move(a) => move_messages::run(a, &ctx()?).await,
+                Command::SetPolicy(a) => set_policy::run(a, &ctx()?).await,
+                Command::ClearPolicy(a) => clear_policy::run(a, &ctx()?).await,
+                Command::AddUser(a) => add_user::run(a, &ctx()?).await,
+                Command::DeleteUser(a) => delete_user::run(a, &ctx()?).await,
+                Command::SetPermissions(a) => set_permissions::run(a, &ctx()?).await,
+                Command::AddVhost(a) => add_vhost::run(a, &ctx()?).await,
+                Command::DeleteVhost(a) => delete_vhost::run(a, &ctx()?).await,
+                Command::Definitions(a) => definitions::run(a, &ctx()?).await,
+                Command::CloseConnection(a) => close_connection::run(a, &ctx()?).await,
+                Command::AwaitStartup(a) => await_startup::run(a, &ctx()?).await,
+                Command::Serve(a) => serve::run(a).await,
+                Command::Perf(a) => {
+                    let ctx = ctx()?;
+                    perf::run(a, ctx.connect.url.clone(), &ctx.out).await
+                }
+                Command::Tail(a) => tail::run(a, &ctx()?).await,
+                Command::Config(a) => config::run(a, &ctx()?.settings, &out),
+                Command::Tutorial(a) => tutorial::run(a, &out),
+                Command::Generate(a) => generate::run(a, &out),
             }
-            Command::Tail(a) => tail::run(a, &ctx()?).await,
-            Command::Config(a) => config::run(a, &ctx()?.settings, &out),
-            Command::Tutorial(a) => tutorial::run(a, &out),
-            Command::Generate(a) => generate::run(a, &out),
+        };
+        tokio::select! {
+            r = command => r,
+            e = signals::aborted() => Err(e),
         }
     });
     // Whatever happened, a message stream owes its closing bracket or header line.

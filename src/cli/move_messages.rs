@@ -4,7 +4,7 @@
 //! may duplicate what was in flight.
 
 use super::Ctx;
-use super::args::{interrupted, stop_signal};
+use super::signals::{interrupted, stop_signal};
 use crate::client::{ConnectOptions, ConsumeOptions, PublishOptions, Publisher, Session, Settle};
 use crate::client::{Delivery, Subscription};
 use crate::exit::{self, coded};
@@ -67,7 +67,14 @@ pub(crate) async fn run(args: MoveArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let own_dst = match &args.to_url {
         Some(url) => Some(
             Session::connect(&ConnectOptions {
-                url: url.clone(),
+                url: crate::config::split_urls(url)
+                    .next()
+                    .unwrap_or(url)
+                    .to_string(),
+                fallbacks: crate::config::split_urls(url)
+                    .skip(1)
+                    .map(str::to_string)
+                    .collect(),
                 ..ctx.connect.clone()
             })
             .await?,

@@ -2,8 +2,9 @@
 
 use super::Ctx;
 use super::args::{EndArgs, MessageOutArgs, QueueArgs, parse_headers};
+use super::resume::Link;
 use super::stream::{Plan, consume};
-use crate::client::{ConsumeOptions, ExchangeSpec, Session, Settle};
+use crate::client::{ConsumeOptions, ExchangeSpec, Session, Settle, Subscription};
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value};
 
@@ -95,33 +96,8 @@ pub(crate) async fn run(args: ReceiveArgs, ctx: &Ctx) -> anyhow::Result<()> {
         no_ack,
         exclusive: false,
     };
-    let session = Session::connect(&ctx.connect).await?;
-    let mut sub = match &args.exchange {
-        Some(x) => {
-            let kind = args.exchange_type.clone().unwrap_or_else(|| {
-                default_exchange_type(
-                    !args.bind.binding_keys.is_empty(),
-                    !args.bind.match_headers.is_empty(),
-                )
-            });
-            session.ensure_exchange(&exchange_spec(x, &kind)).await?;
-            let (_, sub) = session
-                .subscribe_exchange(args.queue.as_deref(), x, &bindings, &opts)
-                .await?;
-            sub
-        }
-        None => {
-            let queue = args.queue.clone().unwrap_or_default();
-            let (spec, mode) = args.queue_args.spec(&queue)?;
-            session.prepare_queue(&spec, mode).await?;
-            session.subscribe(&queue, &opts).await?
-        }
-    };
-    ctx.out.ready(&format!(
-        " [*] Waiting for messages in '{}'. To exit press CTRL+C",
-        sub.queue()
-    ));
-
+    // A receive with an end is a bounded step of a script: a lost connection ends it (69).
+    let mut link = Link::open(ctx, !ends_early).await?;
     let plan = Plan {
         count: args.end.count,
         timeout: args.end.timeout,
@@ -137,10 +113,66 @@ pub(crate) async fn run(args: ReceiveArgs, ctx: &Ctx) -> anyhow::Result<()> {
         prefetch,
         what: "receiving",
     };
-    let result = consume(&mut sub, &plan, &mut sink, ctx).await;
-    sub.close().await;
-    session.close().await;
-    result
+    let mut said_ready = false;
+    loop {
+        let attempt = async {
+            let mut sub = subscribe(&args, link.session(), &bindings, &opts).await?;
+            if !said_ready {
+                ctx.out.ready(&format!(
+                    " [*] Waiting for messages in '{}'. To exit press CTRL+C",
+                    sub.queue()
+                ));
+                said_ready = true;
+            } else if args.queue.is_none() {
+                ctx.out.warn(&format!(
+                    "consuming again through a new private queue '{}': messages that went through exchange '{}' while disconnected were missed",
+                    sub.queue(),
+                    args.exchange.as_deref().unwrap_or_default()
+                ));
+            }
+            let r = consume(&mut sub, &plan, &mut sink, ctx).await;
+            if r.is_ok() || link.session().is_connected() {
+                sub.close().await;
+            }
+            r
+        };
+        match attempt.await {
+            Ok(()) => break,
+            Err(e) => link.recover(e).await?,
+        }
+    }
+    link.close().await;
+    Ok(())
+}
+
+/// Declare what the command uses and start consuming (again, after a reconnect).
+async fn subscribe(
+    args: &ReceiveArgs,
+    session: &Session,
+    bindings: &[(String, Map<String, Value>)],
+    opts: &ConsumeOptions,
+) -> anyhow::Result<Subscription> {
+    Ok(match &args.exchange {
+        Some(x) => {
+            let kind = args.exchange_type.clone().unwrap_or_else(|| {
+                default_exchange_type(
+                    !args.bind.binding_keys.is_empty(),
+                    !args.bind.match_headers.is_empty(),
+                )
+            });
+            session.ensure_exchange(&exchange_spec(x, &kind)).await?;
+            let (_, sub) = session
+                .subscribe_exchange(args.queue.as_deref(), x, bindings, opts)
+                .await?;
+            sub
+        }
+        None => {
+            let queue = args.queue.clone().unwrap_or_default();
+            let (spec, mode) = args.queue_args.spec(&queue)?;
+            session.prepare_queue(&spec, mode).await?;
+            session.subscribe(&queue, opts).await?
+        }
+    })
 }
 
 /// The tutorials' default exchange types, guessed from the bindings asked for. Topic routes

@@ -2,8 +2,9 @@
 //! request order.
 
 use super::Ctx;
-use super::args::{interrupted, parse_secs, stop_signal};
+use super::args::parse_secs;
 use super::rpc_serve::EXIT_STATUS_HEADER;
+use super::signals::{interrupted, stop_signal};
 use crate::client::{Properties, Session};
 use crate::exit::{self, coded};
 use clap::Args;

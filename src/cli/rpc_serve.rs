@@ -2,9 +2,13 @@
 //! with its `correlation_id`, then ack it.
 
 use super::Ctx;
-use super::args::{QueueArgs, interrupted, stop_signal};
+use super::args::QueueArgs;
 use super::exec;
-use crate::client::{ConsumeOptions, Message, Properties, PublishOptions, Session, Settle};
+use super::resume::Link;
+use super::signals::{interrupted, stop_signal};
+use crate::client::{
+    ConsumeOptions, DeclareMode, Message, Properties, PublishOptions, QueueSpec, Session, Settle,
+};
 use crate::exit::{self, coded};
 use clap::Args;
 use serde_json::{Map, Value};
@@ -43,8 +47,47 @@ pub(crate) struct RpcServeArgs {
 
 pub(crate) async fn run(args: RpcServeArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let (spec, mode) = args.queue_args.spec(&args.queue)?;
-    let session = Session::connect(&ctx.connect).await?;
-    session.prepare_queue(&spec, mode).await?;
+    let mut link = Link::open(ctx, true).await?;
+    let mut served: u64 = 0;
+    let mut said_ready = false;
+    let result = loop {
+        let attempt = serve(
+            &args,
+            link.session(),
+            &spec,
+            mode,
+            &mut served,
+            &mut said_ready,
+            ctx,
+        );
+        let r = tokio::select! {
+            r = attempt => r,
+            _ = stop_signal() => break Err(interrupted()),
+        };
+        match r {
+            Ok(()) => break Ok(()),
+            Err(e) => {
+                if let Err(e) = link.recover(e).await {
+                    break Err(e);
+                }
+            }
+        }
+    };
+    link.close().await;
+    result
+}
+
+/// Consume and answer until `--count` (or a failure); called again after a reconnect.
+async fn serve(
+    args: &RpcServeArgs,
+    session: &Session,
+    spec: &QueueSpec,
+    mode: DeclareMode,
+    served: &mut u64,
+    said_ready: &mut bool,
+    ctx: &Ctx,
+) -> anyhow::Result<()> {
+    session.prepare_queue(spec, mode).await?;
     let mut sub = session
         .subscribe(
             &args.queue,
@@ -64,49 +107,43 @@ pub(crate) async fn run(args: RpcServeArgs, ctx: &Ctx) -> anyhow::Result<()> {
             mandatory: false,
         })
         .await?;
-    ctx.out
-        .ready(&format!(" [x] Awaiting RPC requests on '{}'", args.queue));
-    let mut served: u64 = 0;
-    let work = async {
-        while args.count.is_none_or(|n| served < n) {
-            let Some(d) = sub.next().await? else {
-                return Err(coded(
-                    exit::FAILURE,
-                    "the broker cancelled the consumer (was the queue deleted?)",
-                ));
-            };
-            let (body, failed) = answer(&args, &d.message, d.tag).await?;
-            match &d.message.properties.reply_to {
-                Some(reply_to) => {
-                    let mut props = Properties {
-                        correlation_id: d.message.properties.correlation_id.clone(),
-                        ..Properties::default()
-                    };
-                    if let Some(code) = failed {
-                        let mut h = Map::new();
-                        h.insert(EXIT_STATUS_HEADER.into(), Value::from(code));
-                        props.headers = Some(h);
-                    }
-                    replies.publish("", reply_to, &props, &body).await?;
-                    replies.flush().await?;
+    if !*said_ready {
+        ctx.out
+            .ready(&format!(" [x] Awaiting RPC requests on '{}'", args.queue));
+        *said_ready = true;
+    }
+    while args.count.is_none_or(|n| *served < n) {
+        let Some(d) = sub.next().await? else {
+            return Err(coded(
+                exit::FAILURE,
+                "the broker cancelled the consumer (was the queue deleted?)",
+            ));
+        };
+        let (body, failed) = answer(args, &d.message, d.tag).await?;
+        match &d.message.properties.reply_to {
+            Some(reply_to) => {
+                let mut props = Properties {
+                    correlation_id: d.message.properties.correlation_id.clone(),
+                    ..Properties::default()
+                };
+                if let Some(code) = failed {
+                    let mut h = Map::new();
+                    h.insert(EXIT_STATUS_HEADER.into(), Value::from(code));
+                    props.headers = Some(h);
                 }
-                None => ctx
-                    .out
-                    .note(" [!] request without reply_to: no one to answer"),
+                replies.publish("", reply_to, &props, &body).await?;
+                replies.flush().await?;
             }
-            sub.settle(d.tag, Settle::Ack, false).await?;
-            served += 1;
+            None => ctx
+                .out
+                .note(" [!] request without reply_to: no one to answer"),
         }
-        Ok(())
-    };
-    let result = tokio::select! {
-        r = work => r,
-        _ = stop_signal() => Err(interrupted()),
-    };
+        sub.settle(d.tag, Settle::Ack, false).await?;
+        *served += 1;
+    }
     sub.close().await;
     let _ = replies.finish().await;
-    session.close().await;
-    result
+    Ok(())
 }
 
 /// The reply body, and the command's exit code if it failed.

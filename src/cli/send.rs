@@ -1,7 +1,8 @@
 //! `rmq send`: publish to a queue (declared if needed) with windowed publisher confirms.
 
 use super::Ctx;
-use super::args::{PropertyArgs, QueueArgs, interrupted, stop_signal};
+use super::args::{PropertyArgs, QueueArgs};
+use super::signals::{interrupted, stop_signal};
 use crate::client::{Message, Properties, PublishOptions, Publisher, Session};
 use crate::exit::{self, coded};
 use anyhow::Context;

@@ -196,7 +196,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(tls) = tls {
         log::info(format_args!("amqps (TLS) ready on amqps://{tls}"));
     }
-    server.run(shutdown_signal()).await;
+    // Ctrl-C or SIGTERM is a clean stop for a foreground broker; a second one ends it at once.
+    server.run(super::signals::stop_signal()).await;
     log::info(format_args!("broker stopped"));
     Ok(())
 }
@@ -222,29 +223,5 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
         None => anyhow::bail!(
             "no home directory for the default data directory: pass --data-dir DIR or --in-memory"
         ),
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM: either is a clean stop for a foreground broker.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }

@@ -3,7 +3,7 @@
 //! `--idle-timeout`, a cancelled consumer or Ctrl-C — with the exit code scripts expect.
 
 use super::Ctx;
-use super::args::{interrupted, stop_signal};
+use super::signals::{interrupted, stop_signal};
 use crate::client::{Delivery, Settle, Subscription};
 use crate::exit::{self, coded};
 use crate::output::{MessageFormat, SaveDir};

@@ -5,6 +5,7 @@
 use super::Ctx;
 use super::args::{EndArgs, MessageOutArgs};
 use super::receive::BindingArgs;
+use super::resume::Link;
 use super::stream::{Plan, consume};
 use crate::client::{ConsumeOptions, Session, Settle};
 use crate::exit::{self, coded};
@@ -46,9 +47,6 @@ pub(crate) async fn run(args: TailArgs, ctx: &Ctx) -> anyhow::Result<()> {
         no_ack: true,
         exclusive: true,
     };
-    let (queue, mut sub) = session
-        .subscribe_exchange(None, &args.exchange, &bindings, &opts)
-        .await?;
     let keys: Vec<String> = bindings
         .iter()
         .map(|(k, a)| {
@@ -59,11 +57,6 @@ pub(crate) async fn run(args: TailArgs, ctx: &Ctx) -> anyhow::Result<()> {
             }
         })
         .collect();
-    ctx.out.ready(&format!(
-        " [*] Waiting for messages from exchange '{}' ({}) in '{queue}'. To exit press CTRL+C",
-        args.exchange,
-        keys.join(", ")
-    ));
     let plan = Plan {
         count: args.end.count,
         timeout: args.end.timeout,
@@ -73,8 +66,40 @@ pub(crate) async fn run(args: TailArgs, ctx: &Ctx) -> anyhow::Result<()> {
         prefetch: 0,
         what: "tailing",
     };
-    let result = consume(&mut sub, &plan, &mut sink, ctx).await;
-    sub.close().await;
-    session.close().await;
-    result
+    let ends =
+        args.end.count.is_some() || args.end.timeout.is_some() || args.end.idle_timeout.is_some();
+    let mut link = Link::from_session(ctx, session, !ends);
+    let mut first = true;
+    loop {
+        let attempt = async {
+            let (queue, mut sub) = link
+                .session()
+                .subscribe_exchange(None, &args.exchange, &bindings, &opts)
+                .await?;
+            if first {
+                ctx.out.ready(&format!(
+                    " [*] Waiting for messages from exchange '{}' ({}) in '{queue}'. To exit press CTRL+C",
+                    args.exchange,
+                    keys.join(", ")
+                ));
+                first = false;
+            } else {
+                ctx.out.warn(&format!(
+                    "tailing again through a new private queue '{queue}': messages that went through exchange '{}' while disconnected were missed",
+                    args.exchange
+                ));
+            }
+            let r = consume(&mut sub, &plan, &mut sink, ctx).await;
+            if r.is_ok() || link.session().is_connected() {
+                sub.close().await;
+            }
+            r
+        };
+        match attempt.await {
+            Ok(()) => break,
+            Err(e) => link.recover(e).await?,
+        }
+    }
+    link.close().await;
+    Ok(())
 }

@@ -2,9 +2,11 @@
 //! message, ack on success and nack on failure.
 
 use super::Ctx;
-use super::args::{QueueArgs, interrupted, parse_secs, stop_signal};
+use super::args::{QueueArgs, parse_secs};
 use super::exec;
-use crate::client::{ConsumeOptions, Message, Session, Settle, Settler};
+use super::resume::Link;
+use super::signals::{interrupted, stop_signal};
+use crate::client::{ConsumeOptions, Message, Settle, Settler};
 use crate::exit::{self, coded};
 use clap::{Args, ValueEnum};
 use std::sync::Arc;
@@ -60,25 +62,25 @@ struct Job {
     failure: Settle,
     /// Time per '.'.
     dot_time: Duration,
-    /// Settles on the subscription's channel.
-    settler: Settler,
     /// Printing.
     ctx_out: Arc<crate::output::Output>,
     /// Messages processed, with a live rate (drawn only on a terminal, never with --quiet).
     progress: crate::output::Progress,
 }
 
+/// A job's failure, with the connection it belonged to: after a reconnect, the old
+/// connection's failures are history, not a reason to stop.
+type JobError = (u64, anyhow::Error);
+
 pub(crate) async fn run(args: WorkerArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let concurrency = args.concurrency.max(1);
     let (spec, mode) = args.queue_args.spec(&args.queue)?;
-    let session = Session::connect(&ctx.connect).await?;
-    session.prepare_queue(&spec, mode).await?;
+    let mut link = Link::open(ctx, true).await?;
     let opts = ConsumeOptions {
         prefetch: args.prefetch.max(concurrency),
         no_ack: false,
         exclusive: false,
     };
-    let mut sub = session.subscribe(&args.queue, &opts).await?;
     let job = Arc::new(Job {
         exec: args.exec.clone(),
         queue: args.queue.clone(),
@@ -87,101 +89,155 @@ pub(crate) async fn run(args: WorkerArgs, ctx: &Ctx) -> anyhow::Result<()> {
             OnFailure::Reject => Settle::Reject,
         },
         dot_time: args.dot_time,
-        settler: sub.settler(),
         ctx_out: ctx.out.clone(),
         // Without --exec the tutorial's lines go to stdout: no bar over them on a terminal.
         progress: ctx
             .out
             .progress(args.count, "processed", args.exec.is_none()),
     });
-    ctx.out.ready(&format!(
-        " [*] Waiting for messages in '{}'. To exit press CTRL+C",
-        args.queue
-    ));
-
     let slots = Arc::new(Semaphore::new(usize::from(concurrency)));
-    let (errors_tx, mut errors_rx) = tokio::sync::mpsc::unbounded_channel::<anyhow::Error>();
+    let (errors_tx, mut errors_rx) = tokio::sync::mpsc::unbounded_channel::<JobError>();
     let mut taken: u64 = 0;
-    let work = async {
-        loop {
-            if args.count.is_some_and(|n| taken >= n) {
-                break Ok(());
-            }
-            let permit = slots.clone().acquire_owned().await?;
-            let delivery = tokio::select! {
-                d = sub.next() => d?,
-                e = errors_rx.recv() => return Err(e.unwrap_or_else(|| anyhow::anyhow!("worker task vanished"))),
-            };
-            let Some(d) = delivery else {
-                break Err(coded(
-                    exit::FAILURE,
-                    "the broker cancelled the consumer (was the queue deleted?)",
+    let mut ready_said = false;
+    let mut last_sub = None;
+    let result = loop {
+        let generation = link.reconnects;
+        let session = link.session();
+        let attempt = async {
+            session.prepare_queue(&spec, mode).await?;
+            let mut sub = session.subscribe(&args.queue, &opts).await?;
+            if !ready_said {
+                ctx.out.ready(&format!(
+                    " [*] Waiting for messages in '{}'. To exit press CTRL+C",
+                    args.queue
                 ));
-            };
-            taken += 1;
-            let job = job.clone();
-            let errors = errors_tx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = job.process(d.tag, d.message).await {
-                    let _ = errors.send(e);
+                ready_said = true;
+            }
+            let settler = sub.settler();
+            let r = loop {
+                if args.count.is_some_and(|n| taken >= n) {
+                    break Ok(());
                 }
-                drop(permit);
-            });
+                let permit = slots.clone().acquire_owned().await?;
+                let delivery = tokio::select! {
+                    d = sub.next() => match d {
+                        Ok(d) => d,
+                        Err(e) => break Err(e),
+                    },
+                    e = next_error(&mut errors_rx, generation) => break Err(e),
+                };
+                let Some(d) = delivery else {
+                    break Err(coded(
+                        exit::FAILURE,
+                        "the broker cancelled the consumer (was the queue deleted?)",
+                    ));
+                };
+                taken += 1;
+                let (job, errors, settler) = (job.clone(), errors_tx.clone(), settler.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = job.process(&settler, d.tag, d.message).await {
+                        let _ = errors.send((generation, e));
+                    }
+                    drop(permit);
+                });
+            };
+            Ok::<_, anyhow::Error>((sub, r))
+        };
+        let outcome = tokio::select! {
+            r = attempt => match r {
+                Ok((sub, r)) => { last_sub = Some(sub); r }
+                Err(e) => Err(e),
+            },
+            () = stop_signal() => break Err(interrupted()),
+        };
+        match outcome {
+            Ok(()) => break Ok(()),
+            Err(e) => {
+                if let Err(e) = link.recover(e).await {
+                    break Err(e);
+                }
+            }
         }
-    };
-    let result = tokio::select! {
-        r = work => r,
-        _ = stop_signal() => Err(interrupted()),
     };
     if result.is_ok() {
         // Let the jobs in flight finish (and settle) before closing the channel.
         let _ = slots.acquire_many(u32::from(concurrency)).await;
-        if let Ok(e) = errors_rx.try_recv() {
-            return Err(e);
+        while let Ok((generation, e)) = errors_rx.try_recv() {
+            if generation == link.reconnects {
+                job.progress.finish();
+                return Err(e);
+            }
         }
     }
     job.progress.finish();
     // Closing the channel requeues whatever was taken but not settled.
-    sub.close().await;
-    session.close().await;
+    if let Some(sub) = last_sub {
+        sub.close().await;
+    }
+    link.close().await;
     result
 }
 
+/// The next failure of a job of this connection (older ones were reported already).
+async fn next_error(
+    errors: &mut tokio::sync::mpsc::UnboundedReceiver<JobError>,
+    generation: u64,
+) -> anyhow::Error {
+    loop {
+        match errors.recv().await {
+            Some((g, e)) if g == generation => return e,
+            Some(_) => continue,
+            None => return anyhow::anyhow!("worker task vanished"),
+        }
+    }
+}
+
 impl Job {
-    async fn process(&self, tag: u64, msg: Message) -> anyhow::Result<()> {
+    /// Run the work, settle, and only then say how it ended: " [x] Done" means the ack
+    /// was written, not merely that the work finished.
+    async fn process(&self, settler: &Settler, tag: u64, msg: Message) -> anyhow::Result<()> {
         let text = String::from_utf8_lossy(&msg.body).into_owned();
         let out = &self.ctx_out;
-        let outcome = match &self.exec {
+        let (outcome, failed) = match &self.exec {
             None => {
                 out.line(&format!(" [x] Received '{text}'"))?;
                 out.flush()?;
                 let dots = msg.body.iter().filter(|b| **b == b'.').count();
                 tokio::time::sleep(self.dot_time * u32::try_from(dots).unwrap_or(u32::MAX)).await;
-                out.line(" [x] Done")?;
-                out.flush()?;
-                Settle::Ack
+                (Settle::Ack, None)
             }
             Some(cmd) => {
                 out.note(&format!(" [x] Received '{text}'"));
                 out.flush()?;
                 let r = exec::run(cmd, &self.queue, tag, &msg, false).await?;
                 if r.status.success() {
-                    out.note(" [x] Done");
-                    Settle::Ack
+                    (Settle::Ack, None)
                 } else {
-                    let what = match self.failure {
-                        Settle::Reject => "rejected",
-                        _ => "requeued",
-                    };
-                    out.note(&format!(
-                        " [!] `{cmd}` failed ({}): message {what}",
-                        r.status
-                    ));
-                    self.failure
+                    (self.failure, Some(format!("`{cmd}` failed ({})", r.status)))
                 }
             }
         };
-        self.settler.settle(tag, outcome).await?;
+        if let Err(e) = settler.settle(tag, outcome).await {
+            out.warn(&format!(
+                "message {tag} was processed but its {} could not be sent ({e:#}): the broker will deliver it again",
+                if outcome == Settle::Ack { "ack" } else { "nack" }
+            ));
+            return Err(e);
+        }
+        match (&self.exec, failed) {
+            (_, Some(why)) => {
+                let what = match self.failure {
+                    Settle::Reject => "rejected",
+                    _ => "requeued",
+                };
+                out.note(&format!(" [!] {why}: message {what}"));
+            }
+            (None, None) => {
+                out.line(" [x] Done")?;
+                out.flush()?;
+            }
+            (Some(_), None) => out.note(" [x] Done"),
+        }
         self.progress.inc();
         Ok(())
     }

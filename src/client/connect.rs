@@ -18,21 +18,43 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where to connect and how patiently.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    /// The AMQP URI, e.g. `amqp://user:pass@host:5672/vhost?heartbeat=30`.
+    /// The AMQP URI, e.g. `amqp://user:pass@host:5672/vhost?heartbeat=30`; the first broker
+    /// tried, and the one whose management API is meant.
     pub url: String,
+    /// Further brokers (of the same cluster), tried in order when the one before fails.
+    pub fallbacks: Vec<String>,
     /// Name shown in the broker's connection list, so operators can tell rmq's connections apart.
     pub connection_name: String,
     /// Certificates for amqps:// (unused for amqp://).
     pub tls: TlsOptions,
+    /// Told when the broker blocks or unblocks the connection.
+    pub events: Option<EventHook>,
 }
 
-/// The URL to use: the flag, then `RMQ_URL`, then `AMQP_URL`, then [`DEFAULT_URL`].
-pub fn resolve_url(flag: Option<&str>) -> String {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    flag.map(str::to_string)
-        .or_else(|| env("RMQ_URL"))
-        .or_else(|| env("AMQP_URL"))
-        .unwrap_or_else(|| DEFAULT_URL.to_string())
+impl ConnectOptions {
+    /// Every URL, in the order they are tried.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.fallbacks.iter().map(String::as_str))
+    }
+}
+
+/// What the broker says about a connection while it is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// `connection.blocked` (a memory or disk alarm): publishes wait. The broker's reason.
+    Blocked(String),
+    /// `connection.unblocked`.
+    Unblocked,
+}
+
+/// A callback for [`LinkEvent`]s, with the broker's `host:port`.
+#[derive(Clone)]
+pub struct EventHook(pub std::sync::Arc<dyn Fn(&str, LinkEvent) + Send + Sync>);
+
+impl std::fmt::Debug for EventHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventHook")
+    }
 }
 
 /// Parse an AMQP URI; a malformed one is a data error (exit 65).
@@ -87,13 +109,70 @@ pub struct Session {
     pub(crate) conn: Connection,
     /// The parsed URI, for messages and the management API's defaults.
     pub(crate) uri: AMQPUri,
+    /// `host:port`, for messages.
+    target: String,
+}
+
+/// Pass the broker's blocked/unblocked notices to the hook while the connection lives.
+fn watch_events(conn: &Connection, target: String, hook: EventHook) {
+    use futures_lite::StreamExt;
+    let mut events = Box::pin(conn.events_listener());
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            match event {
+                lapin::Event::ConnectionBlocked(reason) => {
+                    (hook.0)(&target, LinkEvent::Blocked(reason))
+                }
+                lapin::Event::ConnectionUnblocked => (hook.0)(&target, LinkEvent::Unblocked),
+                _ => {}
+            }
+        }
+    });
 }
 
 impl Session {
-    /// Connect, giving up after the URL's `connection_timeout` (ms) or 10 s: scripts need an
-    /// ending, and lapin itself does not bound the handshake.
+    /// Connect to the first broker that answers, in the order of [`ConnectOptions::urls`];
+    /// each attempt gives up after its URL's `connection_timeout` (ms) or 10 s: scripts
+    /// need an ending, and lapin itself does not bound the handshake.
     pub async fn connect(opts: &ConnectOptions) -> anyhow::Result<Session> {
-        let uri = parse_url(&opts.url)?;
+        Session::connect_from(opts, 0).await.map(|(s, _)| s)
+    }
+
+    /// [`Session::connect`], starting with the `first`-th URL and wrapping around (a
+    /// reconnect tries the other brokers before the one just lost). Returns the index of
+    /// the URL that answered.
+    pub async fn connect_from(
+        opts: &ConnectOptions,
+        first: usize,
+    ) -> anyhow::Result<(Session, usize)> {
+        let urls: Vec<&str> = opts.urls().collect();
+        // Every URL is checked before any is tried: a typo in the third must not wait
+        // for the first two to fail.
+        for url in &urls {
+            parse_url(url)?;
+        }
+        let mut failures: Vec<anyhow::Error> = Vec::new();
+        for i in 0..urls.len() {
+            let at = (first + i) % urls.len();
+            match Session::connect_one(opts, urls[at]).await {
+                Ok(s) => return Ok((s, at)),
+                // Wrong credentials or certificates are wrong on every node: say so now.
+                Err(e) if crate::exit::code(&e) != exit::UNAVAILABLE => return Err(e),
+                Err(e) => failures.push(e),
+            }
+        }
+        if failures.len() == 1 {
+            return Err(failures.remove(0));
+        }
+        let all: Vec<String> = failures.iter().map(|e| format!("{e:#}")).collect();
+        Err(coded(
+            exit::UNAVAILABLE,
+            format!("no broker of {} answered: {}", urls.len(), all.join("; ")),
+        ))
+    }
+
+    async fn connect_one(opts: &ConnectOptions, url: &str) -> anyhow::Result<Session> {
+        let uri = parse_url(url)?;
         let target = format!("{}:{}", uri.authority.host, uri.authority.port);
         let user = uri.authority.userinfo.username.clone();
         let vhost = uri.vhost.clone();
@@ -116,16 +195,27 @@ impl Session {
                 Some(tls) => connect_tls(uri.clone(), props, tls).await,
             }
         };
-        match tokio::time::timeout(limit, attempt).await {
-            Ok(Ok(conn)) => Ok(Session { conn, uri }),
-            Ok(Err(e)) => Err(describe_connect(&target, &user, &vhost, e)),
-            Err(_) => Err(coded(
-                exit::UNAVAILABLE,
-                format!(
-                    "cannot connect to {target}: no answer within {limit:?} (is the broker running and reachable? raise it with ?connection_timeout=MS)"
-                ),
-            )),
+        let conn = match tokio::time::timeout(limit, attempt).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(describe_connect(&target, &user, &vhost, e)),
+            Err(_) => {
+                return Err(coded(
+                    exit::UNAVAILABLE,
+                    format!(
+                        "cannot connect to {target}: no answer within {limit:?} (is the broker running and reachable? raise it with ?connection_timeout=MS)"
+                    ),
+                ));
+            }
+        };
+        if let Some(hook) = &opts.events {
+            watch_events(&conn, target.clone(), hook.clone());
         }
+        Ok(Session { conn, uri, target })
+    }
+
+    /// `host:port` of the broker this session is connected to.
+    pub fn target(&self) -> &str {
+        &self.target
     }
 
     /// The vhost this session is on.

@@ -10,6 +10,7 @@ const RESOURCE_LOCKED: u16 = 405;
 const PRECONDITION_FAILED: u16 = 406;
 const NOT_ALLOWED: u16 = 530;
 const CONNECTION_FORCED: u16 = 320;
+const INTERNAL_ERROR: u16 = 541;
 
 /// The broker's reply code and text when the error is an AMQP channel/connection close.
 pub(super) fn amqp_reply(err: &lapin::Error) -> Option<(u16, String)> {
@@ -23,9 +24,9 @@ pub(super) fn amqp_reply(err: &lapin::Error) -> Option<(u16, String)> {
 /// and, where we can tell, what to do.
 pub(super) fn describe(what: &str, err: lapin::Error) -> anyhow::Error {
     if let Some((code, text)) = amqp_reply(&err) {
-        if code == CONNECTION_FORCED {
-            // The broker is shutting down (or an operator closed us): it is unavailable,
-            // not refusing what we asked.
+        if code == CONNECTION_FORCED || code == INTERNAL_ERROR {
+            // The broker is shutting down, an operator closed us, or the node failed: it
+            // is unavailable, not refusing what we asked.
             return coded(
                 exit::UNAVAILABLE,
                 format!("{what}: {text} (the broker closed the connection; is it shutting down?)"),
@@ -53,6 +54,15 @@ pub(super) fn describe(what: &str, err: lapin::Error) -> anyhow::Error {
         ErrorKind::MissingHeartbeatError => coded(
             exit::UNAVAILABLE,
             format!("{what}: the broker stopped answering heartbeats (network or broker down)"),
+        ),
+        // What lapin says about a channel or connection that the loss of the socket put
+        // in its error state: the same loss, seen from the next operation.
+        ErrorKind::InvalidChannelState(..)
+        | ErrorKind::InvalidConnectionState(_)
+        | ErrorKind::InvalidChannel(_)
+        | ErrorKind::RuntimeShutdownError(_) => coded(
+            exit::UNAVAILABLE,
+            format!("{what}: connection lost ({err}) (is the broker still running?)"),
         ),
         _ => coded(exit::FAILURE, format!("{what}: {err}")),
     }

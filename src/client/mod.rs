@@ -24,7 +24,8 @@ mod topology;
 mod value;
 
 pub use connect::{
-    ConnectOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_URL, Session, parse_url, redact, resolve_url,
+    ConnectOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_URL, EventHook, LinkEvent, Session, parse_url,
+    redact,
 };
 pub use consume::{ConsumeOptions, Delivery, Settle, Settler, Subscription};
 pub use message::{Message, Properties};

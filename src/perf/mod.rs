@@ -225,7 +225,7 @@ pub async fn run(cfg: PerfConfig) -> anyhow::Result<Summary> {
         }
         tokio::select! {
             _ = tick.tick() => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = crate::cli::signals::stop_signal() => break,
         }
         let (sent, received) = (
             counters.get(&counters.sent),
