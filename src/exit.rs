@@ -9,6 +9,7 @@
 //! | 65   | bad input data (malformed header, JSON line, URL) |
 //! | 69   | broker or management API unreachable (`await-startup`: not up in time) |
 //! | 77   | login refused, vhost not allowed |
+//! | 78   | configuration error: the derived management API serves another broker |
 //! | 130  | interrupted (Ctrl-C) |
 
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ pub const DATA_ERR: u8 = 65;
 pub const UNAVAILABLE: u8 = 69;
 /// Login refused or vhost not allowed (sysexits EX_NOPERM).
 pub const NOPERM: u8 = 77;
+/// Configuration error (sysexits EX_CONFIG): settings that point at the wrong thing.
+pub const CONFIG: u8 = 78;
 /// Interrupted by SIGINT (128 + 2).
 pub const INTERRUPTED: u8 = 130;
 

@@ -6,7 +6,7 @@ use super::Ctx;
 use super::args::{EndArgs, MessageOutArgs};
 use super::receive::BindingArgs;
 use super::stream::{Plan, consume};
-use crate::client::{ConsumeOptions, Session, Settle};
+use crate::client::{ConsumeOptions, Session, Settle, api_get, api_segment};
 use crate::exit::{self, coded};
 use clap::Args;
 
@@ -27,7 +27,16 @@ pub(crate) struct TailArgs {
 }
 
 pub(crate) async fn run(args: TailArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    // Spec §3.1.3.1: the default exchange cannot be bound; each queue already gets what
+    // is published to its own name.
+    if args.exchange.is_empty() || args.exchange == "amq.default" {
+        return Err(coded(
+            exit::USAGE,
+            "cannot tail the default exchange: no queue can be bound to it (it delivers to the queue named by the routing key); watch an exchange the publishers use, or `rmq receive QUEUE` to take from the queue itself",
+        ));
+    }
     let mut sink = args.out.sink(&ctx.out)?;
+    let everything = args.bind.binding_keys.is_empty() && args.bind.match_headers.is_empty();
     let bindings = args.bind.bindings(Some("#"))?;
     let session = Session::connect(&ctx.connect).await?;
     // Tapping must not create what it watches: a typo would otherwise tap a new, silent exchange.
@@ -38,6 +47,22 @@ pub(crate) async fn run(args: TailArgs, ctx: &Ctx) -> anyhow::Result<()> {
                 "exchange '{}' does not exist in vhost '{}' (nothing to tail; list them with the management API, or declare it)",
                 args.exchange,
                 session.vhost()
+            ),
+        ));
+    }
+    // '#' is a plain key on a direct exchange: bound with it, tail would wait forever.
+    if everything
+        && exchange_type(ctx, session.vhost(), &args.exchange)
+            .await
+            .as_deref()
+            == Some("direct")
+    {
+        session.close().await;
+        return Err(coded(
+            exit::USAGE,
+            format!(
+                "exchange '{}' is a direct exchange: it routes exact routing keys only, so there is no 'everything' to tail; give the keys to watch with -k KEY (repeatable)",
+                args.exchange
             ),
         ));
     }
@@ -77,4 +102,24 @@ pub(crate) async fn run(args: TailArgs, ctx: &Ctx) -> anyhow::Result<()> {
     sub.close().await;
     session.close().await;
     result
+}
+
+/// The exchange's type: RabbitMQ's predeclared exchanges by name, others from the
+/// management API (AMQP has no way to ask). `None` when the API cannot tell (not
+/// reachable, another broker's, no permission): tail then binds as asked.
+async fn exchange_type(ctx: &Ctx, vhost: &str, name: &str) -> Option<String> {
+    match name {
+        "amq.direct" => return Some("direct".into()),
+        "amq.fanout" => return Some("fanout".into()),
+        "amq.topic" | "amq.rabbitmq.trace" => return Some("topic".into()),
+        "amq.headers" | "amq.match" => return Some("headers".into()),
+        _ => {}
+    }
+    let (mut api, _) =
+        super::listing::api_config(ctx, super::listing::profile_api_url(ctx)).ok()?;
+    // A hint, not the job: a silent firewall must not hold tail up for long.
+    api.timeout = std::time::Duration::from_secs(3);
+    let path = format!("exchanges/{}/{}", api_segment(vhost), api_segment(name));
+    let x = api_get(&api, &path, Some(vhost)).await.ok()?;
+    x.get("type")?.as_str().map(str::to_string)
 }
