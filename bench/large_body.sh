@@ -39,7 +39,8 @@ measure() {
     /usr/bin/time -v "$rmq" receive --url "$url" "$q" --count 1 --timeout 120 --output raw \
       > "$work/out" 2> "$work/recv.log"
     recv="$(rss_mb "$work/recv.log") MB"
-    cmp -s "$body" "$work/out" || recv="$recv (body differs!)"
+    # raw output ends each message with a newline
+    cmp -s -n "$(stat -c %s "$body")" "$body" "$work/out" || recv="$recv (body differs!)"
     "$rmq" send --url "$url" "$q" --file "$body" > /dev/null 2>&1
     rm -rf "$work/saved"
     /usr/bin/time -v "$rmq" receive --url "$url" "$q" --count 1 --timeout 120 \
