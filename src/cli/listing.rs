@@ -15,7 +15,8 @@ pub(crate) struct ListArgs {
     /// Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring.
     #[arg(long, value_name = "PATTERN")]
     pub(crate) name: Option<String>,
-    /// Management API base URL (default: the broker URL's host, port 15672, same credentials).
+    /// Management API base URL (default: the broker URL's host, port ?api_port= of the URL or
+    /// 15672, same credentials, checked to serve that broker).
     #[arg(long, env = "RMQ_API_URL", value_name = "URL")]
     pub(crate) api_url: Option<String>,
 }
