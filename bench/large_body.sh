@@ -47,7 +47,10 @@ measure() {
       --save-dir "$work/saved" > /dev/null 2> "$work/save.log"
     save="$(rss_mb "$work/save.log") MB"
   else
-    send="refused: $(grep -v '^\s' "$work/send.log" | head -1 | cut -c1-60)"
+    local why
+    why=$(grep -o 'larger than configured max size [0-9]*' "$work/send.log" | head -1) ||
+      why=$(grep '^rmq: ' "$work/send.log" | head -1 | cut -c1-100)
+    send="refused: $why"
     recv=-; save=-
   fi
   "$rmq" delete queue --url "$url" "$q" --if-exists > /dev/null 2>&1 || true
