@@ -509,7 +509,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -531,7 +531,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -553,7 +553,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -575,7 +575,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -597,7 +597,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -619,7 +619,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -641,7 +641,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -661,7 +661,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
         }
         'rmq;list-users' {
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only users whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -683,7 +683,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -705,7 +705,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -724,7 +724,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             break
         }
         'rmq;overview' {
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -746,7 +746,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How to draw it')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -794,7 +794,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             [CompletionResult]::new('--priority', '--priority', [CompletionResultType]::ParameterName, 'Where several policies match one queue or exchange, the highest priority wins')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -815,7 +815,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
         'rmq;clear-policy' {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -835,7 +835,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
         }
         'rmq;add-user' {
             [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Tags, comma-separated (administrator, monitoring, policymaker, management, ...)')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -855,7 +855,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             break
         }
         'rmq;delete-user' {
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -876,7 +876,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
         'rmq;set-permissions' {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
             [CompletionResult]::new('--vhost', '--vhost', [CompletionResultType]::ParameterName, 'Virtual host (default: the URL''s)')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -895,7 +895,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             break
         }
         'rmq;add-vhost' {
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -914,7 +914,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             break
         }
         'rmq;delete-vhost' {
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -954,7 +954,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             break
         }
         'rmq;definitions;export' {
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -973,7 +973,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
             break
         }
         'rmq;definitions;import' {
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')
@@ -1008,7 +1008,7 @@ Register-ArgumentCompleter -Native -CommandName 'rmq' -ScriptBlock {
         }
         'rmq;close-connection' {
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'The reason the client is told (default: the broker''s, "Closed via management plugin")')
-            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)')

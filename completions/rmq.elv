@@ -482,7 +482,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
             cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -503,7 +503,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
             cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -524,7 +524,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
             cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -545,7 +545,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
             cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -566,7 +566,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
             cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -587,7 +587,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
             cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -608,7 +608,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
             cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -627,7 +627,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
         }
         &'rmq;list-users'= {
             cand --name 'Only users whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -648,7 +648,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
             cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -669,7 +669,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
             cand --name 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -687,7 +687,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand --version 'Print version'
         }
         &'rmq;overview'= {
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -708,7 +708,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand --format 'How to draw it'
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -754,7 +754,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand --priority 'Where several policies match one queue or exchange, the highest priority wins'
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -774,7 +774,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
         &'rmq;clear-policy'= {
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -793,7 +793,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
         }
         &'rmq;add-user'= {
             cand --tags 'Tags, comma-separated (administrator, monitoring, policymaker, management, ...)'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -812,7 +812,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand --version 'Print version'
         }
         &'rmq;delete-user'= {
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -832,7 +832,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
         &'rmq;set-permissions'= {
             cand -p 'Virtual host (default: the URL''s)'
             cand --vhost 'Virtual host (default: the URL''s)'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -850,7 +850,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand --version 'Print version'
         }
         &'rmq;add-vhost'= {
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -868,7 +868,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand --version 'Print version'
         }
         &'rmq;delete-vhost'= {
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -906,7 +906,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'rmq;definitions;export'= {
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -924,7 +924,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
             cand --version 'Print version'
         }
         &'rmq;definitions;import'= {
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'
@@ -954,7 +954,7 @@ set edit:completion:arg-completer[rmq] = {|@words|
         }
         &'rmq;close-connection'= {
             cand --reason 'The reason the client is told (default: the broker''s, "Closed via management plugin")'
-            cand --api-url 'Management API base URL (default: the broker URL''s host, port 15672, same credentials)'
+            cand --api-url 'Management API base URL (default: the broker URL''s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)'
             cand --url 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile''s, then amqp://guest:guest@localhost:5672/%2F'
             cand --profile 'Use this profile of the config file (default: RMQ_PROFILE, then the file''s default_profile)'
             cand --config 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)'

@@ -426,7 +426,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand purge" -s h -l help -d 'Print he
 complete -c rmq -n "__fish_rmq_using_subcommand purge" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
-complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -444,7 +444,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s h -l help -d 'Pr
 complete -c rmq -n "__fish_rmq_using_subcommand list-queues" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
-complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -462,7 +462,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s h -l help -d 
 complete -c rmq -n "__fish_rmq_using_subcommand list-exchanges" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
-complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -480,7 +480,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s h -l help -d '
 complete -c rmq -n "__fish_rmq_using_subcommand list-bindings" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
-complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -498,7 +498,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s h -l help -
 complete -c rmq -n "__fish_rmq_using_subcommand list-connections" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
-complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -516,7 +516,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s h -l help -d 
 complete -c rmq -n "__fish_rmq_using_subcommand list-consumers" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
-complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -534,7 +534,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s h -l help -d 'Pr
 complete -c rmq -n "__fish_rmq_using_subcommand list-vhosts" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-channels" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-channels" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
-complete -c rmq -n "__fish_rmq_using_subcommand list-channels" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-channels" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-channels" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-channels" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-channels" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -551,7 +551,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand list-channels" -s q -l quiet -d 
 complete -c rmq -n "__fish_rmq_using_subcommand list-channels" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand list-channels" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-users" -l name -d 'Only users whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
-complete -c rmq -n "__fish_rmq_using_subcommand list-users" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-users" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-users" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-users" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-users" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -569,7 +569,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand list-users" -s h -l help -d 'Pri
 complete -c rmq -n "__fish_rmq_using_subcommand list-users" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-permissions" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-permissions" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
-complete -c rmq -n "__fish_rmq_using_subcommand list-permissions" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-permissions" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-permissions" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-permissions" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-permissions" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -587,7 +587,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand list-permissions" -s h -l help -
 complete -c rmq -n "__fish_rmq_using_subcommand list-permissions" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -l name -d 'Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring' -r
-complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -603,7 +603,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -l insecure -d 'D
 complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand list-policies" -s V -l version -d 'Print version'
-complete -c rmq -n "__fish_rmq_using_subcommand overview" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand overview" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand overview" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand overview" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand overview" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -623,7 +623,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand topology" -l format -d 'How to d
 dot\t'Graphviz DOT (render with `dot -Tsvg`)'
 mermaid\t'A Mermaid flowchart (GitHub and GitLab render it in Markdown)'"
 complete -c rmq -n "__fish_rmq_using_subcommand topology" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
-complete -c rmq -n "__fish_rmq_using_subcommand topology" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand topology" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand topology" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand topology" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand topology" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -664,7 +664,7 @@ exchanges\t'Exchanges only'
 all\t'Both'"
 complete -c rmq -n "__fish_rmq_using_subcommand set-policy" -l priority -d 'Where several policies match one queue or exchange, the highest priority wins' -r
 complete -c rmq -n "__fish_rmq_using_subcommand set-policy" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
-complete -c rmq -n "__fish_rmq_using_subcommand set-policy" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand set-policy" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand set-policy" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand set-policy" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand set-policy" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -681,7 +681,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand set-policy" -s q -l quiet -d 'No
 complete -c rmq -n "__fish_rmq_using_subcommand set-policy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand set-policy" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand clear-policy" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
-complete -c rmq -n "__fish_rmq_using_subcommand clear-policy" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand clear-policy" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand clear-policy" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand clear-policy" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand clear-policy" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -698,7 +698,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand clear-policy" -s q -l quiet -d '
 complete -c rmq -n "__fish_rmq_using_subcommand clear-policy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand clear-policy" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand add-user" -l tags -d 'Tags, comma-separated (administrator, monitoring, policymaker, management, ...)' -r
-complete -c rmq -n "__fish_rmq_using_subcommand add-user" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand add-user" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand add-user" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand add-user" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand add-user" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -715,7 +715,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand add-user" -l insecure -d 'Do not
 complete -c rmq -n "__fish_rmq_using_subcommand add-user" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand add-user" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand add-user" -s V -l version -d 'Print version'
-complete -c rmq -n "__fish_rmq_using_subcommand delete-user" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand delete-user" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand delete-user" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand delete-user" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand delete-user" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -732,7 +732,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand delete-user" -s q -l quiet -d 'N
 complete -c rmq -n "__fish_rmq_using_subcommand delete-user" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand delete-user" -s V -l version -d 'Print version'
 complete -c rmq -n "__fish_rmq_using_subcommand set-permissions" -s p -l vhost -d 'Virtual host (default: the URL\'s)' -r
-complete -c rmq -n "__fish_rmq_using_subcommand set-permissions" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand set-permissions" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand set-permissions" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand set-permissions" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand set-permissions" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -748,7 +748,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand set-permissions" -l insecure -d 
 complete -c rmq -n "__fish_rmq_using_subcommand set-permissions" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand set-permissions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand set-permissions" -s V -l version -d 'Print version'
-complete -c rmq -n "__fish_rmq_using_subcommand add-vhost" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand add-vhost" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand add-vhost" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand add-vhost" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand add-vhost" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -764,7 +764,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand add-vhost" -l insecure -d 'Do no
 complete -c rmq -n "__fish_rmq_using_subcommand add-vhost" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand add-vhost" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand add-vhost" -s V -l version -d 'Print version'
-complete -c rmq -n "__fish_rmq_using_subcommand delete-vhost" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand delete-vhost" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand delete-vhost" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand delete-vhost" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand delete-vhost" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -798,7 +798,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand definitions; and not __fish_seen
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and not __fish_seen_subcommand_from export import help" -f -a "export" -d 'Write the broker\'s definitions (RabbitMQ\'s JSON) to FILE, or stdout'
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and not __fish_seen_subcommand_from export import help" -f -a "import" -d 'Create what a definitions file (RabbitMQ\'s JSON) describes, keeping what exists'
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and not __fish_seen_subcommand_from export import help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from export" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from export" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from export" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from export" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from export" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -814,7 +814,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_sub
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from export" -s q -l quiet -d 'No notes, ready lines or progress bars on stderr (results and errors still print)'
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
-complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from import" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from import" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from import" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from import" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from import" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F
@@ -834,7 +834,7 @@ complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_sub
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from help" -f -a "import" -d 'Create what a definitions file (RabbitMQ\'s JSON) describes, keeping what exists'
 complete -c rmq -n "__fish_rmq_using_subcommand definitions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rmq -n "__fish_rmq_using_subcommand close-connection" -l reason -d 'The reason the client is told (default: the broker\'s, "Closed via management plugin")' -r
-complete -c rmq -n "__fish_rmq_using_subcommand close-connection" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port 15672, same credentials)' -r
+complete -c rmq -n "__fish_rmq_using_subcommand close-connection" -l api-url -d 'Management API base URL (default: the broker URL\'s host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand close-connection" -l url -d 'Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile\'s, then amqp://guest:guest@localhost:5672/%2F' -r
 complete -c rmq -n "__fish_rmq_using_subcommand close-connection" -l profile -d 'Use this profile of the config file (default: RMQ_PROFILE, then the file\'s default_profile)' -r
 complete -c rmq -n "__fish_rmq_using_subcommand close-connection" -l config -d 'Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)' -r -F

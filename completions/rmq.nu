@@ -476,7 +476,7 @@ module completions {
   export extern "rmq list-queues" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -499,7 +499,7 @@ module completions {
   export extern "rmq list-exchanges" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -522,7 +522,7 @@ module completions {
   export extern "rmq list-bindings" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -545,7 +545,7 @@ module completions {
   export extern "rmq list-connections" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -568,7 +568,7 @@ module completions {
   export extern "rmq list-consumers" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -591,7 +591,7 @@ module completions {
   export extern "rmq list-vhosts" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -614,7 +614,7 @@ module completions {
   export extern "rmq list-channels" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -636,7 +636,7 @@ module completions {
   # List users through the management HTTP API (like `rabbitmqctl list_users`)
   export extern "rmq list-users" [
     --name: string            # Only users whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -659,7 +659,7 @@ module completions {
   export extern "rmq list-permissions" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -682,7 +682,7 @@ module completions {
   export extern "rmq list-policies" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -703,7 +703,7 @@ module completions {
 
   # A one-screen summary of the broker: versions, totals, rates, listeners
   export extern "rmq overview" [
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -729,7 +729,7 @@ module completions {
   export extern "rmq topology" [
     --format: string@"nu-complete rmq topology format" # How to draw it
     --vhost(-p): string       # Virtual host (default: the URL's)
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -782,7 +782,7 @@ module completions {
     --apply-to: string@"nu-complete rmq set-policy apply_to" # What the policy applies to
     --priority: string        # Where several policies match one queue or exchange, the highest priority wins
     --vhost(-p): string       # Virtual host (default: the URL's)
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -806,7 +806,7 @@ module completions {
   # Remove a policy (like `rabbitmqctl clear_policy`)
   export extern "rmq clear-policy" [
     --vhost(-p): string       # Virtual host (default: the URL's)
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -829,7 +829,7 @@ module completions {
   export extern "rmq add-user" [
     --password-stdin          # Read the password from stdin (its first line, without the line break)
     --tags: string            # Tags, comma-separated (administrator, monitoring, policymaker, management, ...)
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -851,7 +851,7 @@ module completions {
 
   # Delete a user (like `rabbitmqctl delete_user`)
   export extern "rmq delete-user" [
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -873,7 +873,7 @@ module completions {
   # Set a user's permissions in a vhost (like `rabbitmqctl set_permissions`)
   export extern "rmq set-permissions" [
     --vhost(-p): string       # Virtual host (default: the URL's)
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -897,7 +897,7 @@ module completions {
 
   # Create a virtual host (like `rabbitmqctl add_vhost`)
   export extern "rmq add-vhost" [
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -918,7 +918,7 @@ module completions {
 
   # Delete a virtual host and everything in it (like `rabbitmqctl delete_vhost`)
   export extern "rmq delete-vhost" [
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -958,7 +958,7 @@ module completions {
 
   # Write the broker's definitions (RabbitMQ's JSON) to FILE, or stdout
   export extern "rmq definitions export" [
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -979,7 +979,7 @@ module completions {
 
   # Create what a definitions file (RabbitMQ's JSON) describes, keeping what exists
   export extern "rmq definitions import" [
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
@@ -1017,7 +1017,7 @@ module completions {
   # Close a client connection, telling it why (like `rabbitmqctl close_connection`)
   export extern "rmq close-connection" [
     --reason: string          # The reason the client is told (default: the broker's, "Closed via management plugin")
-    --api-url: string         # Management API base URL (default: the broker URL's host, port 15672, same credentials)
+    --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
     --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)

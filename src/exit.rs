@@ -20,6 +20,8 @@ pub const UNAVAILABLE: u8 = 69;
 pub const TEMPFAIL: u8 = 75;
 /// Login refused or vhost not allowed (sysexits EX_NOPERM).
 pub const NOPERM: u8 = 77;
+/// Configuration error (sysexits EX_CONFIG): settings that point at the wrong thing.
+pub const CONFIG: u8 = 78;
 /// Interrupted by SIGINT (128 + 2).
 pub const INTERRUPTED: u8 = 130;
 
@@ -55,6 +57,10 @@ pub const TABLE: &[(u8, &str)] = &[
         "login refused or vhost not allowed; TLS: the broker's certificate is not trusted, or the broker refused ours",
     ),
     (
+        CONFIG,
+        "configuration error: the management API derived from the broker URL serves another broker (pass `--api-url` or `?api_port=`)",
+    ),
+    (
         INTERRUPTED,
         "interrupted (Ctrl-C or SIGTERM): rmq stops cleanly within 2 s — what was printed is acked, the rest goes back to the queue; a second Ctrl-C exits at once",
     ),
@@ -71,6 +77,7 @@ pub fn summary() -> String {
         UNAVAILABLE => "unreachable or connection lost",
         TEMPFAIL => "blocked too long",
         NOPERM => "login refused",
+        CONFIG => "API of another broker",
         INTERRUPTED => "interrupted",
         _ => "?",
     };

@@ -9,6 +9,9 @@
 //! - `broker`  the embedded AMQP 0-9-1 broker behind `rmq serve`
 //! - `perf`    `rmq perf`: a lean raw-AMQP load generator (uses lapin's URI parser only)
 //! - `tls`     PEM certificate and key files → rustls types, for the broker and the client
+//!
+//! The binary (`src/main.rs`) adds `big_alloc`, its global allocator: mimalloc, with blocks of
+//! 16 MiB and more as mappings that grow without a copy (the only unsafe code beside main's).
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub, clippy::dbg_macro, clippy::todo)]
 

@@ -11,7 +11,8 @@ use serde_json::Value;
 /// `--api-url`, for the commands that act through the management API.
 #[derive(Debug, Args)]
 pub(crate) struct ApiArgs {
-    /// Management API base URL (default: the broker URL's host, port 15672, same credentials).
+    /// Management API base URL (default: the broker URL's host, port ?api_port= of the URL or
+    /// 15672, same credentials, checked to serve that broker).
     #[arg(long, env = "RMQ_API_URL", value_name = "URL")]
     pub(crate) api_url: Option<String>,
 }

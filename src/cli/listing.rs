@@ -2,7 +2,7 @@
 //! item names as columns (mapped onto the API's JSON fields), name filtering, sorting.
 
 use super::Ctx;
-use crate::client::{ApiConfig, api_list, api_segment, parse_url};
+use crate::client::{ApiConfig, api_list, api_port, api_segment, parse_url};
 use clap::Args;
 use serde_json::{Map, Value};
 
@@ -15,7 +15,8 @@ pub(crate) struct ListArgs {
     /// Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring.
     #[arg(long, value_name = "PATTERN")]
     pub(crate) name: Option<String>,
-    /// Management API base URL (default: the broker URL's host, port 15672, same credentials).
+    /// Management API base URL (default: the broker URL's host, port ?api_port= of the URL or
+    /// 15672, same credentials, checked to serve that broker).
     #[arg(long, env = "RMQ_API_URL", value_name = "URL")]
     pub(crate) api_url: Option<String>,
 }
@@ -150,12 +151,14 @@ pub(crate) fn profile_api_url(ctx: &Ctx) -> Option<String> {
 }
 
 /// The management API to talk to (`--api-url`, else `RMQ_API_URL` or the profile's, else
-/// the broker URL's host on port 15672 with its credentials) and the broker URL's vhost.
+/// the broker URL's host on its `?api_port=` or 15672, with its credentials, checked to
+/// serve that broker) and the broker URL's vhost.
 pub(crate) fn api_config(ctx: &Ctx, flag: Option<String>) -> anyhow::Result<(ApiConfig, String)> {
     let uri = parse_url(&ctx.connect.url)?;
     let api = ApiConfig::from_amqp(
         &uri,
         flag.or_else(|| profile_api_url(ctx)),
+        api_port(&ctx.connect.url)?,
         ctx.connect.tls.clone(),
     );
     Ok((api, uri.vhost))

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
     after_help = "Examples:\n  rmq overview\n  rmq overview --output json | jq .messages_ready\n  rmq overview --api-url http://broker:15672\n\nNeeds the management plugin: rabbitmq-plugins enable rabbitmq_management."
 )]
 pub(crate) struct OverviewArgs {
-    /// Management API base URL (default: the broker URL's host, port 15672, same credentials).
+    /// Management API base URL (default: the broker URL's host, port ?api_port= of the URL or
+    /// 15672, same credentials, checked to serve that broker).
     #[arg(long, env = "RMQ_API_URL", value_name = "URL")]
     api_url: Option<String>,
 }

@@ -1,11 +1,19 @@
 //! `rmq send`: publish to a queue (declared if needed) with windowed publisher confirms.
 
 use super::Ctx;
+<<<<<<< HEAD
 use super::args::{PropertyArgs, QueueArgs};
 use super::signals::{interrupted, stop_signal};
 use crate::client::{Message, Properties, PublishOptions, Publisher, Session};
+=======
+use super::args::{PropertyArgs, QueueArgs, interrupted, stop_signal};
+use crate::client::{
+    DeclareMode, Message, Properties, PublishOptions, Publisher, QueueSpec, Session,
+};
+>>>>>>> peri
 use crate::exit::{self, coded};
 use anyhow::Context;
+use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -71,6 +79,11 @@ enum InputFormat {
     Jsonl,
 }
 
+/// The largest body echoed whole in " [x] Sent '...'": a larger one would flood the
+/// terminal (and cost copies of the body: a 256 MiB binary file became a gigabyte of
+/// replacement characters).
+const PREVIEW: usize = 1024;
+
 /// Where messages come from.
 enum Source {
     /// The MESSAGE words.
@@ -93,7 +106,19 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
     };
 
     let session = Session::connect(&ctx.connect).await?;
-    if args.exchange.is_none() {
+    // The first message finds out whether the queue exists (see Probe); without confirms,
+    // or when the routing key is not the queue's name, the queue is declared first.
+    let key_is_queue = args.routing_key.as_deref().is_none_or(|k| k == args.queue);
+    let mut probe = Probe {
+        session: &session,
+        spec: (args.exchange.is_none()
+            && mode == DeclareMode::Ensure
+            && !args.no_confirm
+            && key_is_queue
+            && !spec.name.is_empty())
+        .then(|| spec.clone()),
+    };
+    if args.exchange.is_none() && probe.spec.is_none() {
         session.prepare_queue(&spec, mode).await?;
     }
     let opts = PublishOptions {
@@ -110,11 +135,11 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
             (args.count > 1 && matches!(source, Some(Source::Args(_)))).then_some(args.count)
         });
     let progress = ctx.out.progress(total, "sending", false);
-    let mut last_body: Option<Vec<u8>> = None;
+    let mut last_body: Option<Bytes> = None;
 
     let work = async {
         if let Some(messages) = prepared {
-            for m in &messages {
+            for m in messages {
                 let key = match (&args.routing_key, &args.exchange) {
                     (Some(k), _) => k.as_str(),
                     (None, Some(_)) => m.routing_key.as_str(),
@@ -124,11 +149,12 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
                 overlay(&mut p, &props);
                 repeat(
                     &mut publisher,
+                    &mut probe,
                     args.count,
                     &exchange,
                     key,
                     &p,
-                    &m.body,
+                    Bytes::from(m.body),
                     &progress,
                 )
                 .await?;
@@ -138,13 +164,15 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
         let key = args.routing_key.as_deref().unwrap_or(&args.queue);
         match source {
             Some(Source::Args(body)) => {
+                let body = Bytes::from(body);
                 repeat(
                     &mut publisher,
+                    &mut probe,
                     args.count,
                     &exchange,
                     key,
                     &props,
-                    &body,
+                    body.clone(),
                     &progress,
                 )
                 .await?;
@@ -165,29 +193,38 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
                     strip_newline(&mut line);
                     repeat(
                         &mut publisher,
+                        &mut probe,
                         args.count,
                         &exchange,
                         key,
                         &props,
-                        &line,
+                        Bytes::copy_from_slice(&line),
                         &progress,
                     )
                     .await?;
                 }
             }
             Some(Source::Stream(mut reader)) => {
-                let mut body = Vec::new();
+                // A file's size is known: one allocation, where growing by doubling
+                // would copy the body several times on the way.
+                let size = match &args.file {
+                    Some(path) => tokio::fs::metadata(path).await.map_or(0, |m| m.len()),
+                    None => 0,
+                };
+                let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                 reader
                     .read_to_end(&mut body)
                     .await
                     .context("cannot read the input")?;
+                let body = Bytes::from(body);
                 repeat(
                     &mut publisher,
+                    &mut probe,
                     args.count,
                     &exchange,
                     key,
                     &props,
-                    &body,
+                    body.clone(),
                     &progress,
                 )
                 .await?;
@@ -205,6 +242,10 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
             ctx.out.note(&format!("interrupted after {} published, {} confirmed", r.published, r.confirmed));
             return Err(interrupted());
         }
+    }
+    // Nothing was sent (empty --lines input): the queue is still declared, as asked.
+    if let Some(spec) = probe.spec.take() {
+        session.prepare_queue(&spec, mode).await?;
     }
     let report = publisher.finish().await?;
     progress.finish();
@@ -226,9 +267,15 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
         None => format!("queue '{}'", args.queue),
     };
     match (&last_body, report.published) {
-        (Some(body), 1) => ctx
+        // The tutorials' line, for a message a terminal can show.
+        (Some(body), 1) if body.len() <= PREVIEW => ctx
             .out
             .note(&format!(" [x] Sent '{}'", String::from_utf8_lossy(body))),
+        (Some(body), 1) => ctx.out.note(&format!(
+            " [x] Sent a message of {} bytes to {target}{}",
+            body.len(),
+            if args.no_confirm { "" } else { " (confirmed)" }
+        )),
         _ => ctx.out.note(&format!(
             " [x] Sent {} messages to {target}{}",
             report.published,
@@ -268,17 +315,52 @@ fn overlay(p: &mut Properties, cli: &Properties) {
     }
 }
 
+/// The queue `send` declares only if its first message finds none: that message goes out
+/// mandatory, and a basic.return (312 NO_ROUTE: no queue has that name) makes `send`
+/// declare the queue and publish it again. A new queue and an existing one (whatever its
+/// flags) then cost the broker no channel error, where a passive probe failed with 404
+/// for every new queue and a plain declare with 406 for a queue made with other flags,
+/// and RabbitMQ logs each.
+struct Probe<'a> {
+    /// Where to declare.
+    session: &'a Session,
+    /// The queue, until the first message has told whether it exists.
+    spec: Option<QueueSpec>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn repeat(
     publisher: &mut Publisher,
+    probe: &mut Probe<'_>,
     count: u64,
     exchange: &str,
     key: &str,
     props: &Properties,
-    body: &[u8],
+    body: Bytes,
     progress: &crate::output::Progress,
 ) -> anyhow::Result<()> {
     for _ in 0..count {
-        publisher.publish(exchange, key, props, body).await?;
+        match probe.spec.take() {
+            Some(spec) => {
+                if !publisher
+                    .publish_probe(exchange, key, props, body.clone())
+                    .await?
+                {
+                    probe
+                        .session
+                        .prepare_queue(&spec, DeclareMode::Ensure)
+                        .await?;
+                    publisher
+                        .publish_shared(exchange, key, props, body.clone())
+                        .await?;
+                }
+            }
+            None => {
+                publisher
+                    .publish_shared(exchange, key, props, body.clone())
+                    .await?
+            }
+        }
         progress.inc();
     }
     Ok(())

@@ -186,6 +186,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(mgmt) = mgmt {
         let scheme = if tls.is_some() { "https" } else { "http" };
         banner.push_str(&format!("rmq serve: management API on {scheme}://{mgmt}\n"));
+        // One setting that carries both ports: `rmq list-queues` and the other API
+        // commands find this API from it, not RabbitMQ's default 15672.
+        banner.push_str(&format!(
+            "rmq serve: for rmq clients: export RMQ_URL='amqp://{addr}/%2F?api_port={}'\n",
+            mgmt.port()
+        ));
     }
     {
         use std::io::Write;

@@ -92,6 +92,38 @@ pub(super) fn describe_connect(
             _ => coded(exit::FAILURE, format!("cannot connect to {target}: {text}")),
         };
     }
+    // Something other than an AMQP 0-9-1 broker answers there (an HTTP port, a TLS port
+    // under amqp://): lapin reports a parser error, a cut connection or a failed TLS
+    // handshake; asking the port ourselves tells which, in words.
+    let (foreign, over_tls) = match err.kind() {
+        ErrorKind::ParsingError(_) | ErrorKind::InvalidProtocolVersion(_) => (true, false),
+        ErrorKind::IOError(io) => match super::tls::tls_failure(io) {
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::AlertReceived(_)) => {
+                (false, true)
+            }
+            Some(_) => (true, true),
+            None => (
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ),
+                false,
+            ),
+        },
+        _ => (false, false),
+    };
+    if foreign
+        && let Some((what, todo)) = probe(target)
+        // A TLS handshake that failed on a TLS port: the TLS error says more.
+        && !(over_tls && what == "TLS")
+    {
+        return coded(
+            exit::UNAVAILABLE,
+            format!(
+                "cannot connect to {target}: that port answered, but not with AMQP 0-9-1 ({what}); {todo}"
+            ),
+        );
+    }
     if let ErrorKind::IOError(io) = err.kind()
         && let Some(tls) = super::tls::tls_failure(io)
     {
@@ -126,6 +158,72 @@ pub(super) fn describe_connect(
     }
 }
 
+/// What answers on `target` ("host:port"), when it is not AMQP 0-9-1: the start of the
+/// answer to an AMQP protocol header followed by an empty line (which makes an HTTP
+/// server answer at once instead of waiting for the rest of a request), read with a
+/// short bound. `None` when the port says nothing telling (or is an AMQP 0-9-1 broker).
+fn probe(target: &str) -> Option<(String, &'static str)> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    use std::time::Duration;
+    let (host, port) = target.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = (host, port.parse::<u16>().ok()?)
+        .to_socket_addrs()
+        .ok()?
+        .next()?;
+    let limit = Duration::from_secs(2);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, limit).ok()?;
+    s.set_read_timeout(Some(limit)).ok()?;
+    s.set_write_timeout(Some(limit)).ok()?;
+    s.write_all(b"AMQP\x00\x00\x09\x01\r\n\r\n").ok()?;
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    while n < 8 {
+        match s.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    classify(&buf[..n])
+}
+
+/// Name the protocol of an answer's first bytes (see [`probe`]), and what to do.
+fn classify(answer: &[u8]) -> Option<(String, &'static str)> {
+    const AMQP_PORT: &str =
+        "point the URL at the broker's AMQP port (RabbitMQ: 5672; `rmq serve` prints its own)";
+    match answer {
+        [] => None,
+        [b'H', b'T', b'T', b'P', b'/', ..] => Some(("HTTP?".into(), AMQP_PORT)),
+        // A TLS record: an alert (21) or a handshake (22), version 3.x.
+        [21 | 22, 3, ..] => Some((
+            "TLS".into(),
+            "is that port serving amqps? then use an amqps:// URL (RabbitMQ: 5671)",
+        )),
+        [b'A', b'M', b'Q', b'P', 0, 0, 9, 1] => None,
+        [b'A', b'M', b'Q', b'P', id, major, minor, rev] => Some((
+            format!("it offers AMQP {major}-{minor}-{rev}, protocol id {id}"),
+            "rmq speaks AMQP 0-9-1, as RabbitMQ does on 5672",
+        )),
+        // A Connection.Start frame: an AMQP 0-9-1 broker after all.
+        [1, 0, 0, ..] => None,
+        other => {
+            let text: String = other
+                .iter()
+                .take(16)
+                .map(|&b| {
+                    if b.is_ascii_graphic() || b == b' ' {
+                        b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect();
+            Some((format!("it said '{text}'"), AMQP_PORT))
+        }
+    }
+}
+
 /// A TLS handshake that failed: which side refused, and the flag that fixes it. Refusals
 /// exit like a refused login (77): retrying will not help, the certificates must change.
 fn describe_tls(target: &str, err: &rustls::Error) -> anyhow::Error {
@@ -148,5 +246,25 @@ fn describe_tls(target: &str, err: &rustls::Error) -> anyhow::Error {
                 "cannot connect to {target}: TLS handshake failed: {other} (is that port serving amqps? RabbitMQ uses 5671 for amqps, 5672 for plain amqp)"
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+
+    #[test]
+    fn answers_are_told_apart() {
+        let name = |b: &[u8]| classify(b).map(|(what, _)| what);
+        assert_eq!(name(b"HTTP/1.1 400 Bad Request"), Some("HTTP?".into()));
+        assert_eq!(name(&[21, 3, 3, 0, 2, 2, 50]), Some("TLS".into()));
+        assert_eq!(name(b"AMQP\x00\x00\x09\x01"), None);
+        assert!(
+            name(b"AMQP\x00\x01\x00\x00")
+                .unwrap()
+                .contains("AMQP 1-0-0")
+        );
+        assert!(name(b"SSH-2.0-OpenSSH").unwrap().contains("SSH-2.0"));
+        assert_eq!(name(b""), None);
     }
 }

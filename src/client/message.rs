@@ -92,6 +92,40 @@ impl Message {
         // Serialising plain strings, numbers and maps cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// The same line written to `w` without building it in memory first: the body, the
+    /// bulk of a large message, goes out as it is escaped (or base64-encoded, 48 KiB at a
+    /// time), so `receive --save-dir` of a 256 MiB body does not hold two more copies.
+    pub fn write_jsonl(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let head = Message {
+            exchange: self.exchange.clone(),
+            routing_key: self.routing_key.clone(),
+            redelivered: self.redelivered,
+            properties: self.properties.clone(),
+            body: Vec::new(),
+        };
+        let text = serde_json::to_string(&head)?;
+        // The body's entries come last (flattened after the fields): an empty one reads so.
+        let Some(prefix) = text.strip_suffix(r#","body":"","body_encoding":"utf8"}"#) else {
+            return w.write_all(self.to_jsonl().as_bytes());
+        };
+        w.write_all(prefix.as_bytes())?;
+        w.write_all(br#","body":"#)?;
+        match std::str::from_utf8(&self.body) {
+            Ok(text) => {
+                serde_json::to_writer(&mut *w, text)?;
+                w.write_all(br#","body_encoding":"utf8"}"#)
+            }
+            Err(_) => {
+                w.write_all(b"\"")?;
+                // Whole 3-byte groups per chunk: no padding but at the very end.
+                for chunk in self.body.chunks(3 * 16 * 1024) {
+                    w.write_all(value::b64(chunk).as_bytes())?;
+                }
+                w.write_all(br#"","body_encoding":"base64"}"#)
+            }
+        }
+    }
 }
 
 impl Properties {
@@ -246,6 +280,27 @@ mod tests {
         assert_eq!(Message::from_jsonl(&line).unwrap(), msg);
         let amqp = msg.properties.to_amqp().unwrap();
         assert_eq!(Properties::from_amqp(&amqp), msg.properties);
+    }
+
+    #[test]
+    fn written_lines_equal_built_ones() {
+        let mut binary: Vec<u8> = (0..=255u8).cycle().take(200_000).collect();
+        binary.push(0xff);
+        for body in [b"".to_vec(), b"he said \"hi\"\n\t".to_vec(), binary] {
+            let msg = Message {
+                exchange: "x".into(),
+                routing_key: "k".into(),
+                redelivered: true,
+                properties: Properties {
+                    content_type: Some("text/plain".into()),
+                    ..Properties::default()
+                },
+                body,
+            };
+            let mut out = Vec::new();
+            msg.write_jsonl(&mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), msg.to_jsonl());
+        }
     }
 
     #[test]

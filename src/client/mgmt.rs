@@ -7,6 +7,7 @@ use crate::exit::{self, coded};
 use anyhow::Context;
 use lapin::uri::AMQPScheme;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the management API is and who we are there.
@@ -22,14 +23,30 @@ pub struct ApiConfig {
     pub timeout: Duration,
     /// Certificates for an https:// base (the same as for amqps://).
     pub tls: TlsOptions,
+    /// For an address rmq derived itself (not `--api-url`): the broker URL's AMQP port,
+    /// which the API's `/api/overview` must list before anything else is asked.
+    pub owner: Option<Owner>,
+}
+
+/// The AMQP port an API must serve, checked once per process (never cached on disk: the
+/// broker behind a port can change between runs).
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// The broker URL's port.
+    pub port: u16,
+    /// Set once the check passed.
+    checked: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl ApiConfig {
-    /// The default for an AMQP URI: same host, port 15672, same credentials; https for
-    /// amqps:// (as `rmq serve --tls-cert` serves it).
+    /// The default for an AMQP URI: same host, port `api_port` (the URL's `?api_port=`)
+    /// else 15672, same credentials; https for amqps:// (as `rmq serve --tls-cert` serves
+    /// it). A derived address must prove it belongs to the URL's broker; `base` (from
+    /// `--api-url` and its fallbacks) is taken as given.
     pub fn from_amqp(
         uri: &lapin::uri::AMQPUri,
         base: Option<String>,
+        api_port: Option<u16>,
         tls: TlsOptions,
     ) -> ApiConfig {
         let host = &uri.authority.host;
@@ -42,14 +59,77 @@ impl ApiConfig {
             AMQPScheme::AMQP => "http",
             AMQPScheme::AMQPS => "https",
         };
+        let owner = base.is_none().then(|| Owner {
+            port: uri.authority.port,
+            checked: Arc::default(),
+        });
+        let port = api_port.unwrap_or(15672);
         ApiConfig {
-            base: base.unwrap_or_else(|| format!("{scheme}://{host}:15672")),
+            base: base.unwrap_or_else(|| format!("{scheme}://{host}:{port}")),
             user: uri.authority.userinfo.username.clone(),
             password: uri.authority.userinfo.password.clone(),
             timeout: Duration::from_secs(10),
             tls,
+            owner,
         }
     }
+}
+
+/// The `api_port` query parameter of a broker URL (`amqp://h:5673/%2F?api_port=15673`),
+/// rmq's own addition: lapin ignores query parameters it does not know.
+pub fn api_port(url: &str) -> anyhow::Result<Option<u16>> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(None);
+    };
+    let Some(value) = query.split('&').find_map(|kv| kv.strip_prefix("api_port=")) else {
+        return Ok(None);
+    };
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(Some(port)),
+        _ => Err(coded(
+            exit::DATA_ERR,
+            format!(
+                "malformed broker URL: api_port={value} is not a port (1-65535: the management API's port, e.g. ?api_port=15672)"
+            ),
+        )),
+    }
+}
+
+/// Refuse an API that serves another broker: `rmq serve --port 0` next to a RabbitMQ on
+/// 15672 would otherwise list RabbitMQ's queues. RabbitMQ's `/api/overview` names its
+/// listeners (`{"protocol":"amqp","port":5672,..}`) for users with the `monitoring` or
+/// `administrator` tag; without that list (or without an answer) there is nothing to judge.
+async fn check_owner(api: &ApiConfig, owner: &Owner) -> anyhow::Result<()> {
+    let reply = send(api, Method::Get, "overview", None, None).await?;
+    if reply.status != 200 {
+        return Ok(());
+    }
+    let amqp: Vec<u64> = reply
+        .body
+        .get("listeners")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|l| {
+            l.get("protocol")
+                .and_then(Value::as_str)
+                .is_some_and(|p| p.starts_with("amqp"))
+        })
+        .filter_map(|l| l.get("port").and_then(Value::as_u64))
+        .collect();
+    if amqp.is_empty() || amqp.contains(&u64::from(owner.port)) {
+        return Ok(());
+    }
+    let base = api.base.trim_end_matches('/');
+    let ports: Vec<String> = amqp.iter().map(u64::to_string).collect();
+    Err(coded(
+        exit::CONFIG,
+        format!(
+            "the management API at {base} belongs to another broker (it serves AMQP on port {}, the broker URL names port {}): pass the right one with --api-url http://HOST:PORT or add ?api_port=PORT to the URL (`rmq serve` prints both)",
+            ports.join(", "),
+            owner.port
+        ),
+    ))
 }
 
 /// Percent-encode one path segment (a vhost `/` becomes `%2F`).
@@ -170,9 +250,27 @@ impl Reply {
 }
 
 /// `{method} /api/{path}` with an optional JSON body and `X-Reason` header (connection
-/// closes). Unreachable (69) and a refused login (77) are errors here, whatever was
-/// asked; every other status is the caller's to judge.
+/// closes). Unreachable (69), a refused login (77) and a derived address that serves
+/// another broker (78) are errors here, whatever was asked; every other status is the
+/// caller's to judge.
 pub async fn request(
+    api: &ApiConfig,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    reason: Option<&str>,
+) -> anyhow::Result<Reply> {
+    if let Some(owner) = &api.owner {
+        owner
+            .checked
+            .get_or_try_init(|| check_owner(api, owner))
+            .await?;
+    }
+    send(api, method, path, body, reason).await
+}
+
+/// One HTTP request, unchecked.
+async fn send(
     api: &ApiConfig,
     method: Method,
     path: &str,

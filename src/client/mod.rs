@@ -30,7 +30,7 @@ pub use connect::{
 pub use consume::{ConsumeOptions, Delivery, Settle, Settler, Subscription};
 pub use message::{Message, Properties};
 pub use mgmt::{
-    ApiConfig, Method as ApiMethod, Reply as ApiReply, get as api_get, list as api_list,
+    ApiConfig, Method as ApiMethod, Reply as ApiReply, api_port, get as api_get, list as api_list,
     list_queues, request as api_request, segment as api_segment,
 };
 pub use publish::{PublishOptions, PublishReport, Publisher};

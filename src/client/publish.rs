@@ -14,6 +14,7 @@ use super::connect::Session;
 use super::error::describe;
 use super::message::Properties;
 use crate::exit::{self, coded};
+use bytes::Bytes;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Confirmation, PublisherConfirm};
 use std::collections::VecDeque;
@@ -100,6 +101,25 @@ impl Publisher {
         properties: &Properties,
         body: &[u8],
     ) -> anyhow::Result<()> {
+        self.publish_shared(
+            exchange,
+            routing_key,
+            properties,
+            Bytes::copy_from_slice(body),
+        )
+        .await
+    }
+
+    /// The same with a body the caller hands over (`Bytes::from(vec)` copies nothing):
+    /// lapin copies the body into its frames once, and a large body must not be copied
+    /// again per publish (`send --file` of 256 MiB, or `--count` of it).
+    pub async fn publish_shared(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties,
+        body: Bytes,
+    ) -> anyhow::Result<()> {
         let props = properties
             .to_amqp()
             .map_err(|e| coded(exit::DATA_ERR, format!("{e:#}")))?;
@@ -113,8 +133,7 @@ impl Publisher {
         // Counted before the attempt so that a failure reports "N of M" including this one.
         self.report.published += 1;
         let chan = self.chan.clone();
-        let (exchange, routing_key, body) =
-            (exchange.to_string(), routing_key.to_string(), body.to_vec());
+        let (exchange, routing_key) = (exchange.to_string(), routing_key.to_string());
         let mut writing: Writing = Box::pin(async move {
             chan.basic_publish(exchange.into(), routing_key.into(), opts, &body, props)
                 .await
@@ -132,6 +151,35 @@ impl Publisher {
             self.write_one().await?;
         }
         Ok(())
+    }
+
+    /// Publish as mandatory and wait for the confirm: `false` when the broker returned the
+    /// message unroutable (it then counts as not published). Through the default exchange
+    /// that means no queue has the name, which tells `send` whether to declare it without
+    /// a passive probe that fails (and is logged by the broker) for every new queue.
+    /// Needs confirms: the broker sends basic.return before the basic.ack.
+    pub async fn publish_probe(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties,
+        body: Bytes,
+    ) -> anyhow::Result<bool> {
+        let before = self.report.returned.len();
+        let mandatory = std::mem::replace(&mut self.opts.mandatory, true);
+        let sent = self
+            .publish_shared(exchange, routing_key, properties, body)
+            .await;
+        self.opts.mandatory = mandatory;
+        sent?;
+        self.flush().await?;
+        if self.report.returned.len() == before {
+            return Ok(true);
+        }
+        self.report.returned.truncate(before);
+        self.report.published -= 1;
+        self.report.confirmed -= 1;
+        Ok(false)
     }
 
     /// Wait for the oldest publish to be written.

@@ -176,12 +176,46 @@ impl Session {
                 )),
             },
             DeclareMode::Ensure => {
-                // A server-named queue cannot "already exist", and an existing queue is used
-                // as it is, so `rmq send q` works whatever flags created `q`.
-                if spec.name.is_empty() || self.queue_exists(&spec.name).await?.is_none() {
+                // Declare first, check second: a new queue is created and an equivalent one
+                // confirmed without a channel error, where a passive probe made the broker
+                // log a 404 for every new queue (RabbitMQ logs each channel exception).
+                // Only a queue that exists with other settings (406) or that the user may
+                // not configure (403: read/write permissions suffice to use it) costs one
+                // refused declare; it is then used as it is, so `rmq send q` works
+                // whatever flags created `q`.
+                if spec.name.is_empty() {
                     self.declare_queue(spec).await?;
+                    return Ok(());
                 }
-                Ok(())
+                let chan = self.raw_channel().await?;
+                let opts = QueueDeclareOptions {
+                    passive: false,
+                    durable: spec.durable,
+                    exclusive: spec.exclusive,
+                    auto_delete: spec.auto_delete,
+                    nowait: false,
+                };
+                let declared = chan
+                    .queue_declare(spec.name.as_str().into(), opts, args(&spec.arguments)?)
+                    .await;
+                match declared {
+                    Ok(_) => {
+                        let _ = chan.close(200, "ok".into()).await;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let code = amqp_reply(&e).map(|(code, _)| code);
+                        if matches!(code, Some(403 | 406))
+                            && self.queue_exists(&spec.name).await?.is_some()
+                        {
+                            return Ok(());
+                        }
+                        Err(describe(
+                            &format!("cannot declare queue '{}'", spec.name),
+                            e,
+                        ))
+                    }
+                }
             }
         }
     }

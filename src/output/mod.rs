@@ -183,14 +183,14 @@ impl Output {
                 w.write_all(b"\n")
             }
             MessageFormat::Jsonl => {
-                w.write_all(msg.to_jsonl().as_bytes())?;
+                msg.write_jsonl(w)?;
                 w.write_all(b"\n")
             }
             MessageFormat::Json => {
                 let n = array.get_or_insert(0);
                 w.write_all(if *n == 0 { b"[\n" } else { b",\n" })?;
                 *n += 1;
-                w.write_all(msg.to_jsonl().as_bytes())
+                msg.write_jsonl(w)
             }
             MessageFormat::Tsv => {
                 if std::mem::take(tsv_header_due) {

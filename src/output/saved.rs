@@ -9,6 +9,7 @@
 
 use crate::client::Message;
 use crate::exit::{self, coded};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A directory being filled by `receive --save-dir`.
@@ -44,9 +45,10 @@ impl SaveDir {
         let stem = format!("{:06}", self.next);
         std::fs::write(self.dir.join(format!("{stem}.body")), &msg.body)?;
         let tmp = self.dir.join(format!(".{stem}.json.tmp"));
-        let mut line = msg.to_jsonl();
-        line.push('\n');
-        std::fs::write(&tmp, line)?;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        msg.write_jsonl(&mut file)?;
+        file.write_all(b"\n")?;
+        file.into_inner().map_err(|e| e.into_error())?;
         std::fs::rename(&tmp, self.dir.join(format!("{stem}.json")))?;
         self.next += 1;
         Ok(())

@@ -21,6 +21,7 @@ mod broker_wire;
 mod cli_admin;
 mod cli_config;
 mod cli_definitions;
+mod cli_edges;
 mod cli_errors;
 mod cli_formats;
 mod cli_generated;
