@@ -1,16 +1,11 @@
 //! `rmq send`: publish to a queue (declared if needed) with windowed publisher confirms.
 
 use super::Ctx;
-<<<<<<< HEAD
 use super::args::{PropertyArgs, QueueArgs};
 use super::signals::{interrupted, stop_signal};
-use crate::client::{Message, Properties, PublishOptions, Publisher, Session};
-=======
-use super::args::{PropertyArgs, QueueArgs, interrupted, stop_signal};
 use crate::client::{
     DeclareMode, Message, Properties, PublishOptions, Publisher, QueueSpec, Session,
 };
->>>>>>> peri
 use crate::exit::{self, coded};
 use anyhow::Context;
 use bytes::Bytes;
