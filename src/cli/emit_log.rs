@@ -49,6 +49,7 @@ pub(crate) async fn run(args: EmitLogArgs, ctx: &Ctx) -> anyhow::Result<()> {
         confirm: true,
         window: 1,
         mandatory: args.mandatory,
+        retain: false,
     };
     let mut publisher = session.publisher(opts).await?;
     publisher

@@ -39,6 +39,7 @@ mod resume;
 mod rpc_call;
 mod rpc_serve;
 mod send;
+mod send_out;
 mod serve;
 mod set_permissions;
 mod set_policy;

@@ -165,6 +165,7 @@ async fn move_messages(
         confirm: true,
         window: usize::from(prefetch),
         mandatory: true,
+        retain: false,
     };
     let mut mover = Mover {
         publisher: dst.publisher(opts).await?,

@@ -140,6 +140,11 @@ impl<'a> Link<'a> {
         )
     }
 
+    /// A warning line on stderr.
+    pub(crate) fn warn(&self, text: &str) {
+        self.ctx.out.warn(text);
+    }
+
     /// Close politely.
     pub(crate) async fn close(self) {
         self.session.close().await;

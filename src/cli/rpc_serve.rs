@@ -105,6 +105,7 @@ async fn serve(
             confirm: true,
             window: 1,
             mandatory: false,
+            retain: false,
         })
         .await?;
     if !*said_ready {

@@ -2,10 +2,10 @@
 
 use super::Ctx;
 use super::args::{PropertyArgs, QueueArgs};
+use super::resume::Link;
+use super::send_out::Outbox;
 use super::signals::{interrupted, stop_signal};
-use crate::client::{
-    DeclareMode, Message, Properties, PublishOptions, Publisher, QueueSpec, Session,
-};
+use crate::client::{DeclareMode, Message, Properties, PublishOptions};
 use crate::exit::{self, coded};
 use anyhow::Context;
 use bytes::Bytes;
@@ -100,28 +100,30 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
         (Some(open_source(&args).await?), None)
     };
 
-    let session = Session::connect(&ctx.connect).await?;
-    // The first message finds out whether the queue exists (see Probe); without confirms,
-    // or when the routing key is not the queue's name, the queue is declared first.
+    // A stream may run for long (a pipe from another program): it survives a lost
+    // connection. A message given on the command line is one step of a script: 69.
+    let streaming = matches!(source, Some(Source::Stream(_)));
+    let link = Link::open(ctx, streaming).await?;
+    // The first message finds out whether the queue exists (see Outbox::probe); without
+    // confirms, or when the routing key is not the queue's name, the queue is declared first.
     let key_is_queue = args.routing_key.as_deref().is_none_or(|k| k == args.queue);
-    let mut probe = Probe {
-        session: &session,
-        spec: (args.exchange.is_none()
-            && mode == DeclareMode::Ensure
-            && !args.no_confirm
-            && key_is_queue
-            && !spec.name.is_empty())
-        .then(|| spec.clone()),
-    };
-    if args.exchange.is_none() && probe.spec.is_none() {
-        session.prepare_queue(&spec, mode).await?;
+    let probe = (args.exchange.is_none()
+        && mode == DeclareMode::Ensure
+        && !args.no_confirm
+        && key_is_queue
+        && !spec.name.is_empty())
+    .then(|| spec.clone());
+    if args.exchange.is_none() && probe.is_none() {
+        link.session().prepare_queue(&spec, mode).await?;
     }
     let opts = PublishOptions {
         confirm: !args.no_confirm,
         window: args.confirm_window,
         mandatory: args.mandatory,
+        retain: streaming,
     };
-    let mut publisher = session.publisher(opts).await?;
+    let redeclare = args.exchange.is_none().then(|| (spec.clone(), mode));
+    let mut publisher = Outbox::new(link, opts, probe, redeclare).await?;
     let exchange = args.exchange.clone().unwrap_or_default();
     let total = prepared
         .as_ref()
@@ -144,7 +146,6 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
                 overlay(&mut p, &props);
                 repeat(
                     &mut publisher,
-                    &mut probe,
                     args.count,
                     &exchange,
                     key,
@@ -162,7 +163,6 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
                 let body = Bytes::from(body);
                 repeat(
                     &mut publisher,
-                    &mut probe,
                     args.count,
                     &exchange,
                     key,
@@ -188,7 +188,6 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
                     strip_newline(&mut line);
                     repeat(
                         &mut publisher,
-                        &mut probe,
                         args.count,
                         &exchange,
                         key,
@@ -214,7 +213,6 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
                 let body = Bytes::from(body);
                 repeat(
                     &mut publisher,
-                    &mut probe,
                     args.count,
                     &exchange,
                     key,
@@ -239,12 +237,16 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
         }
     }
     // Nothing was sent (empty --lines input): the queue is still declared, as asked.
-    if let Some(spec) = probe.spec.take() {
-        session.prepare_queue(&spec, mode).await?;
+    if let Some(spec) = publisher.take_probe() {
+        publisher
+            .link()
+            .session()
+            .prepare_queue(&spec, mode)
+            .await?;
     }
+    let republished = publisher.republished;
     let report = publisher.finish().await?;
     progress.finish();
-    session.close().await;
 
     if !report.returned.is_empty() {
         let (text, key) = &report.returned[0];
@@ -281,6 +283,11 @@ pub(crate) async fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<()> {
             }
         )),
     }
+    if republished > 0 {
+        ctx.out.note(&format!(
+            " [x] {republished} of them were published again after a lost connection (the broker may hold duplicates)"
+        ));
+    }
     Ok(())
 }
 
@@ -310,23 +317,8 @@ fn overlay(p: &mut Properties, cli: &Properties) {
     }
 }
 
-/// The queue `send` declares only if its first message finds none: that message goes out
-/// mandatory, and a basic.return (312 NO_ROUTE: no queue has that name) makes `send`
-/// declare the queue and publish it again. A new queue and an existing one (whatever its
-/// flags) then cost the broker no channel error, where a passive probe failed with 404
-/// for every new queue and a plain declare with 406 for a queue made with other flags,
-/// and RabbitMQ logs each.
-struct Probe<'a> {
-    /// Where to declare.
-    session: &'a Session,
-    /// The queue, until the first message has told whether it exists.
-    spec: Option<QueueSpec>,
-}
-
-#[allow(clippy::too_many_arguments)]
 async fn repeat(
-    publisher: &mut Publisher,
-    probe: &mut Probe<'_>,
+    publisher: &mut Outbox<'_>,
     count: u64,
     exchange: &str,
     key: &str,
@@ -335,27 +327,9 @@ async fn repeat(
     progress: &crate::output::Progress,
 ) -> anyhow::Result<()> {
     for _ in 0..count {
-        match probe.spec.take() {
-            Some(spec) => {
-                if !publisher
-                    .publish_probe(exchange, key, props, body.clone())
-                    .await?
-                {
-                    probe
-                        .session
-                        .prepare_queue(&spec, DeclareMode::Ensure)
-                        .await?;
-                    publisher
-                        .publish_shared(exchange, key, props, body.clone())
-                        .await?;
-                }
-            }
-            None => {
-                publisher
-                    .publish_shared(exchange, key, props, body.clone())
-                    .await?
-            }
-        }
+        publisher
+            .publish(exchange, key, props, body.clone())
+            .await?;
         progress.inc();
     }
     Ok(())

@@ -33,7 +33,7 @@ pub use mgmt::{
     ApiConfig, Method as ApiMethod, Reply as ApiReply, api_port, get as api_get, list as api_list,
     list_queues, request as api_request, segment as api_segment,
 };
-pub use publish::{PublishOptions, PublishReport, Publisher};
+pub use publish::{PublishOptions, PublishReport, Publisher, Retained};
 pub use rpc::{DIRECT_REPLY_TO, RpcClient};
 pub use tls::TlsOptions;
 pub use topology::{DeclareMode, Destination, ExchangeSpec, QueueInfo, QueueSpec};

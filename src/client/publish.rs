@@ -36,6 +36,9 @@ pub struct PublishOptions {
     pub window: usize,
     /// Ask the broker to return unroutable messages (basic.return) instead of dropping them.
     pub mandatory: bool,
+    /// Keep each message until it is confirmed, to publish it again after a lost
+    /// connection (`send` from a stream).
+    pub retain: bool,
 }
 
 impl Default for PublishOptions {
@@ -44,6 +47,7 @@ impl Default for PublishOptions {
             confirm: true,
             window: 1000,
             mandatory: false,
+            retain: false,
         }
     }
 }
@@ -71,6 +75,22 @@ pub struct Publisher {
     opts: PublishOptions,
     /// Running totals, also reported on failure.
     report: PublishReport,
+    /// With [`PublishOptions::retain`]: every message not yet confirmed, oldest first,
+    /// so that a lost connection does not lose them ([`Publisher::take_unconfirmed`]).
+    unconfirmed: VecDeque<Retained>,
+}
+
+/// A message kept until the broker confirmed it.
+#[derive(Debug, Clone)]
+pub struct Retained {
+    /// Exchange it went to.
+    pub exchange: String,
+    /// Its routing key.
+    pub routing_key: String,
+    /// Its properties.
+    pub properties: Properties,
+    /// Its body (shared, not copied).
+    pub body: Bytes,
 }
 
 impl Session {
@@ -88,6 +108,7 @@ impl Session {
             pending: VecDeque::new(),
             opts,
             report: PublishReport::default(),
+            unconfirmed: VecDeque::new(),
         })
     }
 }
@@ -132,6 +153,14 @@ impl Publisher {
         };
         // Counted before the attempt so that a failure reports "N of M" including this one.
         self.report.published += 1;
+        if self.opts.retain {
+            self.unconfirmed.push_back(Retained {
+                exchange: exchange.to_string(),
+                routing_key: routing_key.to_string(),
+                properties: properties.clone(),
+                body: body.clone(),
+            });
+        }
         let chan = self.chan.clone();
         let (exchange, routing_key) = (exchange.to_string(), routing_key.to_string());
         let mut writing: Writing = Box::pin(async move {
@@ -197,6 +226,7 @@ impl Publisher {
             self.pending.push_back(confirm);
         } else {
             self.report.confirmed += 1;
+            self.unconfirmed.pop_front();
             // The confirm resolves at once (NotRequested) but may carry a basic.return.
             let outcome = confirm.await.map_err(|e| self.failed(e))?;
             self.record(outcome)?;
@@ -219,6 +249,20 @@ impl Publisher {
             self.settle_one().await?;
         }
         Ok(())
+    }
+
+    /// Messages published and not confirmed, oldest first (with `retain`), taken out:
+    /// after a lost connection they are to be published again on a new channel.
+    pub fn take_unconfirmed(&mut self) -> Vec<Retained> {
+        self.writing.clear();
+        self.pending.clear();
+        self.unconfirmed.drain(..).collect()
+    }
+
+    /// Totals so far, taken: the publisher counts from zero again (its successor after a
+    /// lost connection adds them up).
+    pub fn take_report(&mut self) -> PublishReport {
+        std::mem::take(&mut self.report)
     }
 
     /// Totals so far (for progress display).
@@ -244,6 +288,7 @@ impl Publisher {
                 ));
             }
             self.report.confirmed += 1;
+            self.unconfirmed.pop_front();
             self.record(outcome)?;
         }
         Ok(())
