@@ -177,6 +177,11 @@ impl Running {
         self.finish()
     }
 
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// SIGINT, like Ctrl-C.
     pub fn interrupt(self) -> Output {
         if let Some(child) = &self.child {

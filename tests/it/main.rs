@@ -28,6 +28,7 @@ mod cli_generated;
 mod cli_move;
 mod cli_ops;
 mod cli_replay;
+mod cli_resilience;
 mod cli_support;
 mod cli_tail;
 mod cli_templates;

@@ -22,8 +22,16 @@ impl Serve {
 
     /// `rmq serve` on `dir` with further arguments.
     pub(crate) fn start_with(dir: &Path, args: &[&str]) -> Serve {
+        // A fixed --port among `args` (a restart on the same address) replaces port 0.
+        let port: &[&str] = if args.contains(&"--port") {
+            &[]
+        } else {
+            &["--port", "0"]
+        };
         let mut child = rmq()
-            .args(["serve", "--port", "0", "--mgmt-port", "0", "--data-dir"])
+            .arg("serve")
+            .args(port)
+            .args(["--mgmt-port", "0", "--data-dir"])
             .arg(dir)
             .args(args)
             .stdin(Stdio::null())
