@@ -19,6 +19,7 @@ mod broker_tls;
 mod broker_vhosts;
 mod broker_wire;
 mod cli_admin;
+mod cli_cluster;
 mod cli_config;
 mod cli_definitions;
 mod cli_edges;
