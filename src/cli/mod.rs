@@ -350,7 +350,7 @@ pub fn main_with(collect: fn()) -> ExitCode {
     let is_serve = matches!(cli.command, Command::Serve(_));
     let result = runtime.block_on(async {
         // Before anything can block: every state of every command answers Ctrl-C/SIGTERM.
-        signals::install((!is_serve).then_some(std::time::Duration::from_millis(1800)));
+        signals::install((!is_serve).then_some(std::time::Duration::from_millis(1500)));
         let command = async {
             match cli.command {
                 Command::Send(a) => send::run(a, &ctx()?).await,
