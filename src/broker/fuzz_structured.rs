@@ -30,12 +30,12 @@ mod inputs;
 mod prelogin;
 mod wire;
 
-use super::codec;
 use super::config::BrokerConfig;
 use super::fuzz_tests::{open_session, still_serving};
-use super::outbound::{ConnShared, Outbound};
-use super::session::End;
 use super::state::BrokerState;
+use crate::broker::amqp::session::End;
+use crate::broker::wire::outbound::{ConnShared, Outbound};
+use crate::codec;
 use amq_protocol::protocol::{AMQPClass, channel, connection};
 use bytes::BytesMut;
 use inputs::{Expect, Input, Model};

@@ -2,13 +2,13 @@
 //! shutdown signal; on shutdown every connection is closed with 320 CONNECTION_FORCED
 //! and given a bounded time to finish.
 
-use super::alarm::{self, AlarmControl};
 use super::config::BrokerConfig;
-use super::connection;
 use super::log;
 use super::mgmt;
 use super::state::BrokerState;
-use super::tls::{self, Acceptors};
+use crate::broker::amqp::connection;
+use crate::broker::ops::alarm::{self, AlarmControl};
+use crate::broker::wire::tls::Acceptors;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +69,7 @@ impl Server {
         let state = Arc::new(BrokerState::open(config)?);
         // Users and vhosts came in with the state; the topology needs them first.
         if let Some(path) = &state.config.definitions {
-            let doc = super::access::read_definitions(path)?;
+            let doc = crate::broker::access::lifecycle::read_definitions(path)?;
             mgmt::import_topology(&state, &doc).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
@@ -142,7 +142,7 @@ impl Server {
                 },
                 accepted = accept_tls(amqps.as_ref()) => match accepted {
                     Ok((stream, peer, acceptor)) => {
-                        connections.spawn(tls::serve(self.state.clone(), acceptor, stream, peer, stop_rx.clone()));
+                        connections.spawn(crate::broker::amqp::connection::serve_tls(self.state.clone(), acceptor, stream, peer, stop_rx.clone()));
                     }
                     Err(e) => accept_failed(e).await,
                 },

@@ -7,9 +7,9 @@
 
 use super::error::ApiError;
 use super::{Api, Caller};
-use crate::broker::auth::Access;
+use crate::broker::access::Access;
 use crate::broker::error::AmqpResult;
-use crate::broker::exchange::{Exchange, ExchangeKind};
+use crate::broker::model::exchange::{Exchange, ExchangeKind};
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;

@@ -6,11 +6,11 @@
 use super::error::ApiError;
 use super::json::{self, table};
 use super::{Api, Caller, authz, body_json, exchange_name, listing};
-use crate::broker::auth::Access;
+use crate::broker::access::Access;
 use crate::broker::error::AmqpError;
-use crate::broker::exchange::{Binding, Dest};
+use crate::broker::model::exchange::{Binding, Dest};
+use crate::broker::model::vhost::VHost;
 use crate::broker::state::BrokerState;
-use crate::broker::vhost::VHost;
 use amq_protocol::types::FieldTable;
 use axum::Json;
 use axum::body::Bytes;
@@ -264,7 +264,7 @@ fn ends(
     source: &str,
     kind: &str,
     dest: &str,
-) -> Result<(Arc<crate::broker::exchange::Exchange>, Dest), ApiError> {
+) -> Result<(Arc<crate::broker::model::exchange::Exchange>, Dest), ApiError> {
     let dt = dest_type(kind)?;
     let d = if dt == "queue" {
         Dest::Queue(v.queue_or_404(dest)?)
@@ -340,7 +340,7 @@ fn permit_topic_binding(
     api: &Api,
     caller: &Caller,
     vhost: &str,
-    x: &crate::broker::exchange::Exchange,
+    x: &crate::broker::model::exchange::Exchange,
     key: &str,
 ) -> Result<(), ApiError> {
     authz::permit_topic(api, caller, vhost, x, Access::Read, key)

@@ -4,8 +4,8 @@
 use super::error::ApiError;
 use super::json::table;
 use super::{Api, listing};
-use crate::broker::queue::Queue;
-use crate::broker::registry::{ChannelEntry, ConnEntry};
+use crate::broker::amqp::registry::{ChannelEntry, ConnEntry};
+use crate::broker::model::queue::Queue;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -44,7 +44,7 @@ fn connection_json(c: &ConnEntry, node: &str) -> Value {
         .client_properties
         .inner()
         .get("connection_name")
-        .and_then(crate::broker::queue_args::as_string)
+        .and_then(crate::broker::model::args::as_string)
     {
         v["user_provided_name"] = json!(name);
     }

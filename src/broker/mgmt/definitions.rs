@@ -14,7 +14,7 @@ use super::json::table;
 use super::overview::COMPATIBLE_VERSION;
 use super::policies::escape_html_tags;
 use super::queues::declare_queue;
-use crate::broker::auth::records;
+use crate::broker::access::records;
 use crate::broker::state::BrokerState;
 use axum::Json;
 use axum::body::Bytes;

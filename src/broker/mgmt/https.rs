@@ -3,7 +3,7 @@
 //! a task accepts sockets and runs each handshake on its own task (bounded by the
 //! handshake timeout), and the listener hands axum the finished streams.
 
-use crate::broker::tls::handshake;
+use crate::broker::wire::tls::handshake;
 use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;

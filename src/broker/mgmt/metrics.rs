@@ -4,7 +4,7 @@
 
 use super::Api;
 use super::stats::broker_totals;
-use crate::broker::counters::Stat;
+use crate::broker::ops::counters::Stat;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;

@@ -39,7 +39,7 @@ mod stats;
 mod topic_permissions;
 
 use super::state::BrokerState;
-use super::vhost::VHost;
+use crate::broker::model::vhost::VHost;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
@@ -422,7 +422,7 @@ impl Api {
     }
 
     /// The open connections the caller may see (its own, unless it sees all).
-    fn connections(&self) -> Vec<Arc<crate::broker::registry::ConnEntry>> {
+    fn connections(&self) -> Vec<Arc<crate::broker::amqp::registry::ConnEntry>> {
         let mut all = self.broker.registry.connections();
         all.retain(|c| authz::sees_user(&c.user));
         all

@@ -3,8 +3,8 @@
 use super::error::ApiError;
 use super::stats::{broker_totals, message_stats, vhost_totals};
 use super::{Api, listing};
-use crate::broker::counters::ALL;
-use crate::broker::vhost::VHost;
+use crate::broker::model::vhost::VHost;
+use crate::broker::ops::counters::ALL;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};

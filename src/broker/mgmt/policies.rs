@@ -10,8 +10,8 @@
 
 use super::error::ApiError;
 use super::{Api, Caller, body_json, listing};
-use crate::broker::policy::{self, Policy, PolicyKind};
-use crate::broker::vhost::VHost;
+use crate::broker::model::policy::{self, Policy, PolicyKind};
+use crate::broker::model::vhost::VHost;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};

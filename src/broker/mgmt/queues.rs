@@ -5,14 +5,14 @@ use super::error::ApiError;
 use super::json::{self, table};
 use super::stats::{QUEUE_STATS, message_stats};
 use super::{Api, body_bool, body_json, listing};
+use crate::broker::amqp::methods_queue::queue_type as declared_type;
 use crate::broker::error::AmqpError;
-use crate::broker::methods_queue::queue_type as declared_type;
-use crate::broker::queue::{Queue, QueueSpec};
-use crate::broker::queue_args::{
+use crate::broker::model::args::{
     DeclaredAs, QueueArgs, as_string, assert_equivalent, check_queue_type,
 };
+use crate::broker::model::queue::{Queue, QueueSpec};
+use crate::broker::model::vhost::VHost;
 use crate::broker::state::BrokerState;
-use crate::broker::vhost::VHost;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

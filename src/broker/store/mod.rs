@@ -331,7 +331,7 @@ pub(super) fn read_queue(
                     } else {
                         seg.dead_publish(p.seq);
                     }
-                    let priority = crate::broker::message::decode_header(&p.header)
+                    let priority = crate::codec::header::decode_header(&p.header)
                         .ok()
                         .and_then(|(_, _, props)| *props.priority())
                         .unwrap_or(0);
