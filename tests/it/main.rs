@@ -37,6 +37,7 @@ mod cli_worker;
 mod mgmt_api;
 mod mgmt_cli;
 mod mgmt_fields;
+mod mgmt_permissions;
 mod serve_proc;
 mod support;
 mod third_party;

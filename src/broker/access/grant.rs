@@ -2,16 +2,10 @@
 //! changed: the check on every publish is an atomic load and (usually) no regex.
 
 use super::topic::TopicRules;
-use super::{Access, AuthDb, Permission};
+use super::{Access, AuthDb, Permission, Resource};
 use crate::broker::error::{AmqpError, AmqpResult};
+use crate::broker::model::topology::Permit;
 use std::sync::Arc;
-
-/// Resource kinds as RabbitMQ names them in its refusals.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Resource {
-    Queue,
-    Exchange,
-}
 
 #[derive(Debug)]
 pub(crate) struct Grant {
@@ -90,6 +84,24 @@ impl Grant {
             "access to {kind} '{name}' in vhost '{}' refused for user '{}'",
             self.vhost, self.user
         )))
+    }
+}
+
+/// A grant checked against the database it was read from: what the topology service
+/// asks (one check per operation, for AMQP and the management API alike).
+#[derive(Debug)]
+pub(crate) struct Checked<'a> {
+    pub(crate) grant: &'a mut Grant,
+    pub(crate) db: &'a AuthDb,
+}
+
+impl Permit for Checked<'_> {
+    fn check(&mut self, access: Access, kind: Resource, name: &str) -> AmqpResult<()> {
+        self.grant.check(self.db, access, kind, name)
+    }
+
+    fn check_topic(&mut self, access: Access, exchange: &str, key: &str) -> AmqpResult<()> {
+        self.grant.check_topic(self.db, access, exchange, key)
     }
 }
 

@@ -104,13 +104,8 @@ impl Permission {
     }
 }
 
-/// The three kinds of access RabbitMQ checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    Configure,
-    Write,
-    Read,
-}
+/// The kinds of access, defined beside the topology service that checks them.
+pub(crate) use crate::broker::model::topology::{Access, Resource};
 
 #[derive(Debug, Default)]
 struct Inner {

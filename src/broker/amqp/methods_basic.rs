@@ -2,7 +2,7 @@
 //! and texts (rabbit_channel is the reference for every error below).
 
 use crate::broker::access::Access;
-use crate::broker::access::grant::Resource;
+use crate::broker::access::Resource;
 use crate::broker::amqp::session::{Content, PendingPublish, Session};
 use crate::broker::error::{AmqpError, AmqpResult, code};
 use crate::broker::model::args::{as_int, type_name};

@@ -2,7 +2,7 @@
 //! mandatory returns, transactions and the publisher-confirm count.
 
 use crate::broker::access::Access;
-use crate::broker::access::grant::Resource;
+use crate::broker::access::Resource;
 use crate::broker::amqp::methods_basic::REPLY_TO;
 use crate::broker::amqp::session::{PendingPublish, Session, TxPublish};
 use crate::broker::error::{AmqpError, AmqpResult, code};

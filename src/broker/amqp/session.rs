@@ -2,7 +2,8 @@
 //! channel vs connection exceptions. Method handlers live in `methods_*.rs`.
 
 use crate::broker::access::Access;
-use crate::broker::access::grant::{Grant, Resource};
+use crate::broker::access::Resource;
+use crate::broker::access::grant::Grant;
 use crate::broker::amqp::handshake::Negotiated;
 use crate::broker::error::{AmqpError, AmqpResult, code};
 use crate::broker::log;

@@ -398,33 +398,42 @@ impl Api {
         self.broker.vhost(name).ok_or_else(ApiError::not_found)
     }
 
-    /// Every vhost the caller may see, by name.
-    fn vhosts(&self) -> Vec<Arc<VHost>> {
+    /// Every vhost, by name: `/metrics` and a definitions export (an administrator's).
+    fn all_vhosts(&self) -> Vec<Arc<VHost>> {
         let mut v: Vec<_> = self
             .broker
             .vhosts
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|v| authz::sees_vhost(self, &v.name))
             .cloned()
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
-    /// One vhost, or every vhost when `None` (the `/api/x` vs `/api/x/{vhost}` lists).
-    fn scope(&self, vhost: Option<&str>) -> Result<Vec<Arc<VHost>>, ApiError> {
+    /// Every vhost `caller` may see, by name.
+    fn vhosts(&self, caller: &Caller) -> Vec<Arc<VHost>> {
+        let mut v = self.all_vhosts();
+        v.retain(|v| {
+            caller.sees_all() || self.broker.auth.permission(&v.name, &caller.name).is_some()
+        });
+        v
+    }
+
+    /// One vhost, or every vhost `caller` sees when `None` (the `/api/x` vs
+    /// `/api/x/{vhost}` lists).
+    fn scope(&self, caller: &Caller, vhost: Option<&str>) -> Result<Vec<Arc<VHost>>, ApiError> {
         match vhost {
             Some(v) => Ok(vec![self.vhost(v)?]),
-            None => Ok(self.vhosts()),
+            None => Ok(self.vhosts(caller)),
         }
     }
 
-    /// The open connections the caller may see (its own, unless it sees all).
-    fn connections(&self) -> Vec<Arc<crate::broker::amqp::registry::ConnEntry>> {
+    /// The open connections `caller` may see (its own, unless it sees all).
+    fn connections(&self, caller: &Caller) -> Vec<Arc<crate::broker::amqp::registry::ConnEntry>> {
         let mut all = self.broker.registry.connections();
-        all.retain(|c| authz::sees_user(&c.user));
+        all.retain(|c| caller.sees_all() || c.user == caller.name);
         all
     }
 

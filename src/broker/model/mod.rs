@@ -4,6 +4,8 @@
 //! or `mgmt`.
 //!
 //! - `vhost`      a vhost's exchanges and queues, routing across exchanges
+//! - `topology`   declare, delete, bind, unbind, purge: permission, equivalence, limits,
+//!   the durable record, creation (the one path AMQP and HTTP share)
 //! - `exchange`   direct / fanout / topic / headers routing, exchange bindings
 //! - `queue`      ready messages, consumers, dispatch, TTL, length limits, policy changes
 //! - `delivery`   what a queue shares with a consuming channel: unacked, credit
@@ -19,4 +21,5 @@ pub(crate) mod exchange;
 pub(crate) mod message;
 pub(crate) mod policy;
 pub(crate) mod queue;
+pub(crate) mod topology;
 pub(crate) mod vhost;

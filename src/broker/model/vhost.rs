@@ -137,7 +137,7 @@ impl VHost {
     /// The queue named in `spec`: the existing one (`false`), or one created from `spec`
     /// (`true`), with a message log when `persist` and the broker has a data directory.
     /// The one place queues are created (AMQP and the management API alike).
-    pub(crate) fn declare_queue(
+    pub(super) fn declare_queue(
         self: &Arc<Self>,
         spec: QueueSpec,
         persist: bool,
@@ -231,7 +231,7 @@ impl VHost {
     /// The exchange named like `x`: the existing one (`false`), or `x` added (`true`),
     /// recorded first when durable. The one place exchanges are created (AMQP and the
     /// management API alike); the record's fsync holds no lock that publishers take.
-    pub(crate) fn declare_exchange(&self, x: Arc<Exchange>) -> AmqpResult<(Arc<Exchange>, bool)> {
+    pub(super) fn declare_exchange(&self, x: Arc<Exchange>) -> AmqpResult<(Arc<Exchange>, bool)> {
         if let Some(existing) = self.exchange(&x.name) {
             return Ok((existing, false));
         }
