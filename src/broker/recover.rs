@@ -1,7 +1,6 @@
 //! Start-up from `--data-dir`: rebuild durable exchanges, queues (with the messages their
 //! logs still hold, in order, delivered ones marked redelivered) and bindings.
 
-use super::log;
 use super::store::definitions::{Def, decode_args};
 use super::store::{RecoveredQueue, Recovery, Store};
 use crate::broker::model::args::QueueArgs;
@@ -20,7 +19,7 @@ pub(crate) fn restore(
     recovery: Recovery,
 ) {
     for p in &recovery.problems {
-        log::error(format_args!("recovery: {p}"));
+        tracing::error!("recovery: {p}");
     }
     let mut vhost = |name: &str| -> Arc<VHost> {
         vhosts
@@ -90,7 +89,7 @@ pub(crate) fn restore(
             arguments: decode_args(&args),
         });
     }
-    log::info(format_args!("recovered {messages} persistent messages"));
+    tracing::info!("recovered {messages} persistent messages");
 }
 
 fn restore_queue(vhost: &Arc<VHost>, rq: RecoveredQueue) -> Arc<Queue> {

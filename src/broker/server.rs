@@ -3,7 +3,6 @@
 //! and given a bounded time to finish.
 
 use super::config::BrokerConfig;
-use super::log;
 use super::mgmt;
 use super::state::BrokerState;
 use crate::broker::amqp::connection;
@@ -54,9 +53,9 @@ impl Server {
         let mgmt = match TcpListener::bind(mgmt_addr).await {
             Ok(l) => Some(l),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                log::error(format_args!(
+                tracing::error!(
                     "management API not started: {mgmt_addr} is in use ({e}); pass --mgmt-port 0 for a free port"
-                ));
+                );
                 None
             }
             Err(e) => {
@@ -162,7 +161,7 @@ impl Server {
         if let Some(mgmt) = mgmt
             && tokio::time::timeout(DRAIN_TIMEOUT, mgmt).await.is_err()
         {
-            log::error(format_args!("management API did not stop in time"));
+            tracing::error!("management API did not stop in time");
         }
     }
 }
@@ -182,6 +181,6 @@ async fn accept_tls(
 
 /// EMFILE and friends: log, back off briefly, keep serving the others.
 async fn accept_failed(e: std::io::Error) {
-    log::error(format_args!("accept failed: {e}"));
+    tracing::error!("accept failed: {e}");
     tokio::time::sleep(Duration::from_millis(100)).await;
 }

@@ -9,7 +9,6 @@
 use crate::broker::access::password::PasswordHash;
 use crate::broker::access::records::{self, parse_permission, parse_topic_permission, parse_user};
 use crate::broker::access::{Permission, User};
-use crate::broker::log;
 use crate::broker::model::policy::{self, Policy, PolicyKind, Source};
 use crate::broker::model::vhost::VHost;
 use crate::broker::state::BrokerState;
@@ -267,10 +266,10 @@ impl BrokerState {
             return Ok(());
         };
         records::save(dir, &self.access_doc()).inspect_err(|e| {
-            log::error(format_args!(
+            tracing::error!(
                 "cannot save {}: {e}",
                 dir.join(records::ACCESS_FILE).display()
-            ));
+            );
         })
     }
 }

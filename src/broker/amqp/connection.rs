@@ -77,21 +77,20 @@ pub(crate) async fn serve<S: Transport>(
     {
         Ok(Ok(n)) => n,
         Ok(Err(handshake::HandshakeError::Dropped(why))) => {
-            log::info(format_args!("connection from {peer} refused: {why}"));
+            tracing::info!("connection from {peer} refused: {why}");
             return;
         }
         Err(_) => {
-            log::info(format_args!(
-                "connection from {peer} closed: handshake timeout"
-            ));
+            tracing::info!("connection from {peer} closed: handshake timeout");
             return;
         }
     };
     let id = broker.next_id();
-    log::info(format_args!(
+    tracing::info!(
         "connection {id} from {peer} opened (user '{}', vhost '{}')",
-        neg.user, neg.vhost.name
-    ));
+        neg.user,
+        neg.vhost.name
+    );
     let (mut rd, wr) = stream.into_halves();
     let conn = ConnShared::new(id, neg.frame_max, neg.cancel_notify);
     conn.set_direct(wr.direct());
@@ -234,12 +233,9 @@ pub(crate) async fn serve<S: Transport>(
     let reason = match end {
         End::Close(err) => {
             if err.code == code::CONNECTION_FORCED {
-                log::info(format_args!(
-                    "connection {id} from {peer} closing: {}",
-                    err.text
-                ));
+                tracing::info!("connection {id} from {peer} closing: {}", err.text);
             } else {
-                log::error(format_args!("connection {id} from {peer}: {}", err.text));
+                tracing::error!("connection {id} from {peer}: {}", err.text);
             }
             // Release consumers and unacked messages before telling the client, as
             // RabbitMQ does: nothing may be delivered to a connection that is closing
@@ -259,7 +255,7 @@ pub(crate) async fn serve<S: Transport>(
     teardown(&mut session, id);
     drop(listed);
     let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, writer).await;
-    log::info(format_args!("connection {id} from {peer} closed: {reason}"));
+    tracing::info!("connection {id} from {peer} closed: {reason}");
 }
 
 /// Serve one socket accepted on the amqps port: TLS first, then AMQP as on plain TCP.
@@ -313,10 +309,10 @@ fn guarded(handle: impl FnOnce() -> Result<(), End>) -> Result<(), End> {
 fn teardown(session: &mut Session, id: u64) {
     let run = std::panic::AssertUnwindSafe(|| session.teardown());
     if let Err(panic) = std::panic::catch_unwind(run) {
-        log::error(format_args!(
+        tracing::error!(
             "connection {id}: internal error while releasing it: {}",
             log::panic_text(&*panic)
-        ));
+        );
     }
 }
 

@@ -6,7 +6,6 @@ use crate::broker::access::Resource;
 use crate::broker::access::grant::Grant;
 use crate::broker::amqp::handshake::Negotiated;
 use crate::broker::error::{AmqpError, AmqpResult, code};
-use crate::broker::log;
 use crate::broker::model::delivery::{ChannelShared, Settle, Unacked};
 use crate::broker::model::message::MessageRef;
 use crate::broker::model::queue::Queue;
@@ -238,10 +237,12 @@ impl Session {
         let ids = (method.get_amqp_class_id(), method.get_amqp_method_id());
         match method {
             AMQPClass::Connection(connection::AMQPMethod::Close(c)) => {
-                log::debug(format_args!(
+                tracing::debug!(
                     "connection {} closed by client: {} {}",
-                    self.conn.id, c.reply_code, c.reply_text
-                ));
+                    self.conn.id,
+                    c.reply_code,
+                    c.reply_text
+                );
                 // Release first: once close-ok is on the wire (written at the end of this
                 // batch), the client may act on the connection being gone — its exclusive
                 // queues must be gone and its unacked messages requeued by then.
@@ -256,10 +257,7 @@ impl Session {
             // RabbitMQ 3.10 answers update-secret-ok whatever the secret: its internal
             // backend keeps the user it authenticated (only token backends re-check).
             AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(u)) => {
-                log::debug(format_args!(
-                    "connection {}: update-secret ({})",
-                    self.conn.id, u.reason
-                ));
+                tracing::debug!("connection {}: update-secret ({})", self.conn.id, u.reason);
                 self.conn.send_method(
                     0,
                     AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(

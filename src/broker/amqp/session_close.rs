@@ -4,7 +4,6 @@
 
 use crate::broker::amqp::session::{Channel, Content, Session};
 use crate::broker::error::AmqpError;
-use crate::broker::log;
 use crate::broker::model::delivery::Settle;
 
 impl Session {
@@ -12,10 +11,11 @@ impl Session {
     /// drop its frames until close-ok.
     pub(crate) fn close_channel(&mut self, ch: u16, err: AmqpError) {
         // One line per error, as RabbitMQ logs every channel exception.
-        log::info(format_args!(
+        tracing::info!(
             "connection {} channel {ch}: channel error: {}",
-            self.conn.id, err.text
-        ));
+            self.conn.id,
+            err.text
+        );
         let Some(mut chan) = self.channels.remove(&ch) else {
             return;
         };

@@ -36,7 +36,7 @@ impl Listener {
                 let (stream, peer) = match listener.accept().await {
                     Ok(a) => a,
                     Err(e) => {
-                        crate::broker::log::error(format_args!("management API accept: {e}"));
+                        tracing::error!("management API accept: {e}");
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }

@@ -157,7 +157,7 @@ pub(crate) async fn serve(
     };
     sampler.abort();
     if let Err(e) = result {
-        super::log::error(format_args!("management API stopped: {e}"));
+        tracing::error!("management API stopped: {e}");
     }
 }
 

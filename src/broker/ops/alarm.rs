@@ -4,7 +4,6 @@
 //! set and block publishers while any alarm is on (see `flow`).
 
 use crate::broker::config::{BrokerConfig, MemoryWatermark};
-use crate::broker::log;
 use crate::broker::ops::sysinfo;
 use crate::broker::store::health::{RESERVE_BYTES, StoreHealth};
 use std::path::PathBuf;
@@ -115,9 +114,7 @@ impl Alarms {
             MemoryWatermark::Relative(f) => match sysinfo::available_ram() {
                 Some(ram) => (ram as f64 * f) as u64,
                 None => {
-                    log::error(format_args!(
-                        "cannot read the amount of RAM: memory alarm disabled"
-                    ));
+                    tracing::error!("cannot read the amount of RAM: memory alarm disabled");
                     u64::MAX
                 }
             },
@@ -151,18 +148,18 @@ impl Alarms {
         let disk = disk || failed;
         let before = self.current();
         if before.memory != memory {
-            log::info(format_args!(
+            tracing::info!(
                 "memory alarm {}: used {used} bytes, limit {limit} bytes",
                 if memory { "set" } else { "cleared" }
-            ));
+            );
         }
         if before.disk != disk {
-            log::info(format_args!(
+            tracing::info!(
                 "disk alarm {}: free {} bytes, limit {} bytes",
                 if disk { "set" } else { "cleared" },
                 self.disk_free.load(Ordering::Relaxed),
                 self.disk_free_limit.load(Ordering::Relaxed)
-            ));
+            );
         }
         self.set.send_if_modified(|set| {
             let next = AlarmSet { memory, disk };

@@ -264,10 +264,7 @@ impl QueueLog {
             Ok(seg) if seg.no == self.current.no + 1 => self.prepared = Some(seg),
             // Rolled past it inline meanwhile (that roll opened the same file): nothing to do.
             Ok(_) => {}
-            Err(e) => crate::broker::log::error(format_args!(
-                "cannot create a segment of {}: {e}",
-                self.dir.display()
-            )),
+            Err(e) => tracing::error!("cannot create a segment of {}: {e}", self.dir.display()),
         }
     }
 

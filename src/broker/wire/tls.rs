@@ -3,7 +3,6 @@
 //! (RabbitMQ has its own `ssl_handshake_timeout` for this step).
 
 use crate::broker::config::TlsConfig;
-use crate::broker::log;
 use crate::broker::wire::HANDSHAKE_TIMEOUT;
 use crate::broker::wire::sink::{StreamSink, Transport};
 use crate::tls::{provider, read_certs, read_key, read_roots};
@@ -93,15 +92,11 @@ pub(crate) async fn handshake(
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
-            log::info(format_args!(
-                "connection from {peer} refused: TLS handshake failed: {e}"
-            ));
+            tracing::info!("connection from {peer} refused: TLS handshake failed: {e}");
             None
         }
         Err(_) => {
-            log::info(format_args!(
-                "connection from {peer} closed: TLS handshake timeout"
-            ));
+            tracing::info!("connection from {peer} closed: TLS handshake timeout");
             None
         }
     }

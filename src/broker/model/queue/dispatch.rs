@@ -3,7 +3,6 @@
 //! `x-expires` watch. Runs under the queue's lock unless it says otherwise.
 
 use super::{Entry, Queue, QueueState};
-use crate::broker::log;
 use crate::broker::model::args::Overflow;
 use crate::broker::model::deadletter::{self, Reason};
 use crate::broker::model::message::{Message, MessageRef};
@@ -23,17 +22,14 @@ impl Queue {
         match read.map(Message::from_stored) {
             Ok(Some(m)) => Some(Arc::new(m)),
             Ok(None) => {
-                log::error(format_args!(
+                tracing::error!(
                     "queue '{}': unreadable content header in its log",
                     self.name
-                ));
+                );
                 None
             }
             Err(err) => {
-                log::error(format_args!(
-                    "queue '{}': cannot read its log: {err}",
-                    self.name
-                ));
+                tracing::error!("queue '{}': cannot read its log: {err}", self.name);
                 None
             }
         }

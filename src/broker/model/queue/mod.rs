@@ -19,7 +19,6 @@ pub(crate) use entry::{Consumer, Enqueued, Entry};
 
 use expiry::Expiry;
 
-use crate::broker::log;
 use crate::broker::model::args::{Overflow, PackedTable, QueueArgs};
 use crate::broker::model::deadletter::Reason;
 use crate::broker::model::delivery::ChannelShared;
@@ -78,7 +77,7 @@ impl QueueState {
         if let (Some(log), Some((seg, _))) = (&mut self.log, e.stored)
             && let Err(err) = log.settled(e.seq, seg)
         {
-            log::error(format_args!("cannot write a queue log: {err}"));
+            tracing::error!("cannot write a queue log: {err}");
         }
     }
 
@@ -294,7 +293,7 @@ impl Queue {
                         Ok(at) => Some(at),
                         Err(e) => {
                             // Not on disk, so not accepted: the publisher gets a nack.
-                            log::error(format_args!("cannot write queue '{}' log: {e}", q.name));
+                            tracing::error!("cannot write queue '{}' log: {e}", q.name);
                             return Enqueued::Rejected;
                         }
                     }
