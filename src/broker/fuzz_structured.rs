@@ -194,7 +194,7 @@ fn run_connection(
     let (mut session, conn) = open_session(broker, id);
     // Small frames make large values frame errors; large ones let 20,000 levels in.
     let frame_max: usize = if rng.below(5) < 2 { 4096 } else { 131_072 };
-    session.frame_max = frame_max as u32;
+    session.set_frame_max(frame_max as u32);
     let mut model = Model::default();
     let mut buf = BytesMut::new();
     let life = rng.range(1, 400).min(budget);

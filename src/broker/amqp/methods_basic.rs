@@ -3,7 +3,8 @@
 
 use crate::broker::access::Access;
 use crate::broker::access::Resource;
-use crate::broker::amqp::session::{Content, PendingPublish, Session};
+use crate::broker::amqp::channel::{Content, PendingPublish};
+use crate::broker::amqp::session::Session;
 use crate::broker::error::{AmqpError, AmqpResult, code};
 use crate::broker::model::args::{as_int, type_name};
 use crate::broker::model::delivery::{ConsumerCredit, Settle};
@@ -13,8 +14,7 @@ use amq_protocol::protocol::{AMQPClass, basic, confirm, tx};
 use bytes::BytesMut;
 use std::sync::Arc;
 
-/// The pseudo-queue a client consumes to use direct reply-to.
-pub(crate) const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+use super::REPLY_TO;
 
 impl Session {
     pub(crate) fn basic_method(
@@ -53,10 +53,7 @@ impl Session {
                         queue.kick();
                     }
                 } else {
-                    self.chan(ch).consumer_prefetch = count;
-                    if let Some(c) = self.broker.registry.channel(self.conn.id, ch) {
-                        c.set_prefetch(count);
-                    }
+                    self.chan(ch).settings.set_prefetch(count);
                 }
                 self.reply(
                     ch,
@@ -167,7 +164,7 @@ impl Session {
             exclusive: c.exclusive,
             priority,
             credit: Arc::new(ConsumerCredit {
-                prefetch: self.chan(ch).consumer_prefetch,
+                prefetch: self.chan(ch).settings.prefetch(),
                 ..ConsumerCredit::default()
             }),
         };
@@ -307,7 +304,7 @@ impl Session {
             Some(false) => Settle::Reject,
         };
         let chan = self.chan(ch);
-        if chan.tx {
+        if chan.settings.transactional() {
             chan.tx_acks.push((taken, how));
         } else {
             shared.settle(taken.into_iter().map(|(_, u)| u).collect(), how);
@@ -329,15 +326,12 @@ impl Session {
     pub(crate) fn confirm_method(&mut self, ch: u16, m: confirm::AMQPMethod) -> AmqpResult {
         match m {
             confirm::AMQPMethod::Select(s) => {
-                if self.chan(ch).tx {
+                if self.chan(ch).settings.transactional() {
                     return Err(AmqpError::precondition(
                         "cannot switch from tx to confirm mode",
                     ));
                 }
-                self.chan(ch).confirm = true;
-                if let Some(c) = self.broker.registry.channel(self.conn.id, ch) {
-                    c.confirm.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
+                self.chan(ch).settings.select_confirm();
                 if !s.nowait {
                     self.reply(
                         ch,
@@ -356,20 +350,16 @@ impl Session {
     pub(crate) fn tx_method(&mut self, ch: u16, m: tx::AMQPMethod) -> AmqpResult {
         match m {
             tx::AMQPMethod::Select(_) => {
-                if self.chan(ch).confirm {
+                if self.chan(ch).settings.confirm() {
                     return Err(AmqpError::precondition(
                         "cannot switch from confirm to tx mode",
                     ));
                 }
-                self.chan(ch).tx = true;
-                if let Some(c) = self.broker.registry.channel(self.conn.id, ch) {
-                    c.transactional
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                }
+                self.chan(ch).settings.select_tx();
                 self.reply(ch, AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
             }
             tx::AMQPMethod::Commit(_) => {
-                if !self.chan(ch).tx {
+                if !self.chan(ch).settings.transactional() {
                     return Err(AmqpError::precondition("channel is not transactional"));
                 }
                 // Publishes first, then acks, as RabbitMQ applies a transaction.
@@ -390,7 +380,7 @@ impl Session {
                 self.send_after_sync(out.freeze());
             }
             tx::AMQPMethod::Rollback(_) => {
-                if !self.chan(ch).tx {
+                if !self.chan(ch).settings.transactional() {
                     return Err(AmqpError::precondition("channel is not transactional"));
                 }
                 let chan = self.chan(ch);

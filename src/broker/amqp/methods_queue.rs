@@ -189,7 +189,7 @@ impl Session {
         let requested = d.queue.as_str().to_string();
         if d.passive {
             let name = self.resolve_queue_name(ch, &requested)?;
-            let (ready, consumers) = if name == "amq.rabbitmq.reply-to" {
+            let (ready, consumers) = if name == super::REPLY_TO {
                 (0, 0)
             } else {
                 let q = self.vhost.queue_or_404(&name)?;

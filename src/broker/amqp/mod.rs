@@ -2,6 +2,7 @@
 //! session with its channels and method handlers. Handlers decode a method, call one
 //! vhost operation in `model`, and reply; they hold no topology logic of their own.
 //!
+//! - `channel`          a channel's content assembly, confirm and tx state, settings
 //! - `connection`       one socket: read batches, writer task, heartbeats, teardown
 //! - `handshake`        protocol header, Start/Tune/Open, authentication
 //! - `registry`         open connections and channels (listing, closing from outside)
@@ -15,6 +16,7 @@
 //! - `methods_basic`    basic.*, confirm.*, tx.* handlers
 //! - `publish`          a complete message: checks, routing, returns, transactions
 
+pub(crate) mod channel;
 pub(crate) mod connection;
 pub(crate) mod handshake;
 pub(crate) mod methods_basic;
@@ -27,3 +29,7 @@ pub(crate) mod session_close;
 pub(crate) mod session_confirms;
 pub(crate) mod session_content;
 pub(crate) mod session_disk;
+
+/// The pseudo-queue a client consumes to use direct reply-to (RabbitMQ's), named by
+/// basic.consume, queue.declare (passive) and the `reply-to` of a publish.
+pub(crate) const REPLY_TO: &str = "amq.rabbitmq.reply-to";

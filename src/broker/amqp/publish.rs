@@ -3,8 +3,9 @@
 
 use crate::broker::access::Access;
 use crate::broker::access::Resource;
-use crate::broker::amqp::methods_basic::REPLY_TO;
-use crate::broker::amqp::session::{PendingPublish, Session, TxPublish};
+use crate::broker::amqp::REPLY_TO;
+use crate::broker::amqp::channel::{PendingPublish, TxPublish};
+use crate::broker::amqp::session::Session;
 use crate::broker::error::{AmqpError, AmqpResult, code};
 use crate::broker::model::args::MAX_TTL_MS;
 use crate::broker::model::message::{Message, MessageRef, header_keys, without_headers};
@@ -126,7 +127,7 @@ impl Session {
         }
         let msg = Arc::new(msg);
         let chan = self.chan(ch);
-        if chan.tx {
+        if chan.settings.transactional() {
             chan.tx_publishes.push(TxPublish {
                 msg,
                 ttl,
@@ -216,7 +217,7 @@ impl Session {
         // Its confirm (or tx.commit-ok) must wait until the log is on disk.
         self.awaiting_sync |= stored;
         let chan = self.chan(ch);
-        if chan.confirm {
+        if chan.settings.confirm() {
             chan.publish_seq += 1;
             chan.unconfirmed = Some(chan.publish_seq);
             if refused {

@@ -53,17 +53,18 @@ pub(crate) struct ConnEntry {
     close_reason: Mutex<Option<String>>,
 }
 
-/// One open channel, with the settings the connection task owns mirrored for listing.
+/// One open channel's settings: the one copy, which the connection task changes and
+/// reads and the management API lists.
 #[derive(Debug)]
 pub(crate) struct ChannelEntry {
     /// Unacked deliveries, consumers and global prefetch live here.
-    pub(crate) shared: Arc<ChannelShared>,
+    shared: Arc<ChannelShared>,
     /// basic.qos global=false: the prefetch new consumers get.
-    pub(crate) prefetch: AtomicU32,
+    prefetch: AtomicU32,
     /// confirm.select seen.
-    pub(crate) confirm: AtomicBool,
+    confirm: AtomicBool,
     /// tx.select seen.
-    pub(crate) transactional: AtomicBool,
+    transactional: AtomicBool,
 }
 
 /// Fields of a new connection entry (everything known once the handshake is done).
@@ -124,21 +125,10 @@ impl Registry {
     }
 
     /// A channel of connection `id` (for its qos/confirm/tx settings).
-    pub(crate) fn channel(&self, id: u64, ch: u16) -> Option<Arc<ChannelEntry>> {
-        self.get(id)?.channel(ch)
-    }
-
-    pub(crate) fn channel_opened(&self, shared: &Arc<ChannelShared>) {
-        if let Some(c) = self.get(shared.conn.id) {
-            lock(&c.channels).insert(
-                shared.id,
-                Arc::new(ChannelEntry {
-                    shared: shared.clone(),
-                    prefetch: AtomicU32::new(0),
-                    confirm: AtomicBool::new(false),
-                    transactional: AtomicBool::new(false),
-                }),
-            );
+    /// List a channel under its connection (when the connection is listed).
+    pub(crate) fn channel_opened(&self, entry: &Arc<ChannelEntry>) {
+        if let Some(c) = self.get(entry.shared.conn.id) {
+            lock(&c.channels).insert(entry.shared.id, entry.clone());
         }
     }
 
@@ -153,10 +143,6 @@ impl ConnEntry {
     /// Open channels in number order.
     pub(crate) fn channels(&self) -> Vec<Arc<ChannelEntry>> {
         lock(&self.channels).values().cloned().collect()
-    }
-
-    pub(crate) fn channel(&self, ch: u16) -> Option<Arc<ChannelEntry>> {
-        lock(&self.channels).get(&ch).cloned()
     }
 
     /// Ask the connection to close with 320 CONNECTION_FORCED and `reason`.
@@ -180,7 +166,43 @@ impl ConnEntry {
 }
 
 impl ChannelEntry {
+    pub(crate) fn new(shared: Arc<ChannelShared>) -> Arc<ChannelEntry> {
+        Arc::new(ChannelEntry {
+            shared,
+            prefetch: AtomicU32::new(0),
+            confirm: AtomicBool::new(false),
+            transactional: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<ChannelShared> {
+        &self.shared
+    }
+
+    /// The prefetch consumers created from now on get (basic.qos global=false).
+    pub(crate) fn prefetch(&self) -> u32 {
+        self.prefetch.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn set_prefetch(&self, n: u32) {
         self.prefetch.store(n, Ordering::Relaxed);
+    }
+
+    /// In confirm mode (confirm.select).
+    pub(crate) fn confirm(&self) -> bool {
+        self.confirm.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn select_confirm(&self) {
+        self.confirm.store(true, Ordering::Relaxed);
+    }
+
+    /// Transactional (tx.select).
+    pub(crate) fn transactional(&self) -> bool {
+        self.transactional.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn select_tx(&self) {
+        self.transactional.store(true, Ordering::Relaxed);
     }
 }

@@ -4,10 +4,9 @@
 use crate::broker::access::Access;
 use crate::broker::access::Resource;
 use crate::broker::access::grant::Grant;
+use crate::broker::amqp::channel::{Channel, Content};
 use crate::broker::amqp::handshake::Negotiated;
 use crate::broker::error::{AmqpError, AmqpResult, code};
-use crate::broker::model::delivery::{ChannelShared, Settle, Unacked};
-use crate::broker::model::message::MessageRef;
 use crate::broker::model::queue::Queue;
 use crate::broker::model::vhost::VHost;
 use crate::broker::state::BrokerState;
@@ -15,8 +14,8 @@ use crate::broker::wire::outbound::ConnShared;
 use crate::codec::{
     self, DecodeError, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, RawFrame,
 };
-use amq_protocol::protocol::{AMQPClass, BasicProperties, channel, connection};
-use bytes::{Bytes, BytesMut};
+use amq_protocol::protocol::{AMQPClass, channel, connection};
+use bytes::BytesMut;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -32,102 +31,38 @@ pub(crate) enum End {
     PeerGone(String),
 }
 
-/// A basic.publish waiting for its content.
-#[derive(Debug)]
-pub(crate) struct PendingPublish {
-    pub(crate) exchange: String,
-    pub(crate) routing_key: String,
-    pub(crate) mandatory: bool,
-}
-
-/// Content assembly (AMQP 0-9-1 §4.2.6): method, then header, then body frames.
-#[derive(Debug, Default)]
-pub(crate) enum Content {
-    #[default]
-    Idle,
-    Header(PendingPublish),
-    Body {
-        publish: PendingPublish,
-        header: Bytes,
-        /// Boxed: the variant would otherwise dwarf `Idle` in every channel.
-        properties: Box<BasicProperties>,
-        size: u64,
-        body: BytesMut,
-    },
-}
-
-/// A checked publish waiting for tx.commit.
-#[derive(Debug)]
-pub(crate) struct TxPublish {
-    pub(crate) msg: MessageRef,
-    /// The message's own TTL (`expiration`), in milliseconds.
-    pub(crate) ttl: Option<u64>,
-    pub(crate) mandatory: bool,
-}
-
-/// A channel as the connection task sees it.
-#[derive(Debug)]
-pub(crate) struct Channel {
-    pub(crate) shared: Arc<ChannelShared>,
-    /// We sent channel.close and wait for close-ok; other frames are dropped.
-    pub(crate) closing: bool,
-    pub(crate) content: Content,
-    /// basic.qos global=false: prefetch for consumers created from now on.
-    pub(crate) consumer_prefetch: u32,
-    /// confirm.select was received.
-    pub(crate) confirm: bool,
-    /// tx.select was received.
-    pub(crate) tx: bool,
-    /// Publishes counted since confirm.select (confirm delivery tags).
-    pub(crate) publish_seq: u64,
-    /// Highest publish not yet confirmed to the client.
-    pub(crate) unconfirmed: Option<u64>,
-    /// Publishes of this batch refused by a queue (reject-publish): nacked, not acked.
-    pub(crate) nacks: Vec<u64>,
-    /// Highest publish already confirmed (acked or nacked).
-    pub(crate) confirmed_upto: u64,
-    /// Publishes held until tx.commit.
-    pub(crate) tx_publishes: Vec<TxPublish>,
-    /// Settlements held until tx.commit (tx.rollback puts them back as unacked).
-    pub(crate) tx_acks: Vec<(Vec<(u64, Unacked)>, Settle)>,
-    /// The channel's last declared queue: an empty queue name in later methods means it.
-    pub(crate) last_queue: Option<String>,
-    /// Direct reply-to token registered for this channel.
-    pub(crate) reply_token: Option<String>,
-}
-
 /// An open connection.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub(crate) broker: Arc<BrokerState>,
-    pub(crate) conn: Arc<ConnShared>,
-    pub(crate) vhost: Arc<VHost>,
-    pub(crate) user: String,
+    pub(super) broker: Arc<BrokerState>,
+    pub(super) conn: Arc<ConnShared>,
+    pub(super) vhost: Arc<VHost>,
+    pub(super) user: String,
     /// The user's permission in this vhost, re-read when it changes.
-    pub(crate) grant: Grant,
-    pub(crate) frame_max: u32,
-    pub(crate) channel_max: u16,
-    pub(crate) channels: HashMap<u16, Channel>,
+    pub(super) grant: Grant,
+    pub(super) frame_max: u32,
+    pub(super) channel_max: u16,
+    pub(super) channels: HashMap<u16, Channel>,
     /// Exclusive queues this connection declared: deleted when it closes.
-    pub(crate) exclusive_queues: Vec<Arc<Queue>>,
+    pub(super) exclusive_queues: Vec<Arc<Queue>>,
     /// A message of this read batch went to a queue log: confirms wait for the fsync.
-    pub(crate) awaiting_sync: bool,
+    pub(super) awaiting_sync: bool,
     /// Confirm batches handed to the sync thread and not yet sent: while any is
     /// outstanding, later confirms queue behind it so acks never overtake each other.
-    pub(crate) sync_outstanding: Arc<AtomicUsize>,
+    pub(super) sync_outstanding: Arc<AtomicUsize>,
     /// A complete message arrived since the read loop last asked (resource alarms block
     /// a connection that publishes).
-    pub(crate) published: bool,
+    pub(super) published: bool,
     /// Channels whose close crossed ours: the client's close was answered and the channel
     /// released, but the client's close-ok for our close is still due (and is ignored).
-    pub(crate) crossed_close: std::collections::HashSet<u16>,
+    pub(super) crossed_close: std::collections::HashSet<u16>,
     /// Set by a connection task: handlers may wait for disk work off the runtime's
     /// threads (`session_disk`); false runs it in place.
-    pub(crate) waits_for_disk: bool,
+    pub(super) waits_for_disk: bool,
     /// A handler waiting for its disk work: nothing more is handled until it finished.
-    pub(crate) disk_wait: Option<crate::broker::amqp::session_disk::DiskWait>,
+    pub(super) disk_wait: Option<crate::broker::amqp::session_disk::DiskWait>,
     /// Class and method ids of the channel method being handled.
-    pub(crate) handling: (u16, u16),
+    pub(super) handling: (u16, u16),
     /// The connection's place under `--max-connections`: freed when the session goes.
     _slot: crate::broker::ops::conn_limit::ConnSlot,
     /// Its place under the vhost's `max-connections`: freed when the session goes.
@@ -135,6 +70,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// Tests drive one session with other frame sizes than negotiated.
+    #[cfg(test)]
+    pub(crate) fn set_frame_max(&mut self, frame_max: u32) {
+        self.frame_max = frame_max;
+    }
+
     pub(crate) fn new(broker: Arc<BrokerState>, conn: Arc<ConnShared>, neg: Negotiated) -> Session {
         let grant = Grant::new(&broker.auth, &neg.user, &neg.vhost.name);
         Session {
@@ -302,7 +243,7 @@ impl Session {
             }
             self.crossed_close.remove(&ch);
             let chan = Channel::new(ch, self.conn.clone());
-            self.broker.registry.channel_opened(&chan.shared);
+            self.broker.registry.channel_opened(&chan.settings);
             self.channels.insert(ch, chan);
             self.conn.send_method(
                 ch,
@@ -433,27 +374,6 @@ impl Session {
 
     pub(crate) fn reply(&self, ch: u16, method: AMQPClass) {
         self.conn.send_method(ch, method);
-    }
-}
-
-impl Channel {
-    fn new(id: u16, conn: Arc<ConnShared>) -> Channel {
-        Channel {
-            shared: Arc::new(ChannelShared::new(id, conn)),
-            closing: false,
-            content: Content::Idle,
-            consumer_prefetch: 0,
-            confirm: false,
-            tx: false,
-            publish_seq: 0,
-            unconfirmed: None,
-            nacks: Vec::new(),
-            confirmed_upto: 0,
-            tx_publishes: Vec::new(),
-            tx_acks: Vec::new(),
-            last_queue: None,
-            reply_token: None,
-        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! close-ok), releasing what a channel held (consumers, unacked messages, reply-to), the
 //! connection's teardown, and RabbitMQ's consumer timeout.
 
-use crate::broker::amqp::session::{Channel, Content, Session};
+use crate::broker::amqp::channel::{Channel, Content};
+use crate::broker::amqp::session::Session;
 use crate::broker::error::AmqpError;
 use crate::broker::model::delivery::Settle;
 

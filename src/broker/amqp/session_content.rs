@@ -1,7 +1,8 @@
 //! Content assembly (AMQP 0-9-1 §4.2.6): after basic.publish, one content header, then
 //! body frames up to the announced size; the complete message goes to `publish`.
 
-use crate::broker::amqp::session::{Content, End, Session};
+use crate::broker::amqp::channel::Content;
+use crate::broker::amqp::session::{End, Session};
 use crate::broker::error::{AmqpError, code};
 use crate::codec::header::decode_header;
 use crate::codec::{FRAME_BODY, FRAME_HEADER};

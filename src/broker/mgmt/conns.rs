@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -53,12 +52,12 @@ fn connection_json(c: &ConnEntry, node: &str) -> Value {
 
 fn channel_json(c: &ConnEntry, ch: &ChannelEntry, node: &str) -> Value {
     let (unacked, consumers, global) = {
-        let st = ch.shared.lock();
+        let st = ch.shared().lock();
         (st.unacked.len(), st.consumers.len(), st.global_prefetch)
     };
     json!({
         "acks_uncommitted": 0,
-        "confirm": ch.confirm.load(Ordering::Relaxed),
+        "confirm": ch.confirm(),
         "connection_details": {
             "name": c.name,
             "peer_host": c.peer.ip().to_string(),
@@ -69,12 +68,12 @@ fn channel_json(c: &ConnEntry, ch: &ChannelEntry, node: &str) -> Value {
         "messages_unacknowledged": unacked,
         "messages_uncommitted": 0,
         "messages_unconfirmed": 0,
-        "name": c.channel_name(ch.shared.id),
+        "name": c.channel_name(ch.shared().id),
         "node": node,
-        "number": ch.shared.id,
-        "prefetch_count": ch.prefetch.load(Ordering::Relaxed),
+        "number": ch.shared().id,
+        "prefetch_count": ch.prefetch(),
         "state": "running",
-        "transactional": ch.transactional.load(Ordering::Relaxed),
+        "transactional": ch.transactional(),
         "user": c.user,
         "user_who_performed_action": c.user,
         "vhost": c.vhost,
