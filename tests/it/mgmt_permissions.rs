@@ -2,8 +2,11 @@
 //! checks the same permissions: a queue's dead-letter exchange needs write on that
 //! exchange (and read on the queue) over HTTP too, not only configure on the queue.
 
-use crate::broker_access::{ADMIN, api};
+use crate::support::amqp::{connect, url};
+use crate::support::api::{ADMIN, api};
+use crate::support::topology::Topology;
 use crate::support::{Broker, unique};
+use lapin::ExchangeKind;
 use serde_json::json;
 
 /// A management user with `configure`, `write` and `read` patterns on `/`.
@@ -64,4 +67,26 @@ async fn a_dead_letter_exchange_needs_write_on_it_over_http_as_over_amqp() {
         status, 201,
         "without a DLX configure is what a declare needs"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_over_http_needs_what_queue_bind_needs() {
+    let broker = Broker::start_with(|c| c.users = vec![("admin".into(), "adm1n".into())]);
+    let (_conn, ch) = connect(&url(&broker, ADMIN.0, ADMIN.1, "/")).await;
+    let t = Topology::declare(&ch, ExchangeKind::Direct, "perm").await;
+    let frank = unique("frank");
+    // Write on the queue, but no read on the exchange.
+    user(&broker, &frank, ".*", ".*", "^nothing$").await;
+    let path = format!("/api/bindings/%2F/e/{}/q/{}", t.exchange, t.queue);
+    let body = json!({"routing_key": "other"});
+    let (status, _) = api(&broker, "POST", &path, Some(body.clone()), (&frank, "pw")).await;
+    assert_eq!(status, 401);
+    let (status, _) = api(&broker, "POST", &path, Some(body), ADMIN).await;
+    assert_eq!(status, 201);
+    // Removing the fixture's binding needs the same.
+    let key = format!("{path}/{}", t.key);
+    let (status, _) = api(&broker, "DELETE", &key, None, (&frank, "pw")).await;
+    assert_eq!(status, 401);
+    let (status, _) = api(&broker, "DELETE", &key, None, ADMIN).await;
+    assert_eq!(status, 204);
 }

@@ -1,5 +1,19 @@
 //! Shared test harness: an in-process broker, the real `rmq` binary, bounded waits.
+//!
+//! - `amqp`     lapin helpers, every wait bounded: `bounded`, connect, declare, drain
+//! - `api`      the management API as a test calls it
+//! - `steps`    short lapin steps of the client-semantics tests
+//! - `topology` a fixture: an exchange and a queue bound to it, unique names
+//! - `policy`   targets and steps of the policy tests (rmq serve and RabbitMQ)
+//! - `wire`     raw AMQP frames over a plain socket
 #![allow(dead_code)]
+
+pub mod amqp;
+pub mod api;
+pub mod policy;
+pub mod steps;
+pub mod topology;
+pub mod wire;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -260,4 +274,20 @@ pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) 
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Segment files of every queue log under a data directory.
+pub fn segment_files(data_dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for q in std::fs::read_dir(data_dir.join("queues"))
+        .unwrap()
+        .flatten()
+    {
+        n += std::fs::read_dir(q.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+            .count();
+    }
+    n
 }
