@@ -11,6 +11,7 @@ mod broker_flow;
 mod broker_fuzz;
 mod broker_hostile;
 mod broker_lapin;
+mod broker_layers;
 mod broker_limits;
 mod broker_log;
 mod broker_policies;

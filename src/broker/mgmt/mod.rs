@@ -1,8 +1,9 @@
 //! The RabbitMQ-compatible management HTTP API of `rmq serve` (the subset tools use, with
 //! RabbitMQ 3.10's JSON field names, status codes and error bodies), plus Prometheus
 //! `/metrics`. It reads broker state through accessors and changes it through the same
-//! vhost operations AMQP uses, so both paths see one truth.
+//! vhost operations AMQP uses (`model::topology`), so both paths see one truth.
 //!
+//! - `authz`     the caller's vhost access, and its permission as the topology service checks it
 //! - `error`     RabbitMQ's `{"error","reason"}` answers and AMQP error mapping
 //! - `listing`   paging, filtering, sorting and column selection shared by list endpoints
 //! - `json`      field tables and message properties to and from JSON
