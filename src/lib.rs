@@ -7,6 +7,7 @@
 //! - `config`  connection settings: flags > environment > TOML profiles > defaults
 //! - `exit`    exit codes (sysexits style), documented in one table
 //! - `broker`  the embedded AMQP 0-9-1 broker behind `rmq serve`
+//! - `codec`   AMQP 0-9-1 frames and content headers on the wire, shared by `broker` and `perf`
 //! - `perf`    `rmq perf`: a lean raw-AMQP load generator (uses lapin's URI parser only)
 //! - `tls`     PEM certificate and key files → rustls types, for the broker and the client
 //!
@@ -18,6 +19,7 @@
 pub mod broker;
 pub mod cli;
 pub mod client;
+pub(crate) mod codec;
 pub mod config;
 pub mod exit;
 pub mod output;

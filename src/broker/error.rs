@@ -120,9 +120,12 @@ impl AmqpError {
     /// stays in `text` for logs).
     pub(crate) fn reply_text(&self) -> ShortString {
         if self.text.len() <= 255 {
-            return super::bounds::short(&self.text);
+            return crate::codec::bounds::short(&self.text);
         }
-        super::bounds::short(&format!("{}...", super::bounds::cut(&self.text, 252)))
+        crate::codec::bounds::short(&format!(
+            "{}...",
+            crate::codec::bounds::cut(&self.text, 252)
+        ))
     }
 
     /// connection.close carrying this error.

@@ -30,12 +30,12 @@ mod inputs;
 mod prelogin;
 mod wire;
 
-use super::codec;
 use super::config::BrokerConfig;
 use super::fuzz_tests::{open_session, still_serving};
-use super::outbound::{ConnShared, Outbound};
-use super::session::End;
 use super::state::BrokerState;
+use crate::broker::amqp::session::End;
+use crate::broker::wire::outbound::{ConnShared, Outbound};
+use crate::codec;
 use amq_protocol::protocol::{AMQPClass, channel, connection};
 use bytes::BytesMut;
 use inputs::{Expect, Input, Model};
@@ -194,7 +194,7 @@ fn run_connection(
     let (mut session, conn) = open_session(broker, id);
     // Small frames make large values frame errors; large ones let 20,000 levels in.
     let frame_max: usize = if rng.below(5) < 2 { 4096 } else { 131_072 };
-    session.frame_max = frame_max as u32;
+    session.set_frame_max(frame_max as u32);
     let mut model = Model::default();
     let mut buf = BytesMut::new();
     let life = rng.range(1, 400).min(budget);

@@ -7,12 +7,12 @@
 //! `RMQ_FUZZ_FRAMES` sets the number of frames (default 300k, a few seconds); the test
 //! prints how many it ran.
 
-use super::codec;
 use super::config::BrokerConfig;
-use super::handshake::Negotiated;
-use super::outbound::{ConnShared, Outbound};
-use super::session::Session;
 use super::state::BrokerState;
+use crate::broker::amqp::handshake::Negotiated;
+use crate::broker::amqp::session::Session;
+use crate::broker::wire::outbound::{ConnShared, Outbound};
+use crate::codec;
 use amq_protocol::protocol::{
     AMQPClass, BasicProperties, basic, channel, confirm, exchange, queue, tx,
 };
@@ -234,7 +234,7 @@ fn random_input(r: &mut Rng, out: &mut BytesMut) {
                 if r.below(4) == 0 {
                     props = props.with_headers(random_table(r));
                 }
-                let header = super::message::encode_header(size, &props);
+                let header = crate::codec::header::encode_header(size, &props);
                 let body = vec![b'z'; size as usize];
                 codec::put_content(out, ch, &header, &body, 64 + r.below(200) as u32);
             }
@@ -333,7 +333,7 @@ fn random_frames_never_panic_and_end_cleanly() {
             if let Err(end) = result {
                 errors += 1;
                 let code = match end {
-                    super::session::End::Close(e) => e.code,
+                    crate::broker::amqp::session::End::Close(e) => e.code,
                     _ => 0,
                 };
                 *codes.entry(code).or_insert(0u64) += 1;

@@ -1,13 +1,12 @@
 //! Start-up from `--data-dir`: rebuild durable exchanges, queues (with the messages their
 //! logs still hold, in order, delivered ones marked redelivered) and bindings.
 
-use super::exchange::{Binding, Dest, Exchange, ExchangeKind};
-use super::log;
-use super::queue::{Entry, Queue, QueueSpec, unix_ms};
-use super::queue_args::QueueArgs;
 use super::store::definitions::{Def, decode_args};
 use super::store::{RecoveredQueue, Recovery, Store};
-use super::vhost::VHost;
+use crate::broker::model::args::QueueArgs;
+use crate::broker::model::exchange::{Binding, Dest, Exchange, ExchangeKind};
+use crate::broker::model::queue::{Entry, Queue, QueueSpec, unix_ms};
+use crate::broker::model::vhost::VHost;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,7 @@ pub(crate) fn restore(
     recovery: Recovery,
 ) {
     for p in &recovery.problems {
-        log::error(format_args!("recovery: {p}"));
+        tracing::error!("recovery: {p}");
     }
     let mut vhost = |name: &str| -> Arc<VHost> {
         vhosts
@@ -90,7 +89,7 @@ pub(crate) fn restore(
             arguments: decode_args(&args),
         });
     }
-    log::info(format_args!("recovered {messages} persistent messages"));
+    tracing::info!("recovered {messages} persistent messages");
 }
 
 fn restore_queue(vhost: &Arc<VHost>, rq: RecoveredQueue) -> Arc<Queue> {

@@ -2,13 +2,12 @@
 //! shutdown signal; on shutdown every connection is closed with 320 CONNECTION_FORCED
 //! and given a bounded time to finish.
 
-use super::alarm::{self, AlarmControl};
 use super::config::BrokerConfig;
-use super::connection;
-use super::log;
 use super::mgmt;
 use super::state::BrokerState;
-use super::tls::{self, Acceptors};
+use crate::broker::amqp::connection;
+use crate::broker::ops::alarm::{self, AlarmControl};
+use crate::broker::wire::tls::Acceptors;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,9 +53,9 @@ impl Server {
         let mgmt = match TcpListener::bind(mgmt_addr).await {
             Ok(l) => Some(l),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                log::error(format_args!(
+                tracing::error!(
                     "management API not started: {mgmt_addr} is in use ({e}); pass --mgmt-port 0 for a free port"
-                ));
+                );
                 None
             }
             Err(e) => {
@@ -69,7 +68,7 @@ impl Server {
         let state = Arc::new(BrokerState::open(config)?);
         // Users and vhosts came in with the state; the topology needs them first.
         if let Some(path) = &state.config.definitions {
-            let doc = super::access::read_definitions(path)?;
+            let doc = crate::broker::access::lifecycle::read_definitions(path)?;
             mgmt::import_topology(&state, &doc).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
@@ -142,7 +141,7 @@ impl Server {
                 },
                 accepted = accept_tls(amqps.as_ref()) => match accepted {
                     Ok((stream, peer, acceptor)) => {
-                        connections.spawn(tls::serve(self.state.clone(), acceptor, stream, peer, stop_rx.clone()));
+                        connections.spawn(crate::broker::amqp::connection::serve_tls(self.state.clone(), acceptor, stream, peer, stop_rx.clone()));
                     }
                     Err(e) => accept_failed(e).await,
                 },
@@ -162,7 +161,7 @@ impl Server {
         if let Some(mgmt) = mgmt
             && tokio::time::timeout(DRAIN_TIMEOUT, mgmt).await.is_err()
         {
-            log::error(format_args!("management API did not stop in time"));
+            tracing::error!("management API did not stop in time");
         }
     }
 }
@@ -182,6 +181,6 @@ async fn accept_tls(
 
 /// EMFILE and friends: log, back off briefly, keep serving the others.
 async fn accept_failed(e: std::io::Error) {
-    log::error(format_args!("accept failed: {e}"));
+    tracing::error!("accept failed: {e}");
     tokio::time::sleep(Duration::from_millis(100)).await;
 }

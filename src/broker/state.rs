@@ -1,16 +1,16 @@
 //! Broker-wide state: vhosts, users, the direct reply-to registry, id and name sources.
 
-use super::alarm::Alarms;
-use super::auth::AuthDb;
-use super::channel::ChannelShared;
 use super::config::BrokerConfig;
-use super::conn_limit::ConnSlots;
-use super::counters::Counters;
 use super::recover;
-use super::registry::Registry;
 use super::store::Store;
 use super::store::queue_log::LogLimits;
-use super::vhost::VHost;
+use crate::broker::access::AuthDb;
+use crate::broker::amqp::registry::Registry;
+use crate::broker::model::delivery::ChannelShared;
+use crate::broker::model::vhost::VHost;
+use crate::broker::ops::alarm::Alarms;
+use crate::broker::ops::conn_limit::ConnSlots;
+use crate::broker::ops::counters::Counters;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};

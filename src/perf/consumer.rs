@@ -39,7 +39,7 @@ fn delivery_tag(payload: &[u8]) -> Option<u64> {
 }
 
 fn put_ack(out: &mut BytesMut, tag: u64, multiple: bool) {
-    crate::broker::codec::put_method(
+    crate::codec::put_method(
         out,
         CH,
         AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {

@@ -5,7 +5,7 @@
 
 use super::producer::Confirmed;
 use super::wire::{self, Conn};
-use crate::broker::codec::decode_method;
+use crate::codec::decode_method;
 use amq_protocol::protocol::{AMQPClass, basic, connection};
 use amq_protocol::types::FieldTable;
 use bytes::BytesMut;
@@ -210,7 +210,7 @@ pub(crate) async fn publisher(
         method_id: 0,
     }));
     let mut out = BytesMut::new();
-    crate::broker::codec::put_method(&mut out, 0, close);
+    crate::codec::put_method(&mut out, 0, close);
     let _ = writer.write_all(&out).await;
     let st = match tokio::time::timeout(Duration::from_secs(5), confirms).await {
         Ok(Ok(st)) => st,
@@ -285,7 +285,7 @@ pub(crate) async fn consumer(
                 multiple: true,
             }));
             let mut out = BytesMut::new();
-            crate::broker::codec::put_method(&mut out, wire::CH, ack);
+            crate::codec::put_method(&mut out, wire::CH, ack);
             conn.writer.write_all(&out).await?;
             acked_upto = last_tag;
         }

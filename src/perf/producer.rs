@@ -90,7 +90,7 @@ async fn read_confirms(
         if f.kind != wire::METHOD {
             continue;
         }
-        let Ok(m) = crate::broker::codec::decode_method(&f.payload) else {
+        let Ok(m) = crate::codec::decode_method(&f.payload) else {
             break;
         };
         let newly = match m {

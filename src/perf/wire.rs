@@ -2,9 +2,7 @@
 //! through amq-protocol, then frames read in big batches and written pre-encoded. lapin
 //! costs several µs of CPU per message, which would make the load client the bottleneck.
 
-use crate::broker::codec::{
-    self, FRAME_BODY, FRAME_HEADER, FRAME_METHOD, PROTOCOL_HEADER, RawFrame,
-};
+use crate::codec::{self, FRAME_BODY, FRAME_HEADER, FRAME_METHOD, PROTOCOL_HEADER, RawFrame};
 use amq_protocol::protocol::{AMQPClass, basic, channel, confirm, connection, queue};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use anyhow::{Context, bail};
@@ -329,7 +327,7 @@ pub(crate) fn publish_template(
     } else {
         amq_protocol::protocol::BasicProperties::default()
     };
-    let header = crate::broker::message::encode_header(body.len() as u64, &props);
+    let header = crate::codec::header::encode_header(body.len() as u64, &props);
     // method frame, then the header frame (7 + payload + end octet), then the body frame's 7.
     let body_at = out.len() + 8 + header.len() + 7;
     codec::put_content(&mut out, CH, &header, body, frame_max);

@@ -2,81 +2,16 @@
 //! checked against them with RabbitMQ's codes and texts, the management API changes
 //! them (administrators only), they survive a restart, and `guest` stays on loopback.
 
-use crate::support::{Broker, WAIT, unique};
+use crate::support::amqp::{
+    bounded, channel, code_and_text, temp_dir, try_connect, try_declare, url,
+};
+use crate::support::api::{ADMIN, api};
+use crate::support::{Broker, unique};
+use lapin::BasicProperties;
 use lapin::options::*;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use serde_json::{Value, json};
-use std::future::Future;
+use serde_json::json;
 use std::path::Path;
-
-pub(crate) async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-pub(crate) fn url(broker: &Broker, user: &str, pass: &str, vhost: &str) -> String {
-    let vhost = vhost.replace('/', "%2F");
-    format!("amqp://{user}:{pass}@{}/{vhost}", broker.addr)
-}
-
-pub(crate) async fn connect(url: &str) -> lapin::Result<Connection> {
-    bounded(
-        "connect",
-        Connection::connect(url, ConnectionProperties::default()),
-    )
-    .await
-}
-
-async fn channel(conn: &Connection) -> Channel {
-    bounded("channel", conn.create_channel()).await.unwrap()
-}
-
-pub(crate) fn code_and_text(e: &lapin::Error) -> (u16, String) {
-    match e.kind() {
-        lapin::ErrorKind::ProtocolError(p) => (p.get_id(), p.get_message().to_string()),
-        other => panic!("expected a protocol error, got {other:?}"),
-    }
-}
-
-async fn declare(ch: &Channel, q: &str) -> lapin::Result<()> {
-    bounded(
-        "queue.declare",
-        ch.queue_declare(
-            q.into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .map(|_| ())
-}
-
-/// A request to the management API; (status, JSON body or Null).
-pub(crate) async fn api(
-    broker: &Broker,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    (user, pass): (&str, &str),
-) -> (u16, Value) {
-    let url = format!("{}{path}", broker.api_url());
-    let mut req = crate::support::http()
-        .request(method.parse().unwrap(), url)
-        .basic_auth(user, Some(pass));
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let resp = bounded(path, req.send()).await.expect("HTTP request");
-    let status = resp.status().as_u16();
-    let text = bounded(path, resp.text()).await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-pub(crate) const ADMIN: (&str, &str) = ("admin", "adm1n");
 
 /// A RabbitMQ-style definitions file: an administrator, bob limited to `bob-*` names on
 /// `/`, a vhost bob has no permission in, and a little topology.
@@ -107,12 +42,6 @@ fn write_definitions(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(unique(name));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permissions_from_a_definitions_file_are_enforced_like_rabbitmq() {
     let dir = temp_dir("defs");
@@ -120,10 +49,10 @@ async fn permissions_from_a_definitions_file_are_enforced_like_rabbitmq() {
     let broker = Broker::start_with(|c| c.definitions = Some(defs.clone()));
 
     // No guest: the definitions brought users of their own.
-    let err = connect(&broker.url()).await.unwrap_err();
+    let err = try_connect(&broker.url()).await.unwrap_err();
     assert_eq!(code_and_text(&err).0, 403, "{err:?}");
     // No permission in the vhost: 530 on connection.open.
-    let err = connect(&url(&broker, "bob", "secret", "other"))
+    let err = try_connect(&url(&broker, "bob", "secret", "other"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -134,7 +63,9 @@ async fn permissions_from_a_definitions_file_are_enforced_like_rabbitmq() {
         )
     );
 
-    let conn = connect(&url(&broker, "bob", "secret", "/")).await.unwrap();
+    let conn = try_connect(&url(&broker, "bob", "secret", "/"))
+        .await
+        .unwrap();
     let refused = |kind: &str, name: &str| {
         (
             403u16,
@@ -144,7 +75,7 @@ async fn permissions_from_a_definitions_file_are_enforced_like_rabbitmq() {
         )
     };
     let ch = channel(&conn).await;
-    let err = declare(&ch, "x1").await.unwrap_err();
+    let err = try_declare(&ch, "x1").await.unwrap_err();
     assert_eq!(code_and_text(&err), refused("queue", "x1"));
 
     // The imported topology is there, and bob may use what his patterns allow.
@@ -210,7 +141,7 @@ async fn permissions_from_a_definitions_file_are_enforced_like_rabbitmq() {
 
     // Server-named queues are checked under their generated name.
     let ch = channel(&conn).await;
-    let err = declare(&ch, "").await.unwrap_err();
+    let err = try_declare(&ch, "").await.unwrap_err();
     let (code, text) = code_and_text(&err);
     assert_eq!(code, 403);
     assert!(text.contains("access to queue 'amq.gen-"), "{text}");
@@ -232,7 +163,7 @@ async fn permissions_from_a_definitions_file_are_enforced_like_rabbitmq() {
 
     // Each refusal closed only its channel: the connection still works.
     let ch = channel(&conn).await;
-    declare(&ch, "bob-new").await.unwrap();
+    try_declare(&ch, "bob-new").await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -322,7 +253,9 @@ async fn administrators_manage_users_vhosts_and_permissions_over_http() {
         Some(1),
         "only '/': {vhosts}"
     );
-    let admin_conn = connect(&url(&broker, "admin", "adm1n", "/")).await.unwrap();
+    let admin_conn = try_connect(&url(&broker, "admin", "adm1n", "/"))
+        .await
+        .unwrap();
     let (_, conns) = api(&broker, "GET", "/api/connections", None, carol_auth).await;
     assert_eq!(conns, json!([]), "another user's connection stays hidden");
     let (_, conns) = api(&broker, "GET", "/api/connections", None, ADMIN).await;
@@ -345,7 +278,7 @@ async fn administrators_manage_users_vhosts_and_permissions_over_http() {
 
     // No permission yet: 530 on open; with one, carol connects.
     let carol_url = url(&broker, "carol", "pw", "/");
-    let err = connect(&carol_url).await.unwrap_err();
+    let err = try_connect(&carol_url).await.unwrap_err();
     assert_eq!(code_and_text(&err).0, 530);
     let perm = json!({"configure": ".*", "write": ".*", "read": "("});
     let (status, body) = api(
@@ -376,15 +309,15 @@ async fn administrators_manage_users_vhosts_and_permissions_over_http() {
     )
     .await;
     assert_eq!(status, 201);
-    let conn = connect(&carol_url).await.unwrap();
+    let conn = try_connect(&carol_url).await.unwrap();
     let ch = channel(&conn).await;
     let q = unique("carol");
-    declare(&ch, &q).await.unwrap();
+    try_declare(&ch, &q).await.unwrap();
 
     // Taking the permission away applies to the open connection's next operation.
     let (status, _) = api(&broker, "DELETE", "/api/permissions/%2F/carol", None, ADMIN).await;
     assert_eq!(status, 204);
-    let err = declare(&ch, &q).await.unwrap_err();
+    let err = try_declare(&ch, &q).await.unwrap_err();
     assert_eq!(code_and_text(&err).0, 403);
     let (_, perms) = api(&broker, "GET", "/api/users/carol/permissions", None, ADMIN).await;
     assert_eq!(perms, json!([]));
@@ -401,11 +334,11 @@ async fn administrators_manage_users_vhosts_and_permissions_over_http() {
     )
     .await;
     assert_eq!(perms[0]["user"], "admin");
-    let staging = connect(&url(&broker, "admin", "adm1n", "staging"))
+    let staging = try_connect(&url(&broker, "admin", "adm1n", "staging"))
         .await
         .unwrap();
     let sch = channel(&staging).await;
-    declare(&sch, "in-staging").await.unwrap();
+    try_declare(&sch, "in-staging").await.unwrap();
     let (status, _) = api(&broker, "DELETE", "/api/vhosts/staging", None, ADMIN).await;
     assert_eq!(status, 204);
     bounded("vhost connections closed", async {
@@ -421,7 +354,7 @@ async fn administrators_manage_users_vhosts_and_permissions_over_http() {
     assert_eq!(status, 204);
     let (status, _) = api(&broker, "DELETE", "/api/users/carol", None, ADMIN).await;
     assert_eq!(status, 404);
-    let err = connect(&carol_url).await.unwrap_err();
+    let err = try_connect(&carol_url).await.unwrap_err();
     assert_eq!(code_and_text(&err).0, 403);
 }
 
@@ -455,7 +388,7 @@ async fn users_survive_a_restart_and_definitions_round_trip() {
     .await;
     assert_eq!(status, 201);
     let (_, ch) = {
-        let conn = connect(&broker.url()).await.unwrap();
+        let conn = try_connect(&broker.url()).await.unwrap();
         let ch = channel(&conn).await;
         (conn, ch)
     };
@@ -481,9 +414,11 @@ async fn users_survive_a_restart_and_definitions_round_trip() {
     let broker = start();
     let (status, me) = api(&broker, "GET", "/api/whoami", None, ("dave", "d4ve")).await;
     assert_eq!((status, me["tags"].clone()), (200, json!(["monitoring"])));
-    let conn = connect(&url(&broker, "dave", "d4ve", "/")).await.unwrap();
+    let conn = try_connect(&url(&broker, "dave", "d4ve", "/"))
+        .await
+        .unwrap();
     let ch = channel(&conn).await;
-    let err = declare(&ch, "anything").await.unwrap_err();
+    let err = try_declare(&ch, "anything").await.unwrap_err();
     assert_eq!(code_and_text(&err).0, 403, "dave may only read");
     drop(broker);
 
@@ -519,140 +454,4 @@ async fn users_survive_a_restart_and_definitions_round_trip() {
     .await;
     assert_eq!(status, 400, "{body}");
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// This machine's address on a non-loopback interface (the one the default route uses;
-/// a UDP connect sends nothing), else the first from `hostname -I`.
-fn non_loopback_ip() -> std::net::IpAddr {
-    let routed = std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| s.connect("192.0.2.1:9").map(|()| s))
-        .and_then(|s| s.local_addr())
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
-    routed
-        .or_else(|| {
-            let out = std::process::Command::new("hostname")
-                .arg("-I")
-                .output()
-                .ok()?;
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
-                .find(|ip| ip.is_ipv4() && !ip.is_loopback())
-        })
-        .expect("this test needs a non-loopback IPv4 address on the machine")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn guest_only_logs_in_from_loopback() {
-    let broker = Broker::start_with(|c| {
-        c.amqp_addr = "0.0.0.0:0".parse().unwrap();
-        c.users = vec![("app".into(), "s3cret".into())];
-    });
-    let ip = non_loopback_ip();
-    let port = broker.addr.port();
-    // --user replaced the default guest; create it as on a fresh RabbitMQ node.
-    let guest = json!({"password": "guest", "tags": ["administrator"]});
-    let perm = json!({"configure": ".*", "write": ".*", "read": ".*"});
-    let admin = ("app", "s3cret");
-    let mgmt = &broker;
-    assert_eq!(
-        api(mgmt, "PUT", "/api/users/guest", Some(guest), admin)
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        api(mgmt, "PUT", "/api/permissions/%2F/guest", Some(perm), admin)
-            .await
-            .0,
-        201
-    );
-    let local = format!("amqp://guest:guest@127.0.0.1:{port}/%2F");
-    connect(&local).await.expect("guest from loopback");
-    let remote = format!("amqp://guest:guest@{ip}:{port}/%2F");
-    let err = connect(&remote).await.unwrap_err();
-    assert_eq!(code_and_text(&err).0, 403, "guest from {ip}: {err:?}");
-    let app = format!("amqp://app:s3cret@{ip}:{port}/%2F");
-    connect(&app)
-        .await
-        .expect("other users may connect from anywhere");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vhost_limits_refuse_queues_and_connections_like_rabbitmq() {
-    let broker = Broker::start();
-    let guest = ("guest", "guest");
-    assert_eq!(
-        api(&broker, "PUT", "/api/vhosts/lim", None, guest).await.0,
-        201
-    );
-    for (name, value) in [("max-queues", 1), ("max-connections", 1)] {
-        let path = format!("/api/vhost-limits/lim/{name}");
-        let (status, _) = api(
-            &broker,
-            "PUT",
-            &path,
-            Some(json!({ "value": value })),
-            guest,
-        )
-        .await;
-        assert_eq!(status, 204);
-    }
-    let (status, _) = api(
-        &broker,
-        "PUT",
-        "/api/vhost-limits/lim/max-channels",
-        Some(json!({"value": 1})),
-        guest,
-    )
-    .await;
-    assert_eq!(status, 400, "an unknown limit is refused");
-    let (_, limits) = api(&broker, "GET", "/api/vhost-limits", None, guest).await;
-    assert_eq!(
-        limits,
-        json!([{"vhost": "lim", "value": {"max-connections": 1, "max-queues": 1}}])
-    );
-
-    let lim = url(&broker, "guest", "guest", "lim");
-    let conn = connect(&lim).await.unwrap();
-    let err = connect(&lim).await.unwrap_err();
-    assert_eq!(
-        code_and_text(&err),
-        (
-            530,
-            "NOT_ALLOWED - access to vhost 'lim' refused for user 'guest': connection limit (1) is reached"
-                .into()
-        )
-    );
-    let ch = channel(&conn).await;
-    declare(&ch, "lq1").await.unwrap();
-    let err = declare(&ch, "lq2").await.unwrap_err();
-    assert_eq!(
-        code_and_text(&err),
-        (
-            406,
-            "PRECONDITION_FAILED - cannot declare queue 'lq2': queue limit in vhost 'lim' (1) is reached"
-                .into()
-        )
-    );
-    // The export carries them as RabbitMQ's vhost-limits parameter.
-    let (_, defs) = api(&broker, "GET", "/api/definitions", None, guest).await;
-    assert_eq!(
-        defs["parameters"],
-        json!([{"vhost": "lim", "component": "vhost-limits", "name": "limits",
-                "value": {"max-connections": 1, "max-queues": 1}}])
-    );
-    let (status, _) = api(
-        &broker,
-        "DELETE",
-        "/api/vhost-limits/lim/max-queues",
-        None,
-        guest,
-    )
-    .await;
-    assert_eq!(status, 204);
-    let ch = channel(&conn).await;
-    declare(&ch, "lq2").await.unwrap();
 }

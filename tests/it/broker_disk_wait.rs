@@ -3,8 +3,8 @@
 //! the connection that sent it handles what it pipelined behind it only once the declare
 //! is answered, in order; and a failure of that work closes only that connection, 541.
 
-use crate::broker_durability::{bounded, connect, declare_durable, persistent, temp_dir};
-use crate::broker_wire::{
+use crate::support::amqp::{bounded, connect, declare_durable, persistent, temp_dir};
+use crate::support::wire::{
     expect_connection_close, frame, handshake_with_heartbeat, ids, method, read_method, short,
 };
 use crate::support::{Broker, unique};

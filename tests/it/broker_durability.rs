@@ -4,79 +4,14 @@
 //! segment files are reported, never fatal.
 
 use crate::serve_proc::{Serve, random_below};
+use crate::support::amqp::{bounded, connect, declare_durable, drain, persistent, temp_dir};
 use crate::support::{Broker, WAIT, rmq, unique};
 use futures_lite::StreamExt;
 use lapin::options::*;
 use lapin::types::FieldTable;
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Confirmation, ExchangeKind};
 use std::collections::{BTreeSet, VecDeque};
-use std::future::Future;
 use std::path::{Path, PathBuf};
-
-pub(crate) async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-pub(crate) fn temp_dir(prefix: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique(prefix));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-pub(crate) async fn connect(url: &str) -> (Connection, Channel) {
-    let conn = bounded(
-        "connect",
-        Connection::connect(url, ConnectionProperties::default()),
-    )
-    .await
-    .expect("connect");
-    let ch = bounded("channel", conn.create_channel())
-        .await
-        .expect("channel");
-    (conn, ch)
-}
-
-pub(crate) fn persistent() -> BasicProperties {
-    BasicProperties::default().with_delivery_mode(2)
-}
-
-pub(crate) async fn declare_durable(ch: &Channel, q: &str) {
-    bounded(
-        "declare",
-        ch.queue_declare(
-            q.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .unwrap();
-}
-
-/// Every message left in `q`: (body, redelivered), taken with no-ack basic.get.
-pub(crate) async fn drain(ch: &Channel, q: &str) -> Vec<(String, bool)> {
-    let mut out = Vec::new();
-    while let Some(m) = bounded(
-        "get",
-        ch.basic_get(q.into(), BasicGetOptions { no_ack: true }),
-    )
-    .await
-    .unwrap()
-    {
-        out.push((
-            String::from_utf8(m.delivery.data.clone()).unwrap(),
-            m.delivery.redelivered,
-        ));
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_keeps_durable_state_and_drops_transient() {

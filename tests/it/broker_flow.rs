@@ -2,7 +2,8 @@
 //! RabbitMQ's `connection_max`), and memory/disk alarms that block publishing
 //! connections (connection.blocked / unblocked) while consumers keep draining.
 
-use crate::broker_wire::{
+use crate::support::amqp::bounded;
+use crate::support::wire::{
     expect_connection_close, frame, handshake_with_heartbeat, ids, method, read_frame, read_method,
     short,
 };
@@ -13,7 +14,6 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Event};
 use rmq::broker::MemoryWatermark;
 use serde_json::Value;
-use std::future::Future;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -21,13 +21,6 @@ use std::time::{Duration, Instant};
 /// A watermark no test process reaches / one it is always above.
 const NEVER: MemoryWatermark = MemoryWatermark::Absolute(u64::MAX);
 const ALWAYS: MemoryWatermark = MemoryWatermark::Absolute(1);
-
-/// Bound every await: a broken broker fails the test instead of hanging it.
-async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
 
 async fn try_connect(url: &str) -> lapin::Result<Connection> {
     bounded(

@@ -5,7 +5,7 @@
 //! scenarios that RabbitMQ shares run against both brokers in
 //! `tests/clients/python/hostile.py`.
 
-use crate::broker_wire::{
+use crate::support::wire::{
     expect_connection_close, frame, handshake_with_heartbeat, ids, method, pre_open, read_method,
     short,
 };

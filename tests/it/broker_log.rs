@@ -2,15 +2,14 @@
 //! are paged out and read back in order, one message left unacked does not keep the
 //! log's history on disk (compaction), across a restart and across SIGKILLs.
 
-use crate::broker_durability::{bounded, connect, declare_durable, drain, persistent, temp_dir};
 use crate::serve_proc::{Serve, random_below};
-use crate::support::{Broker, metric, unique};
+use crate::support::amqp::{bounded, connect, declare_durable, drain, persistent, temp_dir};
+use crate::support::{Broker, WAIT, metric, segment_files, unique};
 use futures_lite::StreamExt;
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
 use std::collections::{BTreeSet, VecDeque};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Publish `body` to queue `q` through the default exchange.
@@ -20,12 +19,15 @@ async fn publish_to(
     body: &[u8],
     props: BasicProperties,
 ) -> lapin::Result<PublisherConfirm> {
-    ch.basic_publish(
-        "".into(),
-        q.into(),
-        BasicPublishOptions::default(),
-        body,
-        props,
+    bounded(
+        "basic.publish",
+        ch.basic_publish(
+            "".into(),
+            q.into(),
+            BasicPublishOptions::default(),
+            body,
+            props,
+        ),
     )
     .await
 }
@@ -33,34 +35,24 @@ async fn publish_to(
 /// A consumer on `q` tagged `tag`, with a per-consumer prefetch when not 0.
 async fn consume(ch: &Channel, q: &str, tag: &str, prefetch: u16) -> lapin::Consumer {
     if prefetch > 0 {
-        ch.basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .unwrap();
+        bounded(
+            "basic.qos",
+            ch.basic_qos(prefetch, BasicQosOptions::default()),
+        )
+        .await
+        .unwrap();
     }
-    ch.basic_consume(
-        q.into(),
-        tag.into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
+    bounded(
+        "basic.consume",
+        ch.basic_consume(
+            q.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
     )
     .await
     .unwrap()
-}
-
-/// Segment files of every queue log under a data directory.
-fn segment_files(data_dir: &Path) -> usize {
-    let mut n = 0;
-    for q in std::fs::read_dir(data_dir.join("queues"))
-        .unwrap()
-        .flatten()
-    {
-        n += std::fs::read_dir(q.path())
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
-            .count();
-    }
-    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,9 +71,12 @@ async fn deep_durable_queues_page_messages_out_and_back_in_order() {
     {
         let broker = start();
         let (_conn, ch) = connect(&broker.url()).await;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
+        bounded(
+            "confirm.select",
+            ch.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await
+        .unwrap();
         declare_durable(&ch, &q).await;
         let mut pending = Vec::new();
         for i in 0..300 {
@@ -102,11 +97,16 @@ async fn deep_durable_queues_page_messages_out_and_back_in_order() {
         for i in 0..150 {
             let d = bounded("delivery", consumer.next()).await.unwrap().unwrap();
             assert_eq!(d.data, body(i).as_bytes());
-            d.acker.ack(BasicAckOptions::default()).await.unwrap();
+            bounded("basic.ack", d.acker.ack(BasicAckOptions::default()))
+                .await
+                .unwrap();
         }
-        ch.basic_cancel("c".into(), BasicCancelOptions::default())
-            .await
-            .unwrap();
+        bounded(
+            "basic.cancel",
+            ch.basic_cancel("c".into(), BasicCancelOptions::default()),
+        )
+        .await
+        .unwrap();
     }
     // After a restart the rest comes back from disk, in order.
     let broker = start();
@@ -139,9 +139,12 @@ async fn one_unacked_message_does_not_keep_the_log_history_on_disk() {
         // The holder takes the first message and never acks it (prefetch 1 keeps it at one).
         let (_hconn, holder) = connect(&broker.url()).await;
         let mut held = consume(&holder, &q, "holder", 1).await;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
+        bounded(
+            "confirm.select",
+            ch.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await
+        .unwrap();
         let publish = async |i: usize| publish_to(&ch, &q, body(i).as_bytes(), persistent()).await;
         bounded("confirm", publish(0).await.unwrap()).await.unwrap();
         let first = bounded("held delivery", held.next())
@@ -169,20 +172,24 @@ async fn one_unacked_message_does_not_keep_the_log_history_on_disk() {
             for i in range {
                 let d = bounded("delivery", work.next()).await.unwrap().unwrap();
                 assert_eq!(d.data, body(i).as_bytes());
-                d.acker.ack(BasicAckOptions::default()).await.unwrap();
+                bounded("basic.ack", d.acker.ack(BasicAckOptions::default()))
+                    .await
+                    .unwrap();
             }
             // A round trip on the acking channel: the broker has handled its acks.
-            worker
-                .queue_declare(
+            bounded(
+                "passive declare",
+                worker.queue_declare(
                     q.as_str().into(),
                     QueueDeclareOptions {
                         passive: true,
                         ..Default::default()
                     },
                     FieldTable::default(),
-                )
-                .await
-                .unwrap();
+                ),
+            )
+            .await
+            .unwrap();
             most = most.max(segment_files(&dir));
         }
         let now = segment_files(&dir);
@@ -215,9 +222,12 @@ async fn sigkill_while_compacting_loses_no_confirmed_message() {
     for round in 0..12 {
         let serve = Serve::start_with(&dir, &["--log-segment-size", "16KiB"]);
         let (conn, ch) = connect(&serve.url()).await;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
+        bounded(
+            "confirm.select",
+            ch.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await
+        .unwrap();
         declare_durable(&ch, &q).await;
         // The consumer: acks (recorded before the ack is sent) all but every 50th.
         let acked = Arc::new(Mutex::new(BTreeSet::new()));
@@ -232,7 +242,8 @@ async fn sigkill_while_compacting_loses_no_confirmed_message() {
             let delivered_held = delivered_held.clone();
             tokio::spawn(async move {
                 let mut held = Vec::new();
-                while let Some(Ok(d)) = deliveries.next().await {
+                // Ends when the broker is killed, or (bounded) when nothing comes.
+                while let Ok(Some(Ok(d))) = tokio::time::timeout(WAIT, deliveries.next()).await {
                     let body = String::from_utf8_lossy(&d.data).to_string();
                     let seq: u64 = body.split('-').next().unwrap().parse().unwrap();
                     if seq.is_multiple_of(50) {
@@ -240,7 +251,10 @@ async fn sigkill_while_compacting_loses_no_confirmed_message() {
                         held.push(d);
                     } else {
                         acked.lock().unwrap().insert(seq);
-                        if d.acker.ack(BasicAckOptions::default()).await.is_err() {
+                        if bounded("basic.ack", d.acker.ack(BasicAckOptions::default()))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -359,9 +373,12 @@ async fn persistent_confirms_share_fdatasyncs_and_transient_ones_need_none() {
     let q = unique("group");
     let (_conn, ch) = connect(&broker.url()).await;
     declare_durable(&ch, &q).await;
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    bounded(
+        "confirm.select",
+        ch.confirm_select(ConfirmSelectOptions::default()),
+    )
+    .await
+    .unwrap();
     let publish_all = async |n: usize, props: BasicProperties| {
         let mut pending = Vec::new();
         for i in 0..n {
@@ -403,9 +420,12 @@ async fn a_message_published_after_a_restart_survives_the_next_one() {
         Broker::start_with(move |c| c.data_dir = Some(dir))
     };
     let publish = async |ch: &lapin::Channel, body: &str| {
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
+        bounded(
+            "confirm.select",
+            ch.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await
+        .unwrap();
         let c = publish_to(ch, &q, body.as_bytes(), persistent())
             .await
             .unwrap();
@@ -420,26 +440,30 @@ async fn a_message_published_after_a_restart_survives_the_next_one() {
             publish(&ch, &format!("old{i}")).await;
         }
         let (_c2, getter) = connect(&broker.url()).await;
-        let _held = getter
-            .basic_get(q.as_str().into(), BasicGetOptions { no_ack: false })
+        let _held = bounded(
+            "basic.get",
+            getter.basic_get(q.as_str().into(), BasicGetOptions { no_ack: false }),
+        )
+        .await
+        .unwrap()
+        .expect("the first message");
+        for _ in 1..10 {
+            let m = bounded(
+                "basic.get",
+                getter.basic_get(q.as_str().into(), BasicGetOptions { no_ack: false }),
+            )
             .await
             .unwrap()
-            .expect("the first message");
-        for _ in 1..10 {
-            let m = getter
-                .basic_get(q.as_str().into(), BasicGetOptions { no_ack: false })
-                .await
-                .unwrap()
-                .expect("a message");
-            m.delivery
-                .acker
-                .ack(BasicAckOptions::default())
-                .await
-                .unwrap();
+            .expect("a message");
+            bounded(
+                "basic.ack",
+                m.delivery.acker.ack(BasicAckOptions::default()),
+            )
+            .await
+            .unwrap();
         }
         // The acks are handled before this round trip on the same channel returns.
-        getter
-            .basic_qos(1, BasicQosOptions::default())
+        bounded("basic.qos", getter.basic_qos(1, BasicQosOptions::default()))
             .await
             .unwrap();
     }

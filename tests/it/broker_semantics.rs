@@ -3,7 +3,7 @@
 //! `exchange.delete` if-unused, channel.flow; and a queue type rmq serve does not
 //! implement is refused without leaving a queue behind.
 
-use crate::broker_access::{bounded, code_and_text, connect};
+use crate::support::amqp::{bounded, code_and_text, try_connect};
 use crate::support::{Broker, targets, unique};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
@@ -50,7 +50,7 @@ async fn queue(ch: &Channel, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_carry_rabbitmqs_codes_and_texts() {
     for (url, _broker) in targets() {
-        let conn = connect(&url).await.unwrap();
+        let conn = try_connect(&url).await.unwrap();
 
         // Publishing to an internal exchange: 403 on the channel.
         let ch = channel(&conn).await;
@@ -194,7 +194,7 @@ async fn refusals_carry_rabbitmqs_codes_and_texts() {
         .unwrap_err();
         assert_eq!(code_and_text(&err).0, 540, "{url}");
         // Only that connection closed: a new one works.
-        let conn = connect(&url).await.unwrap();
+        let conn = try_connect(&url).await.unwrap();
         queue(&channel(&conn).await, &unique("after")).await;
     }
 }
@@ -204,7 +204,7 @@ async fn an_unsupported_queue_type_is_refused_and_creates_nothing() {
     let broker = Broker::start();
     for durable in [true, false] {
         // 540 is a connection error: a connection per attempt.
-        let conn = connect(&broker.url()).await.unwrap();
+        let conn = try_connect(&broker.url()).await.unwrap();
         let q = unique("stream");
         let ch = channel(&conn).await;
         let mut args = FieldTable::default();
@@ -226,7 +226,7 @@ async fn an_unsupported_queue_type_is_refused_and_creates_nothing() {
         .await
         .unwrap_err();
         assert_eq!(code_and_text(&err).0, 540, "durable={durable}");
-        let conn = connect(&broker.url()).await.unwrap();
+        let conn = try_connect(&broker.url()).await.unwrap();
         let ch = channel(&conn).await;
         let err = bounded(
             "passive declare",

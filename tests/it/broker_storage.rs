@@ -3,8 +3,8 @@
 //! stays up); the directory itself is locked; a full disk (a real tmpfs) restarts and
 //! drains, and acknowledgements taken while it is full are not forgotten.
 
-use crate::broker_durability::{bounded, connect, declare_durable, persistent, temp_dir};
 use crate::serve_proc::Serve;
+use crate::support::amqp::{bounded, connect, declare_durable, persistent, temp_dir};
 use crate::support::{Broker, WAIT, http, rmq, run_bounded, unique};
 use lapin::options::*;
 use lapin::{Channel, Confirmation};

@@ -3,6 +3,7 @@
 //! TLS port, the management API over https, and bad certificate files at start-up.
 
 use crate::cli_support::{code, run, stderr};
+use crate::support::amqp::bounded;
 use crate::support::{WAIT, rmq, run_bounded, unique};
 use crate::tls_support::Pki;
 use futures_lite::StreamExt;
@@ -10,15 +11,7 @@ use lapin::options::*;
 use lapin::tcp::OwnedTLSConfig;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use std::future::Future;
 use std::io::{Read, Write};
-
-/// Bound every await: a broken broker fails the test instead of hanging it.
-async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
 
 /// lapin over amqps, trusting the test CA.
 async fn lapin_tls(url: &str, ca_pem: &str) -> lapin::Result<Connection> {

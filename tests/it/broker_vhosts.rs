@@ -2,7 +2,8 @@
 //! closed with RabbitMQ's "vhost 'x' is down", including one whose handshake found the
 //! vhost just before the delete and registered just after it.
 
-use crate::broker_access::{ADMIN, api, bounded, connect, url};
+use crate::support::amqp::{bounded, try_connect, url};
+use crate::support::api::{ADMIN, api};
 use crate::support::{Broker, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +16,7 @@ async fn no_connection_outlives_the_deletion_of_its_vhost() {
         assert_eq!(status, 201);
         // One connection is in for sure; several handshakes race the delete (some get in
         // before it, some are refused, now and then one lands in between).
-        let first = connect(&url(&broker, "admin", "adm1n", &v)).await;
+        let first = try_connect(&url(&broker, "admin", "adm1n", &v)).await;
         let mut connecting: Vec<_> = (0..4)
             .map(|_| tokio::spawn(connect_owned(url(&broker, "admin", "adm1n", &v))))
             .collect();
@@ -38,5 +39,5 @@ async fn no_connection_outlives_the_deletion_of_its_vhost() {
 }
 
 async fn connect_owned(url: String) -> lapin::Result<lapin::Connection> {
-    connect(&url).await
+    try_connect(&url).await
 }

@@ -3,9 +3,9 @@
 //! the source as it was; and 10,000 messages moving out of an `rmq serve --data-dir`
 //! killed with SIGKILL mid-way and restarted all arrive, at least once, none lost.
 
-use crate::broker_durability::temp_dir;
 use crate::cli_support::{Running, cleanup, code, ok, run, stderr};
 use crate::serve_proc::Serve;
+use crate::support::amqp::temp_dir;
 use crate::support::{WAIT, eventually, targets, unique};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -7,10 +7,10 @@
 use super::inputs::{self, Expect};
 use super::wire::{self, Args, MAX_DEPTH, METHODS, Rng, Shape};
 use super::{BROKER_STACK, env_u64};
-use crate::broker::codec;
+use crate::broker::amqp::handshake::{credentials, negotiate};
 use crate::broker::config::BrokerConfig;
-use crate::broker::handshake::{credentials, negotiate};
 use crate::broker::state::BrokerState;
+use crate::codec;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

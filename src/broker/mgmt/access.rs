@@ -4,9 +4,9 @@
 
 use super::error::ApiError;
 use super::{Api, Caller, body_json, listing};
-use crate::broker::auth::password::PasswordHash;
-use crate::broker::auth::records::{self, parse_tags, permission_json, user_json};
-use crate::broker::auth::{Permission, User};
+use crate::broker::access::password::PasswordHash;
+use crate::broker::access::records::{self, parse_tags, permission_json, user_json};
+use crate::broker::access::{Permission, User};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};

@@ -1,24 +1,21 @@
 //! What an authenticated user may see and do through the API, as RabbitMQ's
-//! management plugin decides it: vhost-scoped paths need a permission in that vhost
+//! management plugin decides it: vhost-scoped routes need a permission in that vhost
 //! (`User not authorised to access virtual host`); changes need the same configure /
-//! write / read permission the AMQP operation would (`Access refused.`, administrators
-//! included); lists show administrators and `monitoring` users everything, others the
-//! vhosts they have a permission in and their own connections.
+//! write / read permission the AMQP operation would, checked by the topology service
+//! itself through the caller's `Grant` (`Access refused.`, administrators included);
+//! lists show administrators and `monitoring` users everything, others the vhosts they
+//! have a permission in and their own connections.
 
 use super::error::ApiError;
 use super::{Api, Caller};
-use crate::broker::auth::Access;
+use crate::broker::access::grant::{Checked, Grant};
+use crate::broker::access::{Access, AuthDb, Resource};
 use crate::broker::error::AmqpResult;
-use crate::broker::exchange::{Exchange, ExchangeKind};
-use axum::extract::{Request, State};
+use crate::broker::model::topology::Permit;
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-
-tokio::task_local! {
-    /// The caller of the request being served (set around the handler).
-    static CALLER: Caller;
-}
 
 fn vhost_refused() -> ApiError {
     ApiError::new(
@@ -28,126 +25,112 @@ fn vhost_refused() -> ApiError {
     )
 }
 
-fn access_refused() -> ApiError {
+/// RabbitMQ's API answer to a refused resource or topic permission.
+pub(super) fn access_refused() -> ApiError {
     ApiError::new(401, "not_authorised", "Access refused.")
 }
 
-/// Whether the request's caller sees `vhost` in lists (true outside a request).
-pub(super) fn sees_vhost(api: &Api, vhost: &str) -> bool {
-    CALLER
-        .try_with(|c| c.sees_all() || api.broker.auth.permission(vhost, &c.name).is_some())
-        .unwrap_or(true)
+/// The caller's permission in one vhost, as the topology service checks it. A refusal
+/// is remembered so the adapter answers it as RabbitMQ's API does (401), while the
+/// operation's other errors keep their AMQP mapping.
+#[derive(Debug)]
+pub(super) struct CallerPermit<'a> {
+    grant: Grant,
+    db: &'a AuthDb,
+    refused: bool,
 }
 
-/// Whether the request's caller sees connections of `user` (true outside a request).
-pub(super) fn sees_user(user: &str) -> bool {
-    CALLER
-        .try_with(|c| c.sees_all() || c.name == user)
-        .unwrap_or(true)
-}
-
-/// The caller's topic permissions on `exchange` for `key`, when it is a topic exchange:
-/// the API publishes and binds as its caller, as RabbitMQ's does (over its own AMQP
-/// channel, with the same checks).
-pub(super) fn permit_topic(
-    api: &Api,
-    caller: &Caller,
-    vhost: &str,
-    exchange: &Exchange,
-    access: Access,
-    key: &str,
-) -> AmqpResult<()> {
-    if exchange.kind != ExchangeKind::Topic {
-        return Ok(());
-    }
-    api.broker.auth.topic_rules(vhost, &caller.name).check(
-        access,
-        &exchange.name,
-        key,
-        &caller.name,
-        vhost,
-    )
-}
-
-/// `%2F` and friends in a path segment.
-fn decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+impl<'a> CallerPermit<'a> {
+    pub(super) fn new(api: &'a Api, caller: &Caller, vhost: &str) -> CallerPermit<'a> {
+        CallerPermit {
+            grant: Grant::new(&api.broker.auth, &caller.name, vhost),
+            db: &api.broker.auth,
+            refused: false,
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
-/// The permission checks a changing request needs, as (access, resource name): the
-/// patterns apply to queue and exchange names alike.
-fn checks(method: &Method, kind: &str, rest: &[String]) -> Vec<(Access, String)> {
-    match (kind, rest, method.as_str()) {
-        ("queues" | "exchanges", [name], "PUT" | "DELETE") => {
-            vec![(Access::Configure, name.clone())]
-        }
-        ("queues", [name, action], "DELETE" | "POST")
-            if action == "contents" || action == "get" =>
-        {
-            vec![(Access::Read, name.clone())]
-        }
-        ("exchanges", [name, action], "POST") if action == "publish" => {
-            vec![(Access::Write, name.clone())]
-        }
-        ("bindings", [e, source, _, dest, ..], "POST" | "DELETE") if e == "e" => vec![
-            (Access::Write, dest.clone()),
-            (Access::Read, source.clone()),
-        ],
-        _ => Vec::new(),
+    /// Run one topology operation as the caller.
+    pub(super) fn run<T>(
+        &mut self,
+        op: impl FnOnce(&mut dyn Permit) -> AmqpResult<T>,
+    ) -> Result<T, ApiError> {
+        self.refused = false;
+        let result = op(self);
+        result.map_err(|e| {
+            if self.refused {
+                access_refused()
+            } else {
+                e.into()
+            }
+        })
     }
 }
 
-/// The middleware (after `authenticate`): vhost access and resource permissions for
-/// vhost-scoped paths, then the handler with the caller in scope for list filtering.
+impl Permit for CallerPermit<'_> {
+    fn check(&mut self, access: Access, kind: Resource, name: &str) -> AmqpResult {
+        let mut checked = Checked {
+            grant: &mut self.grant,
+            db: self.db,
+        };
+        checked
+            .check(access, kind, name)
+            .inspect_err(|_| self.refused = true)
+    }
+
+    fn check_topic(&mut self, access: Access, exchange: &str, key: &str) -> AmqpResult {
+        let mut checked = Checked {
+            grant: &mut self.grant,
+            db: self.db,
+        };
+        checked
+            .check_topic(access, exchange, key)
+            .inspect_err(|_| self.refused = true)
+    }
+}
+
+/// Routes whose `{vhost}` needs a permission in it (the vhost routes only to read).
+fn vhost_scoped(route: &str, method: &Method) -> bool {
+    [
+        "/api/queues/",
+        "/api/exchanges/",
+        "/api/bindings/",
+        "/api/consumers/",
+    ]
+    .iter()
+    .any(|p| route.starts_with(p))
+        || (route == "/api/vhosts/{vhost}" && method == Method::GET)
+}
+
+/// The middleware (after `authenticate`): a permission in the route's vhost. The vhost
+/// comes from axum's own path captures (decoded), never from re-reading the URI.
 pub(super) async fn authorize(State(api): State<Api>, req: Request, next: Next) -> Response {
     let Some(caller) = req.extensions().get::<Caller>().cloned() else {
         return ApiError::new(401, "not_authorised", "Login failed").into_response();
     };
-    let segments: Vec<String> = req
-        .uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(decode)
-        .collect();
-    if let [api_root, kind, vhost, rest @ ..] = segments.as_slice()
-        && api_root == "api"
-        && matches!(
-            kind.as_str(),
-            "queues" | "exchanges" | "bindings" | "consumers" | "vhosts"
-        )
-        && !(kind == "vhosts" && req.method() != Method::GET)
-        // A vhost that does not exist is the handler's 404, as in RabbitMQ.
-        && api.broker.vhost(vhost).is_some()
-    {
-        let permission = api.broker.auth.permission(vhost, &caller.name);
-        if permission.is_none() && !caller.is("administrator") {
-            return vhost_refused().into_response();
-        }
-        for (access, name) in checks(req.method(), kind, rest) {
-            let allowed = permission.as_ref().is_some_and(|p| p.allows(access, &name));
-            if !allowed {
-                return access_refused().into_response();
-            }
-        }
+    let scoped = req
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|m| vhost_scoped(m.as_str(), req.method()));
+    if !scoped {
+        return next.run(req).await;
     }
-    CALLER.scope(caller, next.run(req)).await
+    let (mut parts, body) = req.into_parts();
+    let vhost = match RawPathParams::from_request_parts(&mut parts, &()).await {
+        Ok(params) => params
+            .iter()
+            .find(|(k, _)| *k == "vhost")
+            .map(|(_, v)| v.to_string()),
+        Err(rejection) => return rejection.into_response(),
+    };
+    // A vhost that does not exist is the handler's 404, as in RabbitMQ.
+    if let Some(vhost) = vhost
+        && api.broker.vhost(&vhost).is_some()
+        && api.broker.auth.permission(&vhost, &caller.name).is_none()
+        && !caller.is("administrator")
+    {
+        return vhost_refused().into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 #[cfg(test)]
@@ -155,31 +138,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_vhost_segments() {
-        assert_eq!(decode("%2F"), "/");
-        assert_eq!(decode("a%20b"), "a b");
-        assert_eq!(decode("100%"), "100%");
-        assert_eq!(decode("%zz"), "%zz");
-    }
-
-    #[test]
-    fn changes_need_rabbitmqs_permissions() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            checks(&Method::PUT, "queues", &s(&["q"])),
-            vec![(Access::Configure, "q".to_string())]
-        );
-        assert_eq!(
-            checks(&Method::POST, "exchanges", &s(&["amq.default", "publish"])),
-            vec![(Access::Write, "amq.default".to_string())]
-        );
-        assert_eq!(
-            checks(&Method::POST, "bindings", &s(&["e", "x", "q", "q1"])),
-            vec![
-                (Access::Write, "q1".to_string()),
-                (Access::Read, "x".to_string())
-            ]
-        );
-        assert!(checks(&Method::GET, "queues", &s(&["q"])).is_empty());
+    fn vhost_routes_are_scoped_for_reading_only() {
+        assert!(vhost_scoped("/api/queues/{vhost}/{name}", &Method::PUT));
+        assert!(vhost_scoped("/api/vhosts/{vhost}", &Method::GET));
+        assert!(!vhost_scoped("/api/vhosts/{vhost}", &Method::PUT));
+        assert!(!vhost_scoped("/api/policies/{vhost}", &Method::GET));
     }
 }

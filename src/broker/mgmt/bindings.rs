@@ -3,14 +3,14 @@
 //! destination), between two objects (`GET`, `POST` creates), and one (`GET`, `DELETE`)
 //! by its `properties_key`.
 
+use super::authz::CallerPermit;
 use super::error::ApiError;
 use super::json::{self, table};
-use super::{Api, Caller, authz, body_json, exchange_name, listing};
-use crate::broker::auth::Access;
-use crate::broker::error::AmqpError;
-use crate::broker::exchange::{Binding, Dest};
+use super::{Api, Caller, body_json, exchange_name, listing};
+use crate::broker::model::exchange::Dest;
+use crate::broker::model::topology::{BindingSpec, Trusted};
+use crate::broker::model::vhost::VHost;
 use crate::broker::state::BrokerState;
-use crate::broker::vhost::VHost;
 use amq_protocol::types::FieldTable;
 use axum::Json;
 use axum::body::Bytes;
@@ -21,7 +21,6 @@ use base64::Engine;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -133,12 +132,13 @@ fn rows(v: &VHost) -> Vec<Row> {
 
 fn answer(
     api: &Api,
+    caller: &Caller,
     vhost: Option<&str>,
     keep: impl Fn(&Row) -> bool,
     q: &HashMap<String, String>,
 ) -> Result<Json<Value>, ApiError> {
     let mut items = Vec::new();
-    for v in api.scope(vhost)? {
+    for v in api.scope(caller, vhost)? {
         items.extend(
             rows(&v)
                 .iter()
@@ -151,21 +151,24 @@ fn answer(
 
 pub(super) async fn list_all(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    answer(&api, None, |_| true, &q)
+    answer(&api, &caller, None, |_| true, &q)
 }
 
 pub(super) async fn list_vhost(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path(vhost): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    answer(&api, Some(&vhost), |_| true, &q)
+    answer(&api, &caller, Some(&vhost), |_| true, &q)
 }
 
 pub(super) async fn of_queue(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -174,6 +177,7 @@ pub(super) async fn of_queue(
         .ok_or_else(ApiError::not_found)?;
     answer(
         &api,
+        &caller,
         Some(&vhost),
         |r| r.dest_type == "queue" && r.dest == name,
         &q,
@@ -182,6 +186,7 @@ pub(super) async fn of_queue(
 
 pub(super) async fn of_source(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -192,6 +197,7 @@ pub(super) async fn of_source(
     // The default exchange's implicit bindings are not listed as its own (RabbitMQ).
     answer(
         &api,
+        &caller,
         Some(&vhost),
         |r| !r.source.is_empty() && r.source == name,
         &q,
@@ -200,6 +206,7 @@ pub(super) async fn of_source(
 
 pub(super) async fn of_destination(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -209,6 +216,7 @@ pub(super) async fn of_destination(
         .ok_or_else(ApiError::not_found)?;
     answer(
         &api,
+        &caller,
         Some(&vhost),
         |r| r.dest_type == "exchange" && r.dest == name,
         &q,
@@ -226,6 +234,7 @@ fn dest_type(kind: &str) -> Result<&'static str, ApiError> {
 
 pub(super) async fn between(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, source, kind, dest)): Path<(String, String, String, String)>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -233,6 +242,7 @@ pub(super) async fn between(
     let source = exchange_name(&source).to_string();
     answer(
         &api,
+        &caller,
         Some(&vhost),
         |r| r.source == source && r.dest_type == dt && r.dest == dest,
         &q,
@@ -258,27 +268,35 @@ pub(super) async fn show(
         .ok_or_else(ApiError::not_found)
 }
 
-/// Both ends of a binding to create or remove: (source, destination).
-fn ends(
-    v: &VHost,
+/// A binding named by the API's path and a body's `routing_key` and `arguments`, as the
+/// topology service's request; `kind` is `q` or `e`.
+fn binding_spec(
     source: &str,
     kind: &str,
     dest: &str,
-) -> Result<(Arc<crate::broker::exchange::Exchange>, Dest), ApiError> {
-    let dt = dest_type(kind)?;
-    let d = if dt == "queue" {
-        Dest::Queue(v.queue_or_404(dest)?)
-    } else {
-        v.exchange_or_404(dest)?;
-        Dest::Exchange(dest.to_string())
+    key: String,
+    arguments: FieldTable,
+) -> Result<BindingSpec, ApiError> {
+    Ok(BindingSpec {
+        source: exchange_name(source).to_string(),
+        to_queue: dest_type(kind)? == "queue",
+        destination: dest.to_string(),
+        key,
+        arguments,
+        requester: None,
+    })
+}
+
+/// A body's `routing_key` (default empty) and `arguments`.
+fn key_and_arguments(body: &Value) -> Result<(String, FieldTable), ApiError> {
+    let key = match body.get("routing_key") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::bad_request("routing_key must be a string")),
     };
-    let source = exchange_name(source);
-    if source.is_empty() {
-        return Err(
-            AmqpError::access_refused("operation not permitted on the default exchange").into(),
-        );
-    }
-    Ok((v.exchange_or_404(source)?, d))
+    let args = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
+        .map_err(|e| ApiError::bad_request(format!("arguments: {e}")))?;
+    Ok((key, args))
 }
 
 /// `POST /api/bindings/{vhost}/e/{source}/q|e/{dest}` with `{"routing_key","arguments"}`:
@@ -289,62 +307,42 @@ pub(super) async fn create(
     Path((vhost, source, kind, dest)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body = body_json(&body)?;
-    if let (Some(v), Some(key)) = (api.broker.vhost(&vhost), body.get("routing_key"))
-        && let Some(x) = v.exchange(exchange_name(&source))
-    {
-        permit_topic_binding(&api, &caller, &vhost, &x, key.as_str().unwrap_or_default())?;
-    }
-    let location = create_binding(&api.broker, &vhost, &source, &kind, &dest, &body)?;
+    let v = api.vhost(&vhost)?;
+    let (key, args) = key_and_arguments(&body_json(&body)?)?;
+    let location = location(&dest, &key, &args);
+    let spec = binding_spec(&source, &kind, &dest, key, args)?;
+    let mut permit = CallerPermit::new(&api, &caller, &vhost);
+    permit.run(|p| {
+        let plan = v.plan_bind(p, spec)?;
+        v.apply_bind(plan);
+        Ok(())
+    })?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
 }
 
-/// Bind from a JSON object (`routing_key`, `arguments`), `kind` being `q` or `e`: the
-/// API's POST and a definitions import. Returns the binding's `Location`.
-pub(super) fn create_binding(
+/// A new binding's `Location`, relative to the request.
+fn location(dest: &str, key: &str, args: &FieldTable) -> String {
+    format!(
+        "{}/{}",
+        quote_plus(dest),
+        quote_plus(&properties_key(key, args))
+    )
+}
+
+/// A binding of a definitions import (an administrator's, unchecked as in RabbitMQ).
+pub(super) fn import_binding(
     broker: &BrokerState,
     vhost: &str,
     source: &str,
     kind: &str,
     dest: &str,
     body: &Value,
-) -> Result<String, ApiError> {
-    let v = broker.vhost(vhost).ok_or_else(ApiError::not_found)?;
-    let key = match body.get("routing_key") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ApiError::bad_request("routing_key must be a string")),
-    };
-    let args = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
-        .map_err(|e| ApiError::bad_request(format!("arguments: {e}")))?;
-    let (x, d) = ends(&v, source, kind, dest)?;
-    let location = format!(
-        "{}/{}",
-        quote_plus(dest),
-        quote_plus(&properties_key(&key, &args))
-    );
-    v.bind(
-        &x,
-        Binding {
-            dest: d,
-            routing_key: key,
-            arguments: args,
-        },
-    );
-    Ok(location)
-}
-
-/// The caller's topic read permission on a binding key; refused as RabbitMQ's API
-/// refuses it (401 `Access refused.`).
-fn permit_topic_binding(
-    api: &Api,
-    caller: &Caller,
-    vhost: &str,
-    x: &crate::broker::exchange::Exchange,
-    key: &str,
 ) -> Result<(), ApiError> {
-    authz::permit_topic(api, caller, vhost, x, Access::Read, key)
-        .map_err(|_| ApiError::new(401, "not_authorised", "Access refused."))
+    let v = broker.vhost(vhost).ok_or_else(ApiError::not_found)?;
+    let (key, args) = key_and_arguments(body)?;
+    let plan = v.plan_bind(&mut Trusted, binding_spec(source, kind, dest, key, args)?)?;
+    v.apply_bind(plan);
+    Ok(())
 }
 
 /// `DELETE /api/bindings/{vhost}/e/{source}/q|e/{dest}/{props}`.
@@ -354,28 +352,21 @@ pub(super) async fn delete(
     Path((vhost, source, kind, dest, props)): Path<(String, String, String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let v = api.vhost(&vhost)?;
-    let (x, d) = ends(&v, &source, &kind, &dest).map_err(|_| ApiError::not_found())?;
-    let found = x
-        .bindings
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .find(|b| {
-            let same_dest = match (&b.dest, &d) {
-                (Dest::Queue(a), Dest::Queue(c)) => Arc::ptr_eq(a, c),
-                (Dest::Exchange(a), Dest::Exchange(c)) => a == c,
-                _ => false,
-            };
-            same_dest && properties_key(&b.routing_key, &b.arguments) == props
+    let dt = dest_type(&kind)?;
+    let source_name = exchange_name(&source).to_string();
+    let found = rows(&v)
+        .into_iter()
+        .find(|r| {
+            !r.source.is_empty()
+                && r.source == source_name
+                && r.dest_type == dt
+                && r.dest == dest
+                && properties_key(&r.key, &r.args) == props
         })
-        .map(|b| (b.routing_key.clone(), b.arguments.clone()));
-    let Some((key, args)) = found else {
-        return Err(ApiError::not_found());
-    };
-    permit_topic_binding(&api, &caller, &vhost, &x, &key)?;
-    if v.unbind(&x, &d, &key, &args) && x.auto_delete && x.binding_count() == 0 {
-        v.delete_exchange(&x.name);
-    }
+        .ok_or_else(ApiError::not_found)?;
+    let spec = binding_spec(&source, &kind, &dest, found.key, found.args)?;
+    let mut permit = CallerPermit::new(&api, &caller, &vhost);
+    permit.run(|p| v.unbind_checked(p, spec))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

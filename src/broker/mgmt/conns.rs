@@ -3,16 +3,15 @@
 
 use super::error::ApiError;
 use super::json::table;
-use super::{Api, listing};
-use crate::broker::queue::Queue;
-use crate::broker::registry::{ChannelEntry, ConnEntry};
+use super::{Api, Caller, listing};
+use crate::broker::amqp::registry::{ChannelEntry, ConnEntry};
+use crate::broker::model::queue::Queue;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -44,7 +43,7 @@ fn connection_json(c: &ConnEntry, node: &str) -> Value {
         .client_properties
         .inner()
         .get("connection_name")
-        .and_then(crate::broker::queue_args::as_string)
+        .and_then(crate::broker::model::args::as_string)
     {
         v["user_provided_name"] = json!(name);
     }
@@ -53,12 +52,12 @@ fn connection_json(c: &ConnEntry, node: &str) -> Value {
 
 fn channel_json(c: &ConnEntry, ch: &ChannelEntry, node: &str) -> Value {
     let (unacked, consumers, global) = {
-        let st = ch.shared.lock();
+        let st = ch.shared().lock();
         (st.unacked.len(), st.consumers.len(), st.global_prefetch)
     };
     json!({
         "acks_uncommitted": 0,
-        "confirm": ch.confirm.load(Ordering::Relaxed),
+        "confirm": ch.confirm(),
         "connection_details": {
             "name": c.name,
             "peer_host": c.peer.ip().to_string(),
@@ -69,12 +68,12 @@ fn channel_json(c: &ConnEntry, ch: &ChannelEntry, node: &str) -> Value {
         "messages_unacknowledged": unacked,
         "messages_uncommitted": 0,
         "messages_unconfirmed": 0,
-        "name": c.channel_name(ch.shared.id),
+        "name": c.channel_name(ch.shared().id),
         "node": node,
-        "number": ch.shared.id,
-        "prefetch_count": ch.prefetch.load(Ordering::Relaxed),
+        "number": ch.shared().id,
+        "prefetch_count": ch.prefetch(),
         "state": "running",
-        "transactional": ch.transactional.load(Ordering::Relaxed),
+        "transactional": ch.transactional(),
         "user": c.user,
         "user_who_performed_action": c.user,
         "vhost": c.vhost,
@@ -83,19 +82,20 @@ fn channel_json(c: &ConnEntry, ch: &ChannelEntry, node: &str) -> Value {
 
 pub(super) async fn connections(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     let node = api.node();
     let items = api
-        .connections()
+        .connections(&caller)
         .iter()
         .map(|c| connection_json(c, &node))
         .collect();
     Ok(Json(listing::respond(items, &q)?))
 }
 
-fn by_name(api: &Api, name: &str) -> Result<Arc<ConnEntry>, ApiError> {
-    api.connections()
+fn by_name(api: &Api, caller: &Caller, name: &str) -> Result<Arc<ConnEntry>, ApiError> {
+    api.connections(caller)
         .into_iter()
         .find(|c| c.name == name)
         .ok_or_else(ApiError::not_found)
@@ -103,19 +103,24 @@ fn by_name(api: &Api, name: &str) -> Result<Arc<ConnEntry>, ApiError> {
 
 pub(super) async fn connection(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(connection_json(&*by_name(&api, &name)?, &api.node())))
+    Ok(Json(connection_json(
+        &*by_name(&api, &caller, &name)?,
+        &api.node(),
+    )))
 }
 
 /// Close a connection as RabbitMQ does: connection.close 320 with the `X-Reason`
 /// header's text (default "Closed via management plugin"); 204 at once.
 pub(super) async fn close_connection(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let c = by_name(&api, &name)?;
+    let c = by_name(&api, &caller, &name)?;
     let reason = headers
         .get("x-reason")
         .and_then(|h| h.to_str().ok())
@@ -140,24 +145,26 @@ fn channel_items(api: &Api, conns: &[Arc<ConnEntry>]) -> Vec<Value> {
 
 pub(super) async fn channels(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = channel_items(&api, &api.connections());
+    let items = channel_items(&api, &api.connections(&caller));
     Ok(Json(listing::respond(items, &q)?))
 }
 
 pub(super) async fn channels_of(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = channel_items(&api, &[by_name(&api, &name)?]);
+    let items = channel_items(&api, &[by_name(&api, &caller, &name)?]);
     Ok(Json(listing::respond(items, &q)?))
 }
 
-fn consumers(api: &Api, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
+fn consumers(api: &Api, caller: &Caller, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
-    for v in api.scope(vhost)? {
+    for v in api.scope(caller, vhost)? {
         let mut queues: Vec<_> = v.queue_list();
         queues.sort_by(|a, b| a.name.cmp(&b.name));
         for q in queues {
@@ -219,15 +226,20 @@ pub(super) fn queue_consumers(api: &Api, q: &Arc<Queue>) -> Vec<Value> {
 
 pub(super) async fn consumers_all(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(listing::respond(consumers(&api, None)?, &q)?))
+    Ok(Json(listing::respond(consumers(&api, &caller, None)?, &q)?))
 }
 
 pub(super) async fn consumers_vhost(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path(vhost): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(listing::respond(consumers(&api, Some(&vhost))?, &q)?))
+    Ok(Json(listing::respond(
+        consumers(&api, &caller, Some(&vhost))?,
+        &q,
+    )?))
 }

@@ -7,14 +7,14 @@
 //! policies.
 
 use super::Api;
-use super::bindings::{self, create_binding};
+use super::bindings::{self, import_binding};
 use super::error::ApiError;
-use super::exchanges::declare_exchange;
+use super::exchanges::import_exchange;
 use super::json::table;
 use super::overview::COMPATIBLE_VERSION;
 use super::policies::escape_html_tags;
-use super::queues::declare_queue;
-use crate::broker::auth::records;
+use super::queues::import_queue;
+use crate::broker::access::records;
 use crate::broker::state::BrokerState;
 use axum::Json;
 use axum::body::Bytes;
@@ -26,7 +26,7 @@ pub(super) async fn export(State(api): State<Api>) -> Json<Value> {
     let b = &api.broker;
     let mut doc = b.access_doc();
     let (mut queues, mut exchanges, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
-    for v in api.vhosts() {
+    for v in api.all_vhosts() {
         let mut qs = v.queue_list();
         qs.retain(|q| q.exclusive_owner.is_none());
         qs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -101,12 +101,12 @@ pub(crate) fn import_topology(broker: &BrokerState, doc: &Value) -> Result<(), S
             continue;
         }
         let what = format!("exchange '{name}' in vhost '{vhost}'");
-        declare_exchange(broker, vhost, name, &x).map_err(|e| fail(what, e))?;
+        import_exchange(broker, &vhost, name, &x).map_err(|e| fail(what, e))?;
     }
     for q in list("queues") {
         let (vhost, name) = (field(&q, "vhost")?, field(&q, "name")?);
         let what = format!("queue '{name}' in vhost '{vhost}'");
-        declare_queue(broker, vhost, name, &q).map_err(|e| fail(what, e))?;
+        import_queue(broker, &vhost, name, &q).map_err(|e| fail(what, e))?;
     }
     for b in list("bindings") {
         let vhost = field(&b, "vhost")?;
@@ -118,7 +118,7 @@ pub(crate) fn import_topology(broker: &BrokerState, doc: &Value) -> Result<(), S
             other => return Err(format!("binding: unknown destination_type '{other}'")),
         };
         let what = format!("binding of '{source}' to '{dest}' in vhost '{vhost}'");
-        create_binding(broker, &vhost, &source, kind, &dest, &b).map_err(|e| fail(what, e))?;
+        import_binding(broker, &vhost, &source, kind, &dest, &b).map_err(|e| fail(what, e))?;
     }
     Ok(())
 }

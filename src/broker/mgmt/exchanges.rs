@@ -1,17 +1,22 @@
 //! `/api/exchanges`: list (all, per vhost, one), `PUT` declare, `DELETE` (`if-unused`),
 //! and `POST .../publish` answering `{"routed": bool}`.
 
+use super::authz::CallerPermit;
 use super::error::ApiError;
 use super::json::{self, table};
-use super::{Api, Caller, authz, body_bool, body_json, exchange_name, listing};
-use crate::broker::auth::Access;
-use crate::broker::counters::Stat;
-use crate::broker::exchange::{Exchange, ExchangeKind};
-use crate::broker::message::{Message, encode_header};
-use crate::broker::queue::Enqueued;
-use crate::broker::queue_args::assert_args_equivalent;
+use super::queues::declared_status;
+use super::{Api, Caller, body_bool, body_json, exchange_name, listing};
+use crate::broker::access::{Access, Resource};
+use crate::broker::error::AmqpResult;
+use crate::broker::model::exchange::{Exchange, ExchangeKind};
+use crate::broker::model::message::Message;
+use crate::broker::model::queue::Enqueued;
+use crate::broker::model::topology::{Declared, ExchangeDeclare, Permit, Trusted, permit_topic};
+use crate::broker::model::vhost::VHost;
+use crate::broker::ops::counters::Stat;
 use crate::broker::state::BrokerState;
-use crate::broker::vhost::VHost;
+use crate::broker::store::background;
+use crate::codec::header::encode_header;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
@@ -68,17 +73,22 @@ fn list(vhosts: Vec<Arc<VHost>>) -> Vec<Value> {
 
 pub(super) async fn list_all(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(listing::respond(list(api.scope(None)?), &q)?))
+    Ok(Json(listing::respond(list(api.scope(&caller, None)?), &q)?))
 }
 
 pub(super) async fn list_vhost(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path(vhost): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(listing::respond(list(api.scope(Some(&vhost))?), &q)?))
+    Ok(Json(listing::respond(
+        list(api.scope(&caller, Some(&vhost))?),
+        &q,
+    )?))
 }
 
 pub(super) async fn show(
@@ -92,97 +102,75 @@ pub(super) async fn show(
     Ok(Json(exchange_json(&x, &v.name)))
 }
 
-/// `PUT /api/exchanges/{vhost}/{name}` with `{"type","durable","auto_delete","internal","arguments"}`.
-pub(super) async fn declare(
-    State(api): State<Api>,
-    Path((vhost, name)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    declare_exchange(&api.broker, vhost, name, &body_json(&body)?)
-}
-
-/// Declare an exchange from a JSON object (`type`, `durable`, `auto_delete`, `internal`,
-/// `arguments`): the API's PUT and a definitions import.
-pub(super) fn declare_exchange(
-    broker: &BrokerState,
-    vhost: String,
-    name: String,
-    body: &Value,
-) -> Result<StatusCode, ApiError> {
-    let v = broker.vhost(&vhost).ok_or_else(ApiError::vhost_not_found)?;
-    let kind_name = body
+/// Read a declare's body. RabbitMQ's API refuses the default and `amq.*` exchanges
+/// before anything else.
+fn exchange_request(name: &str, body: &Value) -> Result<ExchangeDeclare, ApiError> {
+    let kind = body
         .get("type")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_request("type missing"))?;
-    let kind = ExchangeKind::parse(kind_name)
-        .ok_or_else(|| ApiError::bad_request(format!("unknown exchange type '{kind_name}'")))?;
-    let durable = body_bool(body, "durable", false)?;
-    let auto_delete = body_bool(body, "auto_delete", false)?;
-    let internal = body_bool(body, "internal", false)?;
-    let arguments = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
-        .map_err(|e| ApiError::bad_request(format!("arguments: {e}")))?;
+    if ExchangeKind::parse(kind).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "unknown exchange type '{kind}'"
+        )));
+    }
+    let req = ExchangeDeclare {
+        name: name.to_string(),
+        kind: kind.to_string(),
+        durable: body_bool(body, "durable", false)?,
+        auto_delete: body_bool(body, "auto_delete", false)?,
+        internal: body_bool(body, "internal", false)?,
+        arguments: json::to_table(body.get("arguments").unwrap_or(&Value::Null))
+            .map_err(|e| ApiError::bad_request(format!("arguments: {e}")))?,
+    };
     if name == super::DEFAULT_EXCHANGE || name.starts_with("amq.") {
         return Err(refused());
     }
-    let declared = Arc::new(Exchange::new(
-        &name,
-        kind,
-        durable,
-        auto_delete,
-        internal,
-        arguments.clone(),
-    ));
-    let (x, created) = crate::broker::store::background::blocking(|| v.declare_exchange(declared))?;
-    if created {
-        return Ok(StatusCode::CREATED);
-    }
-    let inequivalent = |arg: &str, received: String, current: String| {
-        ApiError::bad_request(format!(
-            "inequivalent arg '{arg}' for exchange '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
-        ))
-    };
-    if x.kind != kind {
-        return Err(inequivalent(
-            "type",
-            kind_name.into(),
-            x.kind.as_str().into(),
-        ));
-    }
-    if x.durable != durable {
-        return Err(inequivalent(
-            "durable",
-            durable.to_string(),
-            x.durable.to_string(),
-        ));
-    }
-    if x.auto_delete != auto_delete {
-        return Err(inequivalent(
-            "auto_delete",
-            auto_delete.to_string(),
-            x.auto_delete.to_string(),
-        ));
-    }
-    if x.internal != internal {
-        return Err(inequivalent(
-            "internal",
-            internal.to_string(),
-            x.internal.to_string(),
-        ));
-    }
-    assert_args_equivalent(
-        &arguments,
-        &x.arguments,
-        &["alternate-exchange"],
-        "exchange",
-        &name,
-        &vhost,
-    )?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(req)
+}
+
+/// exchange.declare through the topology service.
+fn apply(v: &VHost, r: ExchangeDeclare, permit: &mut dyn Permit) -> AmqpResult<Declared<Exchange>> {
+    let plan = v.plan_exchange(permit, r)?;
+    // A durable exchange's definitions record is disk work.
+    background::blocking(|| v.apply_exchange(plan))
+}
+
+/// `PUT /api/exchanges/{vhost}/{name}`: declare (201), or check an existing exchange is
+/// equivalent (204), as exchange.declare would — the same topology operation, with the
+/// caller's permissions.
+pub(super) async fn declare(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let v = api
+        .broker
+        .vhost(&vhost)
+        .ok_or_else(ApiError::vhost_not_found)?;
+    let req = exchange_request(&name, &body_json(&body)?)?;
+    let mut permit = CallerPermit::new(&api, &caller, &vhost);
+    let declared = permit.run(|p| apply(&v, req, p))?;
+    Ok(declared_status(&declared))
+}
+
+/// An exchange of a definitions import (an administrator's, unchecked as in RabbitMQ).
+pub(super) fn import_exchange(
+    broker: &BrokerState,
+    vhost: &str,
+    name: String,
+    body: &Value,
+) -> Result<(), ApiError> {
+    let v = broker.vhost(vhost).ok_or_else(ApiError::vhost_not_found)?;
+    apply(&v, exchange_request(&name, body)?, &mut Trusted)?;
+    Ok(())
 }
 
 /// `DELETE /api/exchanges/{vhost}/{name}[?if-unused=true]`.
 pub(super) async fn delete(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, name)): Path<(String, String)>,
     Query(params): Params,
 ) -> Result<StatusCode, ApiError> {
@@ -193,12 +181,9 @@ pub(super) async fn delete(
     if x.name.is_empty() || x.name.starts_with("amq.") {
         return Err(refused());
     }
-    if params.get("if-unused").is_some_and(|s| s == "true") && x.binding_count() > 0 {
-        return Err(ApiError::bad_request(format!(
-            "exchange '{name}' in vhost '{vhost}' in use"
-        )));
-    }
-    v.delete_exchange(&x.name);
+    let if_unused = params.get("if-unused").is_some_and(|s| s == "true");
+    let mut permit = CallerPermit::new(&api, &caller, &vhost);
+    permit.run(|p| v.delete_exchange_checked(p, &x.name, if_unused))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -212,6 +197,9 @@ pub(super) async fn publish(
 ) -> Result<Json<Value>, ApiError> {
     let v = api.vhost(&vhost)?;
     let body = body_json(&body)?;
+    // Publishing needs write on the exchange, as basic.publish does.
+    let mut permit = CallerPermit::new(&api, &caller, &vhost);
+    permit.run(|p| p.check(Access::Write, Resource::Exchange, exchange_name(&name)))?;
     let x = v.exchange(exchange_name(&name)).ok_or_else(|| {
         ApiError::bad_request(format!(
             "404 NOT_FOUND - no exchange '{name}' in vhost '{vhost}'"
@@ -228,7 +216,7 @@ pub(super) async fn publish(
         .ok_or_else(|| ApiError::bad_request("routing_key missing"))?
         .to_string();
     // A channel error of RabbitMQ's own publishing channel: 400 with code and text.
-    authz::permit_topic(&api, &caller, &vhost, &x, Access::Write, &routing_key)
+    permit_topic(&mut permit, Access::Write, &x, &routing_key)
         .map_err(|e| ApiError::bad_request(format!("{} {}", e.code, e.text)))?;
     let payload = body
         .get("payload")

@@ -3,7 +3,7 @@
 //! a task accepts sockets and runs each handshake on its own task (bounded by the
 //! handshake timeout), and the listener hands axum the finished streams.
 
-use crate::broker::tls::handshake;
+use crate::broker::wire::tls::handshake;
 use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -36,7 +36,7 @@ impl Listener {
                 let (stream, peer) = match listener.accept().await {
                     Ok(a) => a,
                     Err(e) => {
-                        crate::broker::log::error(format_args!("management API accept: {e}"));
+                        tracing::error!("management API accept: {e}");
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }

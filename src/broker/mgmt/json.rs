@@ -1,7 +1,7 @@
 //! AMQP field tables and message properties as the management API writes and reads them
 //! (rabbit_mgmt_format): integers, strings, booleans, nested tables and arrays.
 
-use crate::broker::bounds::{MAX_TABLE_DEPTH, cut};
+use crate::codec::bounds::{MAX_TABLE_DEPTH, cut};
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
 use serde_json::{Map, Value, json};

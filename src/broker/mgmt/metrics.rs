@@ -4,7 +4,7 @@
 
 use super::Api;
 use super::stats::broker_totals;
-use crate::broker::counters::Stat;
+use crate::broker::ops::counters::Stat;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -19,7 +19,7 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
 
 pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     let (mut ready, mut unacked, mut consumers, mut queues) = (0u64, 0u64, 0u64, 0u64);
-    for v in api.vhosts() {
+    for v in api.all_vhosts() {
         let qs: Vec<_> = v.queue_list();
         queues += qs.len() as u64;
         for q in qs {
@@ -35,7 +35,7 @@ pub(super) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     let n = |s: Stat| t[s as usize];
     // No RabbitMQ name for this one: rmq's group commit, for the durability benchmark.
     let fsyncs = api
-        .vhosts()
+        .all_vhosts()
         .iter()
         .find_map(|v| {
             v.store

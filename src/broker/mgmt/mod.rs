@@ -1,8 +1,9 @@
 //! The RabbitMQ-compatible management HTTP API of `rmq serve` (the subset tools use, with
 //! RabbitMQ 3.10's JSON field names, status codes and error bodies), plus Prometheus
 //! `/metrics`. It reads broker state through accessors and changes it through the same
-//! vhost operations AMQP uses, so both paths see one truth.
+//! vhost operations AMQP uses (`model::topology`), so both paths see one truth.
 //!
+//! - `authz`     the caller's vhost access, and its permission as the topology service checks it
 //! - `error`     RabbitMQ's `{"error","reason"}` answers and AMQP error mapping
 //! - `listing`   paging, filtering, sorting and column selection shared by list endpoints
 //! - `json`      field tables and message properties to and from JSON
@@ -39,7 +40,7 @@ mod stats;
 mod topic_permissions;
 
 use super::state::BrokerState;
-use super::vhost::VHost;
+use crate::broker::model::vhost::VHost;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
@@ -157,7 +158,7 @@ pub(crate) async fn serve(
     };
     sampler.abort();
     if let Err(e) = result {
-        super::log::error(format_args!("management API stopped: {e}"));
+        tracing::error!("management API stopped: {e}");
     }
 }
 
@@ -398,33 +399,42 @@ impl Api {
         self.broker.vhost(name).ok_or_else(ApiError::not_found)
     }
 
-    /// Every vhost the caller may see, by name.
-    fn vhosts(&self) -> Vec<Arc<VHost>> {
+    /// Every vhost, by name: `/metrics` and a definitions export (an administrator's).
+    fn all_vhosts(&self) -> Vec<Arc<VHost>> {
         let mut v: Vec<_> = self
             .broker
             .vhosts
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|v| authz::sees_vhost(self, &v.name))
             .cloned()
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
-    /// One vhost, or every vhost when `None` (the `/api/x` vs `/api/x/{vhost}` lists).
-    fn scope(&self, vhost: Option<&str>) -> Result<Vec<Arc<VHost>>, ApiError> {
+    /// Every vhost `caller` may see, by name.
+    fn vhosts(&self, caller: &Caller) -> Vec<Arc<VHost>> {
+        let mut v = self.all_vhosts();
+        v.retain(|v| {
+            caller.sees_all() || self.broker.auth.permission(&v.name, &caller.name).is_some()
+        });
+        v
+    }
+
+    /// One vhost, or every vhost `caller` sees when `None` (the `/api/x` vs
+    /// `/api/x/{vhost}` lists).
+    fn scope(&self, caller: &Caller, vhost: Option<&str>) -> Result<Vec<Arc<VHost>>, ApiError> {
         match vhost {
             Some(v) => Ok(vec![self.vhost(v)?]),
-            None => Ok(self.vhosts()),
+            None => Ok(self.vhosts(caller)),
         }
     }
 
-    /// The open connections the caller may see (its own, unless it sees all).
-    fn connections(&self) -> Vec<Arc<crate::broker::registry::ConnEntry>> {
+    /// The open connections `caller` may see (its own, unless it sees all).
+    fn connections(&self, caller: &Caller) -> Vec<Arc<crate::broker::amqp::registry::ConnEntry>> {
         let mut all = self.broker.registry.connections();
-        all.retain(|c| authz::sees_user(&c.user));
+        all.retain(|c| caller.sees_all() || c.user == caller.name);
         all
     }
 

@@ -2,11 +2,11 @@
 
 use super::error::ApiError;
 use super::stats::{broker_totals, message_stats, vhost_totals};
-use super::{Api, listing};
-use crate::broker::counters::ALL;
-use crate::broker::vhost::VHost;
+use super::{Api, Caller, listing};
+use crate::broker::model::vhost::VHost;
+use crate::broker::ops::counters::ALL;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,10 +29,13 @@ fn queue_sums(v: &VHost) -> (u64, u64, u64, u64) {
     s
 }
 
-pub(super) async fn overview(State(api): State<Api>) -> Json<Value> {
+pub(super) async fn overview(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Value> {
     let node = api.node();
     let (mut ready, mut unacked, mut consumers, mut queues, mut exchanges) = (0, 0, 0, 0, 0);
-    for v in api.vhosts() {
+    for v in api.vhosts(&caller) {
         let s = queue_sums(&v);
         ready += s.0;
         unacked += s.1;
@@ -133,9 +136,14 @@ fn vhost_json(api: &Api, v: &VHost) -> Value {
 
 pub(super) async fn vhosts(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = api.vhosts().iter().map(|v| vhost_json(&api, v)).collect();
+    let items = api
+        .vhosts(&caller)
+        .iter()
+        .map(|v| vhost_json(&api, v))
+        .collect();
     Ok(Json(listing::respond(items, &q)?))
 }
 

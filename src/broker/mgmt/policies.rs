@@ -10,8 +10,8 @@
 
 use super::error::ApiError;
 use super::{Api, Caller, body_json, listing};
-use crate::broker::policy::{self, Policy, PolicyKind};
-use crate::broker::vhost::VHost;
+use crate::broker::model::policy::{self, Policy, PolicyKind};
+use crate::broker::model::vhost::VHost;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
@@ -99,9 +99,10 @@ fn list(
 async fn list_all(
     kind: PolicyKind,
     api: Api,
+    caller: Caller,
     q: HashMap<String, String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(list(kind, &api.vhosts(), &q)?))
+    Ok(Json(list(kind, &api.vhosts(&caller), &q)?))
 }
 
 async fn list_vhost(
@@ -196,16 +197,18 @@ fn saved(api: &Api, status: StatusCode) -> Result<StatusCode, ApiError> {
 
 pub(super) async fn policies(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    list_all(PolicyKind::User, api, q).await
+    list_all(PolicyKind::User, api, caller, q).await
 }
 
 pub(super) async fn operator_policies(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    list_all(PolicyKind::Operator, api, q).await
+    list_all(PolicyKind::Operator, api, caller, q).await
 }
 
 pub(super) async fn policies_of(

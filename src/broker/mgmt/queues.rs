@@ -1,21 +1,20 @@
 //! `/api/queues`: list (all, per vhost, one), `PUT` declare, `DELETE` (`if-empty`,
 //! `if-unused`), `DELETE .../contents` (purge) and `POST .../get`.
 
+use super::authz::{CallerPermit, access_refused};
 use super::error::ApiError;
 use super::json::{self, table};
 use super::stats::{QUEUE_STATS, message_stats};
-use super::{Api, body_bool, body_json, listing};
-use crate::broker::error::AmqpError;
-use crate::broker::methods_queue::queue_type as declared_type;
-use crate::broker::queue::{Queue, QueueSpec};
-use crate::broker::queue_args::{
-    DeclaredAs, QueueArgs, as_string, assert_equivalent, check_queue_type,
-};
+use super::{Api, Caller, body_bool, body_json, listing};
+use crate::broker::access::{Access, Resource};
+use crate::broker::model::args::as_string;
+use crate::broker::model::queue::Queue;
+use crate::broker::model::topology::{Declared, QueueDeclare, Trusted};
+use crate::broker::model::vhost::{VHost, notify_cancelled};
 use crate::broker::state::BrokerState;
-use crate::broker::vhost::VHost;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use serde_json::{Value, json};
@@ -97,18 +96,20 @@ fn list(api: &Api, vhosts: Vec<Arc<VHost>>, q: &HashMap<String, String>) -> Vec<
 
 pub(super) async fn list_all(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = list(&api, api.scope(None)?, &q);
+    let items = list(&api, api.scope(&caller, None)?, &q);
     Ok(Json(listing::respond(items, &q)?))
 }
 
 pub(super) async fn list_vhost(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path(vhost): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = list(&api, api.scope(Some(&vhost))?, &q);
+    let items = list(&api, api.scope(&caller, Some(&vhost))?, &q);
     Ok(Json(listing::respond(items, &q)?))
 }
 
@@ -134,103 +135,95 @@ pub(super) async fn show(
     Ok(Json(v))
 }
 
-/// `PUT /api/queues/{vhost}/{name}`: declare (201), or check an existing queue is
-/// equivalent (204), as queue.declare would; nothing changes on error.
-pub(super) async fn declare(
-    State(api): State<Api>,
-    Path((vhost, name)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    declare_queue(&api.broker, vhost, name, &body_json(&body)?)
-}
-
-/// Declare a queue from a JSON object (`durable`, `auto_delete`, `arguments`): the API's
-/// PUT and a definitions import.
-pub(super) fn declare_queue(
-    broker: &BrokerState,
-    vhost: String,
-    name: String,
-    body: &Value,
-) -> Result<StatusCode, ApiError> {
-    let v = broker.vhost(&vhost).ok_or_else(ApiError::vhost_not_found)?;
+/// A declare's JSON body (`durable`, `auto_delete`, `arguments`) as the topology
+/// service's request. RabbitMQ's API refuses `amq.*` names before anything else.
+fn queue_request(name: String, body: &Value) -> Result<QueueDeclare, ApiError> {
     let durable = body_bool(body, "durable", false)?;
     let auto_delete = body_bool(body, "auto_delete", false)?;
     let arguments = json::to_table(body.get("arguments").unwrap_or(&Value::Null))
         .map_err(|e| ApiError::bad_request(format!("arguments: {e}")))?;
     if name.starts_with("amq.") {
-        return Err(ApiError::new(401, "not_authorised", "Access refused."));
+        return Err(access_refused());
     }
-    let args = QueueArgs::parse(&arguments, &name, &vhost)?;
-    // An unsupported type (stream) is refused before anything is created, and a quorum
-    // queue declared as one cannot be (the same check as over AMQP).
-    declared_type(&arguments)?;
-    let declared = DeclaredAs {
+    Ok(QueueDeclare {
+        name,
+        server_named: false,
         durable,
         exclusive: false,
         auto_delete,
-        server_named: false,
-    };
-    check_queue_type(&arguments, &args, declared, &name, &vhost)?;
-    let spec = QueueSpec {
-        name: name.clone(),
-        durable,
-        exclusive_owner: None,
-        auto_delete,
-        arguments: arguments.clone(),
-        args,
-    };
-    let (q, created) = v.declare_queue(spec, durable)?;
-    if created {
-        return Ok(StatusCode::CREATED);
+        arguments,
+        requester: None,
+    })
+}
+
+/// 201 for a new object, 204 for an equivalent existing one.
+pub(super) fn declared_status<T>(d: &Declared<T>) -> StatusCode {
+    if d.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
     }
-    let inequivalent = |arg: &str, received: bool, current: bool| {
-        ApiError::bad_request(format!(
-            "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
-        ))
-    };
-    if q.durable != durable {
-        return Err(inequivalent("durable", durable, q.durable));
-    }
-    if q.auto_delete != auto_delete {
-        return Err(inequivalent("auto_delete", auto_delete, q.auto_delete));
-    }
-    if q.exclusive_owner.is_some() {
-        return Err(AmqpError::locked(&name, &vhost).into());
-    }
-    assert_equivalent(&arguments, &q.arguments.table(), &name, &vhost)?;
-    q.touch();
-    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /api/queues/{vhost}/{name}`: declare (201), or check an existing queue is
+/// equivalent (204), as queue.declare would — the same topology operation, with the
+/// caller's permissions; nothing changes on error.
+pub(super) async fn declare(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let v = api
+        .broker
+        .vhost(&vhost)
+        .ok_or_else(ApiError::vhost_not_found)?;
+    let req = queue_request(name, &body_json(&body)?)?;
+    let mut permit = CallerPermit::new(&api, &caller, &vhost);
+    let declared = permit.run(|p| v.apply_queue(v.plan_queue(p, req)?))?;
+    Ok(declared_status(&declared))
+}
+
+/// A queue of a definitions import (an administrator's, unchecked as in RabbitMQ).
+pub(super) fn import_queue(
+    broker: &BrokerState,
+    vhost: &str,
+    name: String,
+    body: &Value,
+) -> Result<(), ApiError> {
+    let v = broker.vhost(vhost).ok_or_else(ApiError::vhost_not_found)?;
+    let req = queue_request(name, body)?;
+    v.apply_queue(v.plan_queue(&mut Trusted, req)?)?;
+    Ok(())
 }
 
 /// `DELETE /api/queues/{vhost}/{name}[?if-empty=true&if-unused=true]`.
 pub(super) async fn delete(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, name)): Path<(String, String)>,
     Query(params): Params,
 ) -> Result<StatusCode, ApiError> {
-    let (v, q) = find(&api, &vhost, &name)?;
-    let (ready, _, consumers) = q.counts();
-    if params.get("if-unused").is_some_and(|s| s == "true") && consumers > 0 {
-        return Err(ApiError::bad_request(format!(
-            "queue '{name}' in vhost '{vhost}' in use"
-        )));
-    }
-    if params.get("if-empty").is_some_and(|s| s == "true") && ready > 0 {
-        return Err(ApiError::bad_request(format!(
-            "queue '{name}' in vhost '{vhost}' not empty"
-        )));
-    }
-    v.delete_queue(&q);
+    let (v, _) = find(&api, &vhost, &name)?;
+    let flag = |k: &str| params.get(k).is_some_and(|s| s == "true");
+    let mut permit = CallerPermit::new(&api, &caller, &vhost);
+    let q = permit
+        .run(|p| v.plan_queue_delete(p, &name, None, flag("if-unused"), flag("if-empty")))?
+        .ok_or_else(ApiError::not_found)?;
+    let (_, consumers) = v.apply_queue_delete(&q);
+    notify_cancelled(consumers);
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/queues/{vhost}/{name}/contents`: queue.purge.
 pub(super) async fn purge(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, q) = find(&api, &vhost, &name)?;
-    q.purge();
+    let (v, _) = find(&api, &vhost, &name)?;
+    let mut permit = CallerPermit::new(&api, &caller, &vhost);
+    permit.run(|p| v.purge(p, &name, None))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -248,10 +241,14 @@ enum AckMode {
 /// `POST /api/queues/{vhost}/{name}/get` with `{"count","ackmode","encoding","truncate"}`.
 pub(super) async fn get_messages(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let (_, q) = find(&api, &vhost, &name)?;
+    // Taking messages is basic.get's read.
+    CallerPermit::new(&api, &caller, &vhost)
+        .run(|p| p.check(Access::Read, Resource::Queue, &name))?;
     let body = body_json(&body)?;
     let count = body
         .get("count")

@@ -3,9 +3,9 @@
 //! Totals are always read live; only the `_details.rate` values are as of the last sample.
 
 use super::json::rate;
-use crate::broker::counters::{ALL, Counters, Stat};
+use crate::broker::model::vhost::VHost;
+use crate::broker::ops::counters::{ALL, Counters, Stat};
 use crate::broker::state::BrokerState;
-use crate::broker::vhost::VHost;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

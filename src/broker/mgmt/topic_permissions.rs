@@ -7,7 +7,7 @@
 
 use super::error::ApiError;
 use super::{Api, body_json, listing};
-use crate::broker::auth::topic::TopicPermission;
+use crate::broker::access::topic::TopicPermission;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

@@ -92,10 +92,10 @@ impl Background {
             };
             // A job that panics (a bug) must not take the store's thread with it.
             if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
-                crate::broker::log::error(format_args!(
+                tracing::error!(
                     "a store job failed: {}",
                     crate::broker::log::panic_text(&*panic)
-                ));
+                );
             }
         }
     }

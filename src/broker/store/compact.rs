@@ -398,7 +398,5 @@ impl QueueLog {
 }
 
 fn report(e: &io::Error, no: u64) {
-    crate::broker::log::error(format_args!(
-        "cannot compact segment {no} of a queue log: {e}"
-    ));
+    tracing::error!("cannot compact segment {no} of a queue log: {e}");
 }

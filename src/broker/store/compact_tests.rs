@@ -4,9 +4,10 @@
 use super::compact::DEAD_RATIO;
 use super::live::Liveness;
 use super::log_task::{self, LogAccess};
+use super::queue_log::PublishRecord;
 use super::queue_log::{LogLimits, LogTask, QueueLog, Scheduler};
 use super::sync::Syncer;
-use crate::broker::message::{Message, encode_header};
+use crate::codec::header::encode_header;
 use amq_protocol::protocol::BasicProperties;
 use bytes::Bytes;
 use std::cell::RefCell;
@@ -26,16 +27,30 @@ fn body(seq: u64) -> Vec<u8> {
     format!("message {seq:06} {}", "x".repeat((seq % 90) as usize)).into_bytes()
 }
 
-fn message(seq: u64) -> Message {
+/// A persistent message's record parts, owned (the tests keep the store below the model).
+struct Owned {
+    header: Bytes,
+    body: Bytes,
+}
+
+impl Owned {
+    fn record(&self) -> PublishRecord<'_> {
+        PublishRecord {
+            exchange: "",
+            routing_key: "q",
+            cc: &[],
+            bcc: &[],
+            header: &self.header,
+            body: &self.body,
+        }
+    }
+}
+
+fn message(seq: u64) -> Owned {
     let properties = BasicProperties::default().with_delivery_mode(2);
     let body = body(seq);
-    Message {
-        exchange: String::new(),
-        routing_key: "q".into(),
-        cc: Vec::new(),
-        bcc: Vec::new(),
+    Owned {
         header: encode_header(body.len() as u64, &properties),
-        properties,
         body: Bytes::from(body),
     }
 }
@@ -92,7 +107,7 @@ fn one_old_unacked_message_does_not_keep_the_history() {
     let dir = temp_dir("pinned");
     let syncer = Syncer::for_tests();
     let mut log = fresh(&dir, &syncer);
-    let pinned = log.publish(0, &message(0), 0).unwrap();
+    let pinned = log.publish(0, message(0).record(), 0).unwrap();
     log.delivered(0).unwrap();
     let mut most = 0;
     // Batches of ten published, then acked: acks straddle segment boundaries.
@@ -100,7 +115,7 @@ fn one_old_unacked_message_does_not_keep_the_history() {
         let seqs: Vec<u64> = (1 + batch * 10..=10 + batch * 10).collect();
         let at: Vec<(u64, u64)> = seqs
             .iter()
-            .map(|&s| log.publish(s, &message(s), 0).unwrap())
+            .map(|&s| log.publish(s, message(s).record(), 0).unwrap())
             .collect();
         for (&s, &(seg, _)) in seqs.iter().zip(&at) {
             log.delivered(s).unwrap();
@@ -229,7 +244,7 @@ fn random_traffic(name: &str, tasks: Option<Tasks>) {
         for _ in 0..400 {
             match rng.below(10) {
                 0..=3 => {
-                    let at = log.publish(next, &message(next), 0).unwrap();
+                    let at = log.publish(next, message(next).record(), 0).unwrap();
                     model.insert(next, (at, false));
                     // Transient messages of the queue take seqs too: gaps, now and then wide.
                     next += 1 + if rng.below(8) == 0 {
@@ -352,7 +367,7 @@ fn a_crash_between_a_compactions_sync_and_its_delete_recovers_each_message_once(
     // Each step writes one record, then may compact; after the crash nothing more is
     // written, so the loop stops at once (what was written before it counts).
     loop {
-        let (seg, off) = log.publish(seq, &message(seq), 0).unwrap();
+        let (seg, off) = log.publish(seq, message(seq).record(), 0).unwrap();
         if seq % 10 == 0 || log.crashed {
             places.push((seq, seg, off));
             kept.push((seq, false));
@@ -403,7 +418,7 @@ fn a_delivered_mark_outlives_the_segment_it_was_written_in() {
     // than its publish record, often) and acked later still; every hundredth stays.
     let mut held = Vec::new();
     for seq in 0..3000u64 {
-        let (seg, _) = log.publish(seq, &message(seq), 0).unwrap();
+        let (seg, _) = log.publish(seq, message(seq).record(), 0).unwrap();
         if seq % 10 == 0 {
             held.push((seq, seg));
         } else {
@@ -441,22 +456,22 @@ fn an_emptied_oldest_segment_keeps_the_delivered_mark_of_a_copied_message() {
     // Publish acked fillers until the log starts segment `until`.
     let fill = |log: &mut QueueLog, seq: &mut u64, until: u64| {
         while log.current.no < until {
-            let (seg, _) = log.publish(*seq, &message(*seq), 0).unwrap();
+            let (seg, _) = log.publish(*seq, message(*seq).record(), 0).unwrap();
             log.settled(*seq, seg).unwrap();
             *seq += 1;
         }
     };
     // Segment 1 holds X; X's delivered mark and Z go to segment 2; W to segment 3.
-    log.publish(0, &message(0), 0).unwrap();
+    log.publish(0, message(0).record(), 0).unwrap();
     seq += 1;
     fill(&mut log, &mut seq, 2);
     log.delivered(0).unwrap();
     let z = seq;
-    let (z_seg, _) = log.publish(z, &message(z), 0).unwrap();
+    let (z_seg, _) = log.publish(z, message(z).record(), 0).unwrap();
     seq += 1;
     fill(&mut log, &mut seq, 3);
     let w = seq;
-    log.publish(w, &message(w), 0).unwrap();
+    log.publish(w, message(w).record(), 0).unwrap();
     seq += 1;
     // Sealing segment 3 makes the sealed ones mostly dead: segment 1 is compacted (X is
     // copied), segment 2 stays for Z.
@@ -485,7 +500,7 @@ fn marks_are_not_rewritten_over_and_over() {
     // long after, in one burst: segments of settle marks that the kept segments need.
     let mut places = Vec::new();
     for seq in 0..2000u64 {
-        places.push((seq, log.publish(seq, &message(seq), 0).unwrap().0));
+        places.push((seq, log.publish(seq, message(seq).record(), 0).unwrap().0));
     }
     for &(seq, seg) in places.iter().filter(|(s, _)| s % 4 != 0) {
         log.settled(seq, seg).unwrap();
@@ -494,7 +509,7 @@ fn marks_are_not_rewritten_over_and_over() {
     // 100 bytes; segments should advance at that pace, not at the pace of recopied marks.
     let before = log.current.no;
     for seq in 2000..2200u64 {
-        let (seg, _) = log.publish(seq, &message(seq), 0).unwrap();
+        let (seg, _) = log.publish(seq, message(seq).record(), 0).unwrap();
         log.settled(seq, seg).unwrap();
     }
     let advanced = log.current.no - before;

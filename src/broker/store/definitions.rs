@@ -263,10 +263,10 @@ impl DefinitionsLog {
                 }
                 Err(e) => {
                     let _ = fs::remove_file(&tmp);
-                    crate::broker::log::error(format_args!(
+                    tracing::error!(
                         "cannot compact {} ({e}); keeping it as it is",
                         path.display()
-                    ));
+                    );
                 }
             }
         }

@@ -17,7 +17,6 @@
 //! meets ENOSPC releases a chunk of it and is written in that space; it grows back once
 //! the disk has room again. Acks free whole segments, so a little reserve goes far.
 
-use crate::broker::log;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -132,12 +131,12 @@ impl StoreHealth {
             .is_ok();
         if freed {
             *reserve = Some(keep);
-            log::error(format_args!(
+            tracing::error!(
                 "the disk of {} is full: released {} KiB of the space reserved for acknowledgements ({} KiB left)",
                 self.path.display(),
                 (have - keep) >> 10,
                 keep >> 10
-            ));
+            );
         }
         freed
     }
@@ -163,11 +162,11 @@ impl StoreHealth {
         let mut reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         if reason.is_none() {
             let text = why.to_string();
-            log::error(format_args!(
+            tracing::error!(
                 "STORAGE FAILURE: {text}. Nothing more is confirmed as durable: persistent \
                  publishes are refused, durable declares fail and the disk alarm is on. \
                  Restart rmq serve once the disk is fixed; it recovers from what is on disk."
-            ));
+            );
             *reason = Some(text);
             self.failed.store(true, Ordering::Release);
         }

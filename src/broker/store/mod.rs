@@ -213,7 +213,7 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
             .record(d);
         if let Err(e) = &result {
-            crate::broker::log::error(format_args!("cannot write the definitions log: {e}"));
+            tracing::error!("cannot write the definitions log: {e}");
             if e.kind() != io::ErrorKind::StorageFull {
                 self.health
                     .fail(format_args!("cannot write the definitions log: {e}"));
@@ -331,7 +331,7 @@ pub(super) fn read_queue(
                     } else {
                         seg.dead_publish(p.seq);
                     }
-                    let priority = crate::broker::message::decode_header(&p.header)
+                    let priority = crate::codec::header::decode_header(&p.header)
                         .ok()
                         .and_then(|(_, _, props)| *props.priority())
                         .unwrap_or(0);

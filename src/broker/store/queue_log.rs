@@ -7,13 +7,24 @@
 use super::live::{Liveness, SegmentLive};
 use super::segment::{self, Segment, StoredPublish};
 use super::sync::Syncer;
-use crate::broker::message::Message;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+
+/// What a publish record holds: a message as the store sees it, borrowed. The store
+/// takes parts rather than the model's `Message` so persistence depends on no layer above.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PublishRecord<'a> {
+    pub(crate) exchange: &'a str,
+    pub(crate) routing_key: &'a str,
+    pub(crate) cc: &'a [String],
+    pub(crate) bcc: &'a [String],
+    pub(crate) header: &'a [u8],
+    pub(crate) body: &'a [u8],
+}
 
 /// Sizes a queue log works with (BrokerConfig).
 #[derive(Debug, Clone, Copy)]
@@ -253,10 +264,7 @@ impl QueueLog {
             Ok(seg) if seg.no == self.current.no + 1 => self.prepared = Some(seg),
             // Rolled past it inline meanwhile (that roll opened the same file): nothing to do.
             Ok(_) => {}
-            Err(e) => crate::broker::log::error(format_args!(
-                "cannot create a segment of {}: {e}",
-                self.dir.display()
-            )),
+            Err(e) => tracing::error!("cannot create a segment of {}: {e}", self.dir.display()),
         }
     }
 
@@ -276,19 +284,19 @@ impl QueueLog {
     pub(crate) fn publish(
         &mut self,
         seq: u64,
-        msg: &Message,
+        msg: PublishRecord<'_>,
         expires_unix_ms: u64,
     ) -> io::Result<(u64, u64)> {
         segment::encode_publish(
             &mut self.buf,
             seq,
             expires_unix_ms,
-            &msg.exchange,
-            &msg.routing_key,
-            &msg.cc,
-            &msg.bcc,
-            &msg.header,
-            &msg.body,
+            msg.exchange,
+            msg.routing_key,
+            msg.cc,
+            msg.bcc,
+            msg.header,
+            msg.body,
         );
         let (no, at, started) = self.write(false)?;
         self.live.segments.entry(no).or_default().publish(seq);
