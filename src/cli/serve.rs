@@ -106,6 +106,10 @@ pub(crate) struct ServeArgs {
     /// Log more (repeat for more detail).
     #[arg(long, short = 'v', action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log lines as text (timestamp, level, module, message) or as one JSON object per
+    /// line for log shippers (default: RMQ_LOG_FORMAT, else text). RUST_LOG filters.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {
@@ -116,6 +120,9 @@ fn parse_user(s: &str) -> Result<(String, String), String> {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(format) = args.log_format.as_deref().and_then(log::LogFormat::parse) {
+        log::set_format(format);
+    }
     log::set_level(if args.quiet { 0 } else { 1 + args.verbose });
     let mut vhosts = vec!["/".to_string()];
     vhosts.extend(args.vhosts.into_iter().filter(|v| v != "/"));

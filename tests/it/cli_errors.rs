@@ -318,7 +318,8 @@ fn usage_errors_exit_2() {
 fn broker_going_away_mid_receive_exits_69() {
     let broker = Broker::start();
     let url = broker.url();
-    let r = crate::cli_support::Running::ready(&url, &["receive", &unique("q")]);
+    // --no-reconnect: this is about the code; reconnecting is cli_resilience's.
+    let r = crate::cli_support::Running::ready(&url, &["--no-reconnect", "receive", &unique("q")]);
     drop(broker);
     let out = r.finish();
     assert_eq!(code(&out), 69, "{}", stderr(&out));

@@ -14,6 +14,7 @@ mod broker_lapin;
 mod broker_layers;
 mod broker_limits;
 mod broker_log;
+mod broker_log_format;
 mod broker_policies;
 mod broker_policy_api;
 mod broker_semantics;
