@@ -392,7 +392,7 @@ _rmq() {
 
     case "${cmd}" in
         rmq)
-            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts list-channels list-users list-permissions list-policies overview topology move set-policy clear-policy add-user delete-user set-permissions add-vhost delete-vhost definitions close-connection await-startup perf serve tail tap config tutorial generate help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version send receive worker emit-log rpc-serve rpc-call bind unbind declare delete purge list-queues list-exchanges list-bindings list-connections list-consumers list-vhosts list-channels list-users list-permissions list-policies overview topology move set-policy clear-policy add-user delete-user set-permissions add-vhost delete-vhost definitions close-connection await-startup perf serve tail tap config tutorial generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -430,6 +430,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -438,7 +446,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__add__subcmd__user)
-            opts="-o -q -h -V --password-stdin --tags --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --password-stdin --tags --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -484,6 +492,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -492,7 +508,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__add__subcmd__vhost)
-            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -534,6 +550,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -542,7 +566,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__await__subcmd__startup)
-            opts="-o -q -h -V --timeout --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --timeout --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -588,6 +612,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -596,7 +628,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__bind)
-            opts="-k -o -q -h -V --to-exchange --key --arguments --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-k -o -q -h -V --to-exchange --key --arguments --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -650,6 +682,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -658,7 +698,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__clear__subcmd__policy)
-            opts="-p -o -q -h -V --vhost --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -708,6 +748,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -716,7 +764,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__close__subcmd__connection)
-            opts="-o -q -h -V --reason --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --reason --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -762,6 +810,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -770,7 +826,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__config)
-            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version show path help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version show path help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -805,6 +861,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -872,7 +936,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__config__subcmd__path)
-            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -907,6 +971,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -918,7 +990,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__config__subcmd__show)
-            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -956,6 +1028,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -964,7 +1044,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__declare)
-            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version queue exchange help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version queue exchange help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1002,6 +1082,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1010,7 +1098,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__declare__subcmd__exchange)
-            opts="-t -o -q -h -V --type --durable --auto-delete --internal --arguments --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-t -o -q -h -V --type --durable --auto-delete --internal --arguments --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1057,6 +1145,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1124,7 +1220,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__declare__subcmd__queue)
-            opts="-o -q -h -V --durable --auto-delete --arguments --passive --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --durable --auto-delete --arguments --passive --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1166,6 +1262,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1174,7 +1278,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__definitions)
-            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version export import help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version export import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1212,6 +1316,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1220,7 +1332,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__definitions__subcmd__export)
-            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1259,6 +1371,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1326,7 +1446,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__definitions__subcmd__import)
-            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1365,6 +1485,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1376,7 +1504,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__delete)
-            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version queue exchange help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version queue exchange help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1411,6 +1539,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1422,7 +1558,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__delete__subcmd__user)
-            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1461,6 +1597,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1472,7 +1616,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__delete__subcmd__vhost)
-            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1514,6 +1658,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1522,7 +1674,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__delete__subcmd__exchange)
-            opts="-o -q -h -V --if-unused --if-exists --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --if-unused --if-exists --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1557,6 +1709,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1624,7 +1784,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__delete__subcmd__queue)
-            opts="-o -q -h -V --if-unused --if-empty --if-exists --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --if-unused --if-empty --if-exists --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1662,6 +1822,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1670,7 +1838,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__emit__subcmd__log)
-            opts="-x -t -k -H -o -q -h -V --exchange --type --routing-key --durable --mandatory --header --persistent --content-type --content-encoding --correlation-id --reply-to --expiration --priority --message-id --app-id --user-id --timestamp --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-x -t -k -H -o -q -h -V --exchange --type --routing-key --durable --mandatory --header --persistent --content-type --content-encoding --correlation-id --reply-to --expiration --priority --message-id --app-id --user-id --timestamp --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1780,6 +1948,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1788,7 +1964,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__generate)
-            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version completions man help"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1826,6 +2002,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1834,7 +2018,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__generate__subcmd__completions)
-            opts="-o -q -h -V --dir --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version bash zsh fish elvish powershell nushell"
+            opts="-o -q -h -V --dir --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version bash zsh fish elvish powershell nushell"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1873,6 +2057,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1940,7 +2132,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__generate__subcmd__man)
-            opts="-o -q -h -V --dir --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --dir --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1979,6 +2171,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2718,7 +2918,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__bindings)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2769,6 +2969,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2780,7 +2988,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__channels)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2831,6 +3039,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2842,7 +3058,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__connections)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2893,6 +3109,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2904,7 +3128,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__consumers)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2955,6 +3179,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2966,7 +3198,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__exchanges)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3017,6 +3249,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3028,7 +3268,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__permissions)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3079,6 +3319,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3090,7 +3338,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__policies)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3141,6 +3389,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3152,7 +3408,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__queues)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3203,6 +3459,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3214,7 +3478,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__users)
-            opts="-o -q -h -V --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3260,6 +3524,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3268,7 +3540,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__list__subcmd__vhosts)
-            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --name --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3322,6 +3594,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3330,7 +3610,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__move)
-            opts="-n -k -o -q -h -V --count --to-url --to-exchange --routing-key --prefetch --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-n -k -o -q -h -V --count --to-url --to-exchange --routing-key --prefetch --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3396,6 +3676,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3404,7 +3692,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__overview)
-            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3446,6 +3734,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3454,7 +3750,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__perf)
-            opts="-x -y -s -r -c -a -A -z -C -D -f -u -e -t -o -q -h -V --producers --consumers --size --rate --confirm --autoack --multi-ack-every --qos --time --pmessages --cmessages --flag --queue --exchange --type --queues --queue-args --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-x -y -s -r -c -a -A -z -C -D -f -u -e -t -o -q -h -V --producers --consumers --size --rate --confirm --autoack --multi-ack-every --qos --time --pmessages --cmessages --flag --queue --exchange --type --queues --queue-args --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3608,6 +3904,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3616,7 +3920,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__purge)
-            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3654,6 +3958,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3662,7 +3974,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__receive)
-            opts="-n -k -f -o -q -h -V --count --timeout --idle-timeout --prefetch --no-ack --requeue --reject --exchange --binding-key --match-header --match --type --format --save-dir --durable --arguments --passive --no-declare --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-n -k -f -o -q -h -V --count --timeout --idle-timeout --prefetch --no-ack --requeue --reject --exchange --binding-key --match-header --match --type --format --save-dir --durable --arguments --passive --no-declare --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3760,6 +4072,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3768,7 +4088,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__rpc__subcmd__call)
-            opts="-f -o -q -h -V --timeout --content-type --format --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-f -o -q -h -V --timeout --content-type --format --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3822,6 +4142,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3830,7 +4158,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__rpc__subcmd__serve)
-            opts="-n -o -q -h -V --exec --fib --count --prefetch --durable --arguments --passive --no-declare --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-n -o -q -h -V --exec --fib --count --prefetch --durable --arguments --passive --no-declare --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3888,6 +4216,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3896,7 +4232,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__send)
-            opts="-l -n -H -o -q -h -V --lines --file --input --replay-dir --exchange --routing-key --type --count --no-confirm --confirm-window --mandatory --durable --arguments --passive --no-declare --header --persistent --content-type --content-encoding --correlation-id --reply-to --expiration --priority --message-id --app-id --user-id --timestamp --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-l -n -H -o -q -h -V --lines --file --input --replay-dir --exchange --routing-key --type --count --no-confirm --confirm-window --mandatory --durable --arguments --passive --no-declare --header --persistent --content-type --content-encoding --correlation-id --reply-to --expiration --priority --message-id --app-id --user-id --timestamp --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4022,6 +4358,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -4030,7 +4374,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__serve)
-            opts="-q -v -o -h -V --bind --port --mgmt-port --data-dir --in-memory --user --definitions --vhost --heartbeat --max-message-size --consumer-timeout --tls-cert --tls-key --tls-port --tls-ca-cert --tls-verify-peer --tls-peer-cert-optional --max-connections --memory-high-watermark --disk-free-limit --log-segment-size --quiet --verbose --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --help --version"
+            opts="-q -v -o -h -V --bind --port --mgmt-port --data-dir --in-memory --user --definitions --vhost --heartbeat --max-message-size --consumer-timeout --tls-cert --tls-key --tls-port --tls-ca-cert --tls-verify-peer --tls-peer-cert-optional --max-connections --memory-high-watermark --disk-free-limit --log-segment-size --quiet --verbose --log-format --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4108,6 +4452,10 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -4140,6 +4488,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -4148,7 +4504,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__set__subcmd__permissions)
-            opts="-p -o -q -h -V --vhost --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --vhost --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4198,6 +4554,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -4206,7 +4570,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__set__subcmd__policy)
-            opts="-p -o -q -h -V --apply-to --priority --vhost --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --apply-to --priority --vhost --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4264,6 +4628,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -4272,7 +4644,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__tail)
-            opts="-k -n -f -o -q -h -V --binding-key --match-header --match --count --timeout --idle-timeout --format --save-dir --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-k -n -f -o -q -h -V --binding-key --match-header --match --count --timeout --idle-timeout --format --save-dir --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4354,6 +4726,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -4362,7 +4742,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__topology)
-            opts="-p -o -q -h -V --format --vhost --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-p -o -q -h -V --format --vhost --api-url --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4416,6 +4796,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -4424,7 +4812,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__tutorial)
-            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-o -q -h -V --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4462,6 +4850,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -4470,7 +4866,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__unbind)
-            opts="-k -o -q -h -V --to-exchange --key --arguments --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-k -o -q -h -V --to-exchange --key --arguments --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4524,6 +4920,14 @@ _rmq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -4532,7 +4936,7 @@ _rmq() {
             return 0
             ;;
         rmq__subcmd__worker)
-            opts="-n -o -q -h -V --exec --prefetch --concurrency --on-failure --count --dot-time --durable --arguments --passive --no-declare --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --help --version"
+            opts="-n -o -q -h -V --exec --prefetch --concurrency --on-failure --count --dot-time --durable --arguments --passive --no-declare --url --profile --config --output --tls-ca-cert-file --tls-cert-file --tls-key-file --insecure --quiet --no-reconnect --reconnect-timeout --blocked-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4599,6 +5003,14 @@ _rmq() {
                     return 0
                     ;;
                 --tls-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -6,7 +6,7 @@ module completions {
 
   # A command-line toolkit for AMQP 0-9-1 brokers, with an embedded RabbitMQ-compatible broker
   export extern rmq [
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -15,6 +15,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -56,7 +59,7 @@ module completions {
     --app-id: string          # app_id property
     --user-id: string         # user_id property (RabbitMQ checks it equals the connection's user)
     --timestamp: string       # timestamp property, in seconds since the Unix epoch ("now" for the current time)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq send output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -65,6 +68,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     queue: string             # Queue to send to (through the default exchange). With --exchange, the routing key
@@ -99,7 +105,7 @@ module completions {
     --arguments: string       # Queue arguments as a JSON object, e.g. '{"x-queue-type":"quorum","x-message-ttl":60000}'
     --passive                 # Only check that the queue exists (error if not); never create it
     --no-declare              # Do not declare or check the queue at all
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq receive output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -108,6 +114,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     queue?: string            # Queue to consume from (optional with --exchange: a server-named exclusive queue is used)
@@ -133,7 +142,7 @@ module completions {
     --arguments: string       # Queue arguments as a JSON object, e.g. '{"x-queue-type":"quorum","x-message-ttl":60000}'
     --passive                 # Only check that the queue exists (error if not); never create it
     --no-declare              # Do not declare or check the queue at all
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq worker output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -142,6 +151,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     queue: string             # Queue to work from
@@ -170,7 +182,7 @@ module completions {
     --app-id: string          # app_id property
     --user-id: string         # user_id property (RabbitMQ checks it equals the connection's user)
     --timestamp: string       # timestamp property, in seconds since the Unix epoch ("now" for the current time)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq emit-log output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -179,6 +191,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...message: string        # The message (words joined with spaces)
@@ -198,7 +213,7 @@ module completions {
     --arguments: string       # Queue arguments as a JSON object, e.g. '{"x-queue-type":"quorum","x-message-ttl":60000}'
     --passive                 # Only check that the queue exists (error if not); never create it
     --no-declare              # Do not declare or check the queue at all
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq rpc-serve output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -207,6 +222,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     queue: string             # Queue the requests arrive on
@@ -221,7 +239,7 @@ module completions {
     --timeout: string         # Seconds to wait for all replies
     --content-type: string    # content_type of the requests
     --format(-f): string      # Print each reply through a template ({body}, {correlation_id}, {headers.NAME}, ...; see `rmq receive --help`)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq rpc-call output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -230,6 +248,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     queue: string             # Queue the server listens on
@@ -245,7 +266,7 @@ module completions {
     --to-exchange: string     # Bind this exchange instead of a queue (exchange-to-exchange binding)
     --key(-k): string         # Routing/binding key
     --arguments: string       # Binding arguments as a JSON object (headers exchanges match on them)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq bind output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -254,6 +275,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     exchange: string          # The source exchange
@@ -269,7 +293,7 @@ module completions {
     --to-exchange: string     # Bind this exchange instead of a queue (exchange-to-exchange binding)
     --key(-k): string         # Routing/binding key
     --arguments: string       # Binding arguments as a JSON object (headers exchanges match on them)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq unbind output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -278,6 +302,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     exchange: string          # The source exchange
@@ -290,7 +317,7 @@ module completions {
 
   # Declare a queue or an exchange
   export extern "rmq declare" [
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq declare output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -299,6 +326,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -313,7 +343,7 @@ module completions {
     --auto-delete             # Delete it when its last consumer goes
     --arguments: string       # Arguments as a JSON object (x-message-ttl, x-max-length, x-queue-type, x-dead-letter-exchange, ...)
     --passive                 # Only check that it exists and report its counts
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq declare queue output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -322,6 +352,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # Queue name
@@ -338,7 +371,7 @@ module completions {
     --auto-delete             # Delete it when its last binding goes
     --internal                # Only reachable through exchange-to-exchange bindings
     --arguments: string       # Arguments as a JSON object (e.g. alternate-exchange)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq declare exchange output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -347,6 +380,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # Exchange name
@@ -374,7 +410,7 @@ module completions {
 
   # Delete a queue or an exchange
   export extern "rmq delete" [
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq delete output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -383,6 +419,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -396,7 +435,7 @@ module completions {
     --if-unused               # Only if no consumer is attached
     --if-empty                # Only if it holds no messages
     --if-exists               # Succeed if it does not exist (without it, a missing queue is an error)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq delete queue output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -405,6 +444,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # Queue name
@@ -418,7 +460,7 @@ module completions {
   export extern "rmq delete exchange" [
     --if-unused               # Only if nothing is bound to it
     --if-exists               # Succeed if it does not exist (without it, a missing exchange is an error)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq delete exchange output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -427,6 +469,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # Exchange name
@@ -454,7 +499,7 @@ module completions {
 
   # Remove every ready message from a queue
   export extern "rmq purge" [
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq purge output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -463,6 +508,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     queue: string             # Queue name
@@ -477,7 +525,7 @@ module completions {
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-queues output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -486,6 +534,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show
@@ -500,7 +551,7 @@ module completions {
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-exchanges output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -509,6 +560,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show (rabbitmqctl's info items)
@@ -523,7 +577,7 @@ module completions {
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-bindings output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -532,6 +586,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show (rabbitmqctl's info items)
@@ -546,7 +603,7 @@ module completions {
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-connections output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -555,6 +612,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show (rabbitmqctl's info items)
@@ -569,7 +629,7 @@ module completions {
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-consumers output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -578,6 +638,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show (rabbitmqctl's info items)
@@ -592,7 +655,7 @@ module completions {
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-vhosts output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -601,6 +664,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show (rabbitmqctl's info items)
@@ -615,7 +681,7 @@ module completions {
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-channels output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -624,6 +690,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show (rabbitmqctl's info items)
@@ -637,7 +706,7 @@ module completions {
   export extern "rmq list-users" [
     --name: string            # Only users whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-users output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -646,6 +715,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show (rabbitmqctl's info items)
@@ -660,7 +732,7 @@ module completions {
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-permissions output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -669,6 +741,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show (rabbitmqctl's info items)
@@ -683,7 +758,7 @@ module completions {
     --vhost(-p): string       # Virtual host (default: the URL's)
     --name: string            # Only rows whose name matches: a glob (`*`, `?`) or, without wildcards, a substring
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq list-policies output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -692,6 +767,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     ...columns: string        # Columns to show (rabbitmqctl's info items)
@@ -704,7 +782,7 @@ module completions {
   # A one-screen summary of the broker: versions, totals, rates, listeners
   export extern "rmq overview" [
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq overview output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -713,6 +791,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -730,7 +811,7 @@ module completions {
     --format: string@"nu-complete rmq topology format" # How to draw it
     --vhost(-p): string       # Virtual host (default: the URL's)
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq topology output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -739,6 +820,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -754,7 +838,7 @@ module completions {
     --to-exchange: string     # Publish to this exchange instead of a queue
     --routing-key(-k): string # Routing key for --to-exchange (default: each message's own)
     --prefetch: string        # Messages in flight: the consumer's prefetch and the destination's confirm window
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq move output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -763,6 +847,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     source: string            # Queue to take the messages from
@@ -783,7 +870,7 @@ module completions {
     --priority: string        # Where several policies match one queue or exchange, the highest priority wins
     --vhost(-p): string       # Virtual host (default: the URL's)
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq set-policy output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -792,6 +879,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # Policy name
@@ -807,7 +897,7 @@ module completions {
   export extern "rmq clear-policy" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq clear-policy output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -816,6 +906,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # Policy name
@@ -830,7 +923,7 @@ module completions {
     --password-stdin          # Read the password from stdin (its first line, without the line break)
     --tags: string            # Tags, comma-separated (administrator, monitoring, policymaker, management, ...)
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq add-user output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -839,6 +932,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # User name
@@ -852,7 +948,7 @@ module completions {
   # Delete a user (like `rabbitmqctl delete_user`)
   export extern "rmq delete-user" [
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq delete-user output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -861,6 +957,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # User name
@@ -874,7 +973,7 @@ module completions {
   export extern "rmq set-permissions" [
     --vhost(-p): string       # Virtual host (default: the URL's)
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq set-permissions output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -883,6 +982,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     user: string              # User name
@@ -898,7 +1000,7 @@ module completions {
   # Create a virtual host (like `rabbitmqctl add_vhost`)
   export extern "rmq add-vhost" [
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq add-vhost output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -907,6 +1009,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # Virtual host name
@@ -919,7 +1024,7 @@ module completions {
   # Delete a virtual host and everything in it (like `rabbitmqctl delete_vhost`)
   export extern "rmq delete-vhost" [
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq delete-vhost output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -928,6 +1033,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # Virtual host name
@@ -939,7 +1047,7 @@ module completions {
 
   # Export or import the broker's definitions (RabbitMQ's JSON)
   export extern "rmq definitions" [
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq definitions output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -948,6 +1056,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -959,7 +1070,7 @@ module completions {
   # Write the broker's definitions (RabbitMQ's JSON) to FILE, or stdout
   export extern "rmq definitions export" [
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq definitions export output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -968,6 +1079,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     file?: path               # Write here (replacing the file) instead of stdout
@@ -980,7 +1094,7 @@ module completions {
   # Create what a definitions file (RabbitMQ's JSON) describes, keeping what exists
   export extern "rmq definitions import" [
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq definitions import output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -989,6 +1103,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     file: path                # The definitions file; `-` reads stdin
@@ -1018,7 +1135,7 @@ module completions {
   export extern "rmq close-connection" [
     --reason: string          # The reason the client is told (default: the broker's, "Closed via management plugin")
     --api-url: string         # Management API base URL (default: the broker URL's host, port ?api_port= of the URL or 15672, same credentials, checked to serve that broker)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq close-connection output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1027,6 +1144,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     name: string              # Connection name (the broker's, or the client-provided one)
@@ -1040,7 +1160,7 @@ module completions {
   export extern "rmq await-startup" [
     --timeout: string         # Give up after this many seconds (exit 69)
     --api-url: string         # Also wait for the management API at this base URL
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq await-startup output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1049,6 +1169,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -1076,7 +1199,7 @@ module completions {
     --type(-t): string        # Exchange type for --exchange
     --queues: string          # Spread producers and consumers over this many queues
     --queue-args: string      # Arguments for the declared queues, as a JSON object (e.g. '{"x-expires": 60000}')
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq perf output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1085,9 +1208,16 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
+
+  def "nu-complete rmq serve log_format" [] {
+    [ "text" "json" ]
+  }
 
   def "nu-complete rmq serve output" [] {
     [ "table" "json" "jsonl" "tsv" "raw" ]
@@ -1118,7 +1248,8 @@ module completions {
     --log-segment-size: string # Size of the segment files of a durable queue's message log (16MiB, 64KiB, bytes): disk space is reclaimed a segment at a time
     --quiet(-q)               # Only log errors
     --verbose(-v)             # Log more (repeat for more detail)
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --log-format: string@"nu-complete rmq serve log_format" # Log lines as text (timestamp, level, module, message) or as one JSON object per line for log shippers (default: RMQ_LOG_FORMAT, else text). RUST_LOG filters
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq serve output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1126,6 +1257,9 @@ module completions {
     --tls-cert-file: path     # Client certificate (PEM) for brokers that verify peers; needs --tls-key-file
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -1148,7 +1282,7 @@ module completions {
     --idle-timeout: string    # Give up after this many seconds without a message
     --format(-f): string      # Print each message through a template instead of --output: {body}, {routing_key}, {exchange}, {redelivered}, {delivery_tag}, {headers.NAME}, {properties.NAME} (or the bare property name: {correlation_id}, {type}, ...), {body_base64}; \n and \t escapes, {{ and }} for braces. A newline follows each message
     --save-dir: path          # Save each message as DIR/NNNNNN.body (its bytes) and DIR/NNNNNN.json (the lossless JSON-lines object) instead of printing it; `send --replay-dir DIR` sends them again
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq tail output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1157,6 +1291,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     exchange: string          # Exchange to watch
@@ -1168,7 +1305,7 @@ module completions {
 
   # Show the connection settings in use (profiles, config file), passwords masked
   export extern "rmq config" [
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq config output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1177,6 +1314,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -1187,7 +1327,7 @@ module completions {
 
   # The resolved settings and their sources (passwords shown as ***)
   export extern "rmq config show" [
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq config show output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1196,6 +1336,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -1206,7 +1349,7 @@ module completions {
 
   # The config file rmq reads (whether or not it exists)
   export extern "rmq config path" [
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq config path output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1215,6 +1358,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -1241,7 +1387,7 @@ module completions {
 
   # Print the RabbitMQ tutorials as rmq commands, runnable against `rmq serve`
   export extern "rmq tutorial" [
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq tutorial output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1250,6 +1396,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     number?: string           # Tutorial number, 1–6 (default: all)
@@ -1261,7 +1410,7 @@ module completions {
 
   # Generate shell completions or man pages
   export extern "rmq generate" [
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq generate output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1270,6 +1419,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
@@ -1285,7 +1437,7 @@ module completions {
   # Shell completions: one shell's script on stdout, or every shell's file with --dir
   export extern "rmq generate completions" [
     --dir: path               # Write the file(s) into this directory instead of stdout
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq generate completions output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1294,6 +1446,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
     shell?: string@"nu-complete rmq generate completions shell" # The shell (required unless --dir is given: then every shell by default)
@@ -1306,7 +1461,7 @@ module completions {
   # Man pages: rmq.1 on stdout, or rmq.1 and one page per subcommand with --dir
   export extern "rmq generate man" [
     --dir: path               # Write rmq.1 and a page per subcommand (rmq-send.1, ...) into this directory, replacing any rmq*.1 there, instead of printing rmq.1
-    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F
+    --url: string             # Broker URL (AMQP URI spec: amqp://user:pass@host:port/vhost?heartbeat=S&connection_timeout=MS&frame_max=N&channel_max=N); defaults to RMQ_URL, then AMQP_URL, then the profile's, then amqp://guest:guest@localhost:5672/%2F. Repeat it (or separate URLs by spaces in RMQ_URL, AMQP_URL or a profile) for several brokers of a cluster, tried in order
     --profile: string         # Use this profile of the config file (default: RMQ_PROFILE, then the file's default_profile)
     --config: path            # Config file (default: RMQ_CONFIG, then $XDG_CONFIG_HOME/rmq/config.toml or ~/.config/rmq/config.toml)
     --output(-o): string@"nu-complete rmq generate man output" # Output format (default: table on a terminal, tsv otherwise; raw for messages)
@@ -1315,6 +1470,9 @@ module completions {
     --tls-key-file: path      # Private key (PEM) of --tls-cert-file
     --insecure                # Do not verify the broker's TLS certificate (still encrypted, but anyone can pose as the broker): for test set-ups with self-signed certificates. Long form only: `-k` is the routing/binding key of send-side commands
     --quiet(-q)               # No notes, ready lines or progress bars on stderr (results and errors still print)
+    --no-reconnect            # Long-running commands (worker, receive without an end, tail, rpc-serve, send from a stream) exit 69 when the connection is lost, instead of reconnecting
+    --reconnect-timeout: string # Give up reconnecting (exit 69) after this many seconds without a connection (default: keep trying, with backoff capped at about 5 s)
+    --blocked-timeout: string # Give up (exit 75) when the broker keeps the connection blocked (connection.blocked: a memory or disk alarm) for this many seconds (default: wait, saying so on stderr)
     --help(-h)                # Print help (see more with '--help')
     --version(-V)             # Print version
   ]
