@@ -47,9 +47,12 @@ pub enum LinkEvent {
     Unblocked,
 }
 
+/// The function behind an [`EventHook`]: the broker's `host:port` and what it said.
+pub type EventFn = dyn Fn(&str, LinkEvent) + Send + Sync;
+
 /// A callback for [`LinkEvent`]s, with the broker's `host:port`.
 #[derive(Clone)]
-pub struct EventHook(pub std::sync::Arc<dyn Fn(&str, LinkEvent) + Send + Sync>);
+pub struct EventHook(pub std::sync::Arc<EventFn>);
 
 impl std::fmt::Debug for EventHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -24,8 +24,8 @@ mod topology;
 mod value;
 
 pub use connect::{
-    ConnectOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_URL, EventHook, LinkEvent, Session, parse_url,
-    redact,
+    ConnectOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_URL, EventFn, EventHook, LinkEvent, Session,
+    parse_url, redact,
 };
 pub use consume::{ConsumeOptions, Delivery, Settle, Settler, Subscription};
 pub use message::{Message, Properties};
