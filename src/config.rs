@@ -41,7 +41,7 @@ pub struct ConfigFile {
 pub struct Profile {
     /// AMQP URI (RabbitMQ URI spec).
     pub url: Option<String>,
-    /// Management API base URL (default: the AMQP host, port 15672).
+    /// Management API base URL (default: the AMQP host, the URL's `?api_port=` or 15672).
     pub api_url: Option<String>,
     /// Virtual host; replaces the vhost of this profile's URL.
     pub vhost: Option<String>,
@@ -193,7 +193,7 @@ impl Settings {
             None => push(
                 "api_url",
                 String::new(),
-                "default (the URL's host, port 15672)".into(),
+                "default (the URL's host, its ?api_port= or 15672)".into(),
             ),
         }
         let (v, s) = text(&self.vhost);
