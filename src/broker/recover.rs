@@ -4,8 +4,8 @@
 use super::store::definitions::{Def, decode_args};
 use super::store::{RecoveredQueue, Recovery, Store};
 use crate::broker::model::args::QueueArgs;
-use crate::broker::model::exchange::{Binding, Dest, Exchange, ExchangeKind};
-use crate::broker::model::queue::{Entry, Queue, QueueSpec, unix_ms};
+use crate::broker::model::exchange::{Exchange, ExchangeKind};
+use crate::broker::model::queue::{Entry, QueueSpec, unix_ms};
 use crate::broker::model::vhost::VHost;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,21 +43,13 @@ pub(crate) fn restore(
             continue;
         };
         let x = Exchange::new(&name, kind, true, auto_delete, internal, decode_args(&args));
-        vhost(&v)
-            .exchanges
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, Arc::new(x));
+        vhost(&v).restore_exchange(x);
     }
     let mut messages = 0usize;
     for rq in recovery.queues {
         let vh = vhost(&rq.vhost);
         messages += rq.messages.len();
-        let q = restore_queue(&vh, rq);
-        vh.queues
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(q.name.clone(), q);
+        restore_queue(&vh, rq);
     }
     for d in recovery.bindings {
         let Def::Bind {
@@ -71,28 +63,12 @@ pub(crate) fn restore(
         else {
             continue;
         };
-        let vh = vhost(&v);
-        let Some(x) = vh.exchange(&source) else {
-            continue;
-        };
-        let dest = if to_queue {
-            match vh.queue(&destination) {
-                Some(q) => Dest::Queue(q),
-                None => continue,
-            }
-        } else {
-            Dest::Exchange(destination)
-        };
-        x.bind(Binding {
-            dest,
-            routing_key: key,
-            arguments: decode_args(&args),
-        });
+        vhost(&v).restore_binding(&source, &destination, to_queue, key, decode_args(&args));
     }
     tracing::info!("recovered {messages} persistent messages");
 }
 
-fn restore_queue(vhost: &Arc<VHost>, rq: RecoveredQueue) -> Arc<Queue> {
+fn restore_queue(vhost: &Arc<VHost>, rq: RecoveredQueue) {
     let arguments = decode_args(&rq.args);
     // Arguments were validated when the queue was first declared.
     let args = QueueArgs::parse(&arguments, &rq.name, &vhost.name).unwrap_or_default();
@@ -122,8 +98,5 @@ fn restore_queue(vhost: &Arc<VHost>, rq: RecoveredQueue) -> Arc<Queue> {
         arguments,
         args,
     };
-    // Policies come with the access records, read after this; they apply then.
-    let q = Queue::create(spec, vhost, Some((rq.id, rq.log)), None);
-    q.restore(entries, rq.next_seq);
-    q
+    vhost.restore_queue(spec, (rq.id, rq.log), entries, rq.next_seq);
 }

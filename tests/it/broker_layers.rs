@@ -60,3 +60,31 @@ fn broker_folders_depend_one_way() {
         "dependencies against the layering: {wrong:#?}"
     );
 }
+
+/// One topology path: queues are created only by the vhost's topology service (and its
+/// start-up door), and the management API reaches AMQP only for the connection registry
+/// it lists — never a method handler.
+#[test]
+fn queues_are_created_only_by_the_topology_service() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut wrong = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let creator = ["broker/model/vhost.rs", "broker/model/restore.rs"].contains(&rel.as_str());
+        if text.contains("Queue::create(") && !creator {
+            wrong.push(format!("{rel} creates a queue"));
+        }
+        if rel.starts_with("broker/mgmt/") {
+            for (i, _) in text.match_indices("broker::amqp::") {
+                let rest = &text[i + "broker::amqp::".len()..];
+                if !rest.starts_with("registry") {
+                    wrong.push(format!("{rel} names amqp::{}", &rest[..rest.len().min(20)]));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "outside the topology service: {wrong:#?}");
+}

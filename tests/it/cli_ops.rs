@@ -5,22 +5,13 @@
 
 use crate::cli_admin::{api_url, with_api};
 use crate::cli_support::{Running, cleanup, code, ok, run, stderr};
-use crate::support::{WAIT, eventually, rmq, run_bounded, targets, unique};
+use crate::support::{WAIT, eventually, free_port, rmq, run_bounded, targets, unique};
 use futures_lite::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// A port nothing listens on (bound by the OS, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn await_startup_is_0_when_up_and_69_when_nothing_answers() {

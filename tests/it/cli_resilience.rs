@@ -4,23 +4,11 @@
 
 use crate::cli_support::{Running, cmd, code, ok, stderr};
 use crate::serve_proc::{Serve, random_below};
-use crate::support::{WAIT, eventually, unique, wait_bounded};
+use crate::support::amqp::temp_dir;
+use crate::support::{WAIT, eventually, free_port, unique, wait_bounded};
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(unique(name));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A port free right now, so that a restarted broker comes back on the same address.
-fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port().to_string()
-}
 
 /// Lines of a file (empty when it does not exist yet).
 fn lines_of(path: &std::path::Path) -> Vec<String> {
@@ -36,7 +24,8 @@ fn lines_of(path: &std::path::Path) -> Vec<String> {
 #[test]
 fn worker_resumes_after_the_broker_restarts() {
     let dir = temp_dir("resume-worker");
-    let port = free_port();
+    // Free now, so that the restarted broker comes back on the same address.
+    let port = free_port().to_string();
     let serve = Serve::start_with(&dir, &["--port", &port]);
     let url = serve.url();
     let q = unique("resume-w");
@@ -73,7 +62,8 @@ fn worker_resumes_after_the_broker_restarts() {
 #[test]
 fn a_streaming_send_resumes_after_the_broker_restarts() {
     let dir = temp_dir("resume-send");
-    let port = free_port();
+    // Free now, so that the restarted broker comes back on the same address.
+    let port = free_port().to_string();
     let serve = Serve::start_with(&dir, &["--port", &port]);
     let url = serve.url();
     let q = unique("resume-s");

@@ -178,6 +178,16 @@ pub fn targets() -> Vec<(String, Option<Broker>)> {
     out
 }
 
+/// A port nothing listens on right now (bound by the OS, then released): for a broker
+/// that must come back on the same address, or an address that refuses.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A name no other test (or earlier run against a shared RabbitMQ) uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
