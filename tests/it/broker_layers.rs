@@ -72,7 +72,11 @@ fn queues_are_created_only_by_the_topology_service() {
     let mut wrong = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let creator = ["broker/model/vhost.rs", "broker/model/restore.rs"].contains(&rel.as_str());
         if text.contains("Queue::create(") && !creator {
             wrong.push(format!("{rel} creates a queue"));
