@@ -76,27 +76,8 @@ impl Session {
                     arguments: b.arguments,
                     requester: Some(self.conn.id),
                 };
-                let mut permit = Checked {
-                    grant: &mut self.grant,
-                    db: &self.broker.auth,
-                };
-                let plan = self.vhost.plan_bind(&mut permit, spec)?;
-                let bind_ok = move |s: &mut Session, ()| {
-                    if !b.nowait {
-                        s.reply(
-                            ch,
-                            AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
-                        );
-                    }
-                    Ok(())
-                };
-                if self.vhost.bind_touches_disk(&plan) {
-                    // Its definitions record is disk work (`session_disk`).
-                    let vhost = self.vhost.clone();
-                    return self.after_disk(ch, move || vhost.apply_bind(plan), bind_ok);
-                }
-                self.vhost.apply_bind(plan);
-                bind_ok(self, ())
+                let ok = AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {}));
+                self.bind(ch, spec, (!b.nowait).then_some(ok))
             }
             exchange::AMQPMethod::Unbind(u) => {
                 let spec = BindingSpec {

@@ -66,27 +66,8 @@ impl Session {
                     b.routing_key.as_str(),
                     b.arguments,
                 )?;
-                let mut permit = Checked {
-                    grant: &mut self.grant,
-                    db: &self.broker.auth,
-                };
-                let plan = self.vhost.plan_bind(&mut permit, spec)?;
-                let bind_ok = move |s: &mut Session, ()| {
-                    if !b.nowait {
-                        s.reply(
-                            ch,
-                            AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
-                        );
-                    }
-                    Ok(())
-                };
-                if self.vhost.bind_touches_disk(&plan) {
-                    // Its definitions record is disk work (`session_disk`).
-                    let vhost = self.vhost.clone();
-                    return self.after_disk(ch, move || vhost.apply_bind(plan), bind_ok);
-                }
-                self.vhost.apply_bind(plan);
-                bind_ok(self, ())
+                let ok = AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {}));
+                self.bind(ch, spec, (!b.nowait).then_some(ok))
             }
             queue::AMQPMethod::Unbind(u) => {
                 let spec = self.queue_binding(

@@ -6,9 +6,12 @@
 //! replies keep their order. Elsewhere (unit tests, the management API's own callers)
 //! the work runs in place.
 
+use crate::broker::access::grant::Checked;
 use crate::broker::amqp::session::{End, Session};
 use crate::broker::error::{AmqpError, AmqpResult, code};
+use crate::broker::model::topology::BindingSpec;
 use crate::broker::store::background;
+use amq_protocol::protocol::AMQPClass;
 use tokio::sync::oneshot;
 
 /// The rest of a handler, run on the session once its disk work is done.
@@ -36,6 +39,29 @@ impl DiskWait {
 }
 
 impl Session {
+    /// queue.bind and exchange.bind: the topology service's checks, then the binding (off
+    /// the runtime's threads when its definitions record is disk work), then `ok` (None
+    /// with nowait).
+    pub(crate) fn bind(&mut self, ch: u16, spec: BindingSpec, ok: Option<AMQPClass>) -> AmqpResult {
+        let mut permit = Checked {
+            grant: &mut self.grant,
+            db: &self.broker.auth,
+        };
+        let plan = self.vhost.plan_bind(&mut permit, spec)?;
+        let bind_ok = move |s: &mut Session, ()| {
+            if let Some(ok) = ok {
+                s.reply(ch, ok);
+            }
+            Ok(())
+        };
+        if self.vhost.bind_touches_disk(&plan) {
+            let vhost = self.vhost.clone();
+            return self.after_disk(ch, move || vhost.apply_bind(plan), bind_ok);
+        }
+        self.vhost.apply_bind(plan);
+        bind_ok(self, ())
+    }
+
     /// Run `work` off the runtime's threads, then `then` with its result on this
     /// session. Returns at once on a connection task (the reply comes from `then`).
     pub(crate) fn after_disk<T: Send + 'static>(
