@@ -390,7 +390,7 @@ pub fn main_with(collect: fn()) -> ExitCode {
                 Command::Serve(a) => serve::run(a).await,
                 Command::Perf(a) => {
                     let ctx = ctx()?;
-                    perf::run(a, ctx.connect.url.clone(), &ctx.out).await
+                    perf::run(a, &ctx.connect, &ctx.out).await
                 }
                 Command::Tail(a) => tail::run(a, &ctx()?).await,
                 Command::Config(a) => config::run(a, &ctx()?.settings, &out),

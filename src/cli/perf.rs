@@ -1,5 +1,6 @@
 //! `rmq perf`: throughput and latency, PerfTest-style flags.
 
+use crate::client::ConnectOptions;
 use crate::output::Output;
 use crate::perf::{PerfConfig, Summary};
 use clap::Args;
@@ -69,7 +70,12 @@ pub(crate) struct PerfArgs {
     queue_args: Option<String>,
 }
 
-pub(crate) async fn run(args: PerfArgs, url: String, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    args: PerfArgs,
+    connect: &ConnectOptions,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let url = connect.url.clone();
     let persistent = args.flags.iter().any(|f| f == "persistent");
     if let Some(bad) = args.flags.iter().find(|f| f.as_str() != "persistent") {
         return Err(crate::exit::coded(
@@ -78,7 +84,6 @@ pub(crate) async fn run(args: PerfArgs, url: String, out: &Output) -> anyhow::Re
         ));
     }
     let json = out.is_json();
-    let confirming = args.confirm.is_some();
     let queue_args = match &args.queue_args {
         None => Default::default(),
         Some(text) => {
@@ -118,6 +123,7 @@ pub(crate) async fn run(args: PerfArgs, url: String, out: &Output) -> anyhow::Re
         queue_args,
         quiet: out.is_quiet(),
         status_to_stderr: json,
+        events: connect.events.clone(),
     };
     let summary = crate::perf::run(cfg).await?;
     if json {
@@ -127,10 +133,10 @@ pub(crate) async fn run(args: PerfArgs, url: String, out: &Output) -> anyhow::Re
     }
     // Without confirms a broker promises nothing about messages in flight when a publisher
     // closes (RabbitMQ can drop a few), so only confirmed messages make a loss an error.
-    if summary.duplicates > 0 || (confirming && summary.lost > 0) {
+    if summary.duplicates > 0 || summary.lost_confirmed > 0 {
         anyhow::bail!(
-            "{} messages lost and {} duplicated: the broker did not deliver every message exactly once",
-            summary.lost,
+            "{} confirmed messages lost and {} duplicated: the broker did not deliver every message exactly once",
+            summary.lost_confirmed,
             summary.duplicates
         );
     }

@@ -18,7 +18,7 @@ mod wire;
 
 use anyhow::Context;
 use consumer::ConsumerPlan;
-use producer::ProducerPlan;
+use producer::{Blocked, ProducerPlan};
 use serde::Serialize;
 use stats::{Counters, Seen, cpu_seconds};
 use std::sync::Arc;
@@ -68,6 +68,8 @@ pub struct PerfConfig {
     pub quiet: bool,
     /// Status lines go to stderr (stdout carries the JSON summary).
     pub status_to_stderr: bool,
+    /// Told when the broker blocks and unblocks the publishers (`connection.blocked`).
+    pub events: Option<crate::client::EventHook>,
 }
 
 /// The result of a run.
@@ -84,6 +86,8 @@ pub struct Summary {
     pub latency_us: LatencySummary,
     /// Sent messages that never arrived (per queue they were routed to).
     pub lost: u64,
+    /// Of those, the ones the broker had confirmed: a broken promise.
+    pub lost_confirmed: u64,
     pub duplicates: u64,
     /// CPU time of this process per message handled (sent + received), µs.
     pub client_cpu_us_per_message: f64,
@@ -121,6 +125,11 @@ pub async fn run(cfg: PerfConfig) -> anyhow::Result<Summary> {
             "rmq perf does not support amqps:// yet: point it at the broker's plain amqp:// port",
         ));
     }
+    let blocked = Blocked {
+        hook: cfg.events.clone(),
+        target: format!("{}:{}", uri.authority.host, uri.authority.port),
+        now: Arc::default(),
+    };
     let generated = cfg.queue.is_none();
     let base = cfg
         .queue
@@ -193,6 +202,7 @@ pub async fn run(cfg: PerfConfig) -> anyhow::Result<Summary> {
             rate: cfg.rate,
             count: cfg.producer_count,
             epoch,
+            blocked: blocked.clone(),
         };
         producer_tasks.push(tokio::spawn(producer::run(
             plan,
@@ -251,7 +261,7 @@ pub async fn run(cfg: PerfConfig) -> anyhow::Result<Summary> {
     let elapsed = started.elapsed().as_secs_f64();
     // Let consumers drain what was sent (bounded), then stop them.
     let copies = if fanout { queues.len() as u64 } else { 1 };
-    let sent_total: u64 = sent_per_producer.iter().sum();
+    let sent_total: u64 = sent_per_producer.iter().map(|p| p.sent).sum();
     let expected = if cfg.consumers == 0 {
         0
     } else {
@@ -274,23 +284,24 @@ pub async fn run(cfg: PerfConfig) -> anyhow::Result<Summary> {
     }
     let cpu = cpu_seconds() - cpu_start;
     let received = counters.get(&counters.received);
-    let (mut lost, mut duplicates) = (0, 0);
+    let (mut lost, mut lost_confirmed, mut duplicates) = (0, 0, 0);
     if cfg.consumers > 0 {
-        if fanout {
-            for seen in &per_queue {
-                duplicates += seen.duplicates;
-                for (p, sent) in sent_per_producer.iter().enumerate() {
-                    lost += seen.missing(p as u32, *sent);
-                }
-            }
+        let merged;
+        let seen: &[Seen] = if fanout {
+            &per_queue
         } else {
             let mut all = Seen::default();
             for seen in &per_queue {
                 all.merge(seen);
             }
-            duplicates = all.duplicates;
-            for (p, sent) in sent_per_producer.iter().enumerate() {
-                lost += all.missing(p as u32, *sent);
+            merged = [all];
+            &merged
+        };
+        for seen in seen {
+            duplicates += seen.duplicates;
+            for (p, published) in sent_per_producer.iter().enumerate() {
+                lost += seen.missing(p as u32, published.sent);
+                lost_confirmed += seen.missing(p as u32, published.confirmed);
             }
         }
     }
@@ -323,6 +334,7 @@ pub async fn run(cfg: PerfConfig) -> anyhow::Result<Summary> {
             max: us(1.0),
         },
         lost,
+        lost_confirmed,
         duplicates,
         client_cpu_us_per_message: cpu * 1e6 / (sent_total + received).max(1) as f64,
     })

@@ -3,7 +3,8 @@
 
 use super::stats::Counters;
 use super::wire::{self, Conn, Reader};
-use amq_protocol::protocol::{AMQPClass, basic};
+use crate::client::{EventHook, LinkEvent};
+use amq_protocol::protocol::{AMQPClass, basic, connection};
 use bytes::BytesMut;
 use lapin::uri::AMQPUri;
 use std::collections::BTreeSet;
@@ -35,6 +36,43 @@ pub(crate) struct ProducerPlan {
     pub(crate) count: Option<u64>,
     /// Time zero of the send stamps (shared with consumers).
     pub(crate) epoch: Instant,
+    /// Where `connection.blocked` and `unblocked` are told (the CLI's notice and
+    /// `--blocked-timeout`), shared by every producer.
+    pub(crate) blocked: Blocked,
+}
+
+/// The producers' `connection.blocked` state, told once for all of them: a broker
+/// alarm blocks every publishing connection, and one line says so.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Blocked {
+    pub(crate) hook: Option<EventHook>,
+    /// The broker's `host:port`, for the notice.
+    pub(crate) target: String,
+    /// Producers blocked right now.
+    pub(crate) now: Arc<AtomicU64>,
+}
+
+impl Blocked {
+    fn change(&self, m: &connection::AMQPMethod) {
+        let event = match m {
+            connection::AMQPMethod::Blocked(b) => {
+                if self.now.fetch_add(1, Ordering::SeqCst) != 0 {
+                    return;
+                }
+                LinkEvent::Blocked(b.reason.to_string())
+            }
+            connection::AMQPMethod::Unblocked(_) => {
+                if self.now.fetch_sub(1, Ordering::SeqCst) != 1 {
+                    return;
+                }
+                LinkEvent::Unblocked
+            }
+            _ => return,
+        };
+        if let Some(hook) = &self.hook {
+            (hook.0)(&self.target, event);
+        }
+    }
 }
 
 /// Publishes confirmed so far: everything up to `upto`, plus single acks beyond it.
@@ -77,6 +115,8 @@ async fn read_confirms(
     done: Arc<AtomicU64>,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
+    blocked: Blocked,
+    prefix: Arc<AtomicU64>,
 ) -> Option<Reader> {
     let mut confirmed = Confirmed::default();
     loop {
@@ -94,6 +134,10 @@ async fn read_confirms(
             break;
         };
         let newly = match m {
+            AMQPClass::Connection(c) => {
+                blocked.change(&c);
+                0
+            }
             AMQPClass::Basic(basic::AMQPMethod::Ack(a)) => {
                 confirmed.ack(a.delivery_tag, a.multiple)
             }
@@ -107,6 +151,7 @@ async fn read_confirms(
         if newly > 0 {
             counters.confirmed.fetch_add(newly, Ordering::Relaxed);
             done.store(confirmed.count(), Ordering::Release);
+            prefix.store(confirmed.upto, Ordering::Release);
             wake.notify_one();
         }
     }
@@ -116,13 +161,24 @@ async fn read_confirms(
     None
 }
 
-/// Publish until `stop` turns true or the count is reached; returns messages sent.
+/// What one producer did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Published {
+    /// Messages written (sequence numbers 0..sent).
+    pub(crate) sent: u64,
+    /// Sequence numbers 0..confirmed were confirmed by the broker (0 without confirms).
+    pub(crate) confirmed: u64,
+}
+
+/// Publish until `stop` turns true or the count is reached.
 pub(crate) async fn run(
     plan: ProducerPlan,
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<u64> {
-    let mut conn = Conn::open(&plan.uri).await?;
+) -> anyhow::Result<Published> {
+    // Asking for connection.blocked: without the capability a blocked broker says nothing
+    // and the run looks hung.
+    let mut conn = Conn::open_with(&plan.uri, &["connection.blocked"]).await?;
     if plan.confirm.is_some() {
         conn.confirm_select().await?;
     }
@@ -137,6 +193,7 @@ pub(crate) async fn run(
     } = conn;
     let done = Arc::new(AtomicU64::new(0));
     let wake = Arc::new(Notify::new());
+    let prefix = Arc::new(AtomicU64::new(0));
     let (stop_reader, reader_stop) = watch::channel(false);
     let confirm_task = tokio::spawn(read_confirms(
         reader,
@@ -144,10 +201,14 @@ pub(crate) async fn run(
         done.clone(),
         wake.clone(),
         reader_stop,
+        plan.blocked.clone(),
+        prefix.clone(),
     ));
     let started = Instant::now();
     let mut sent = 0u64;
     let mut batch = BytesMut::with_capacity(256 * 1024);
+    // A batch cut short by the stop: the stream ends mid-frame, so no clean close follows.
+    let mut torn = false;
     'publish: loop {
         if *stop.borrow() || plan.count.is_some_and(|c| sent >= c) {
             break;
@@ -199,14 +260,33 @@ pub(crate) async fn run(
             batch[at + 4..at + 12].copy_from_slice(&now.to_be_bytes());
             batch[at + 12..at + 14].copy_from_slice(&(plan.id as u16).to_be_bytes());
         }
-        if writer.write_all(&batch).await.is_err() {
-            break;
+        // A blocked broker stops reading, and the write then waits for it: the end of the
+        // run must not. Stopped mid-write, a reading broker takes the rest at once.
+        let written = {
+            let write = writer.write_all(&batch);
+            tokio::pin!(write);
+            tokio::select! {
+                r = &mut write => Some(r),
+                _ = stop.changed() => tokio::time::timeout(Duration::from_secs(1), &mut write)
+                    .await
+                    .ok(),
+            }
+        };
+        match written {
+            Some(Ok(())) => {}
+            Some(Err(_)) => break,
+            None => {
+                torn = true;
+                break;
+            }
         }
         sent += n;
         counters.sent.fetch_add(n, Ordering::Relaxed);
     }
-    // Let outstanding confirms arrive (bounded), so the summary counts them.
-    if plan.confirm.is_some() {
+    // Let outstanding confirms arrive (bounded), so the summary counts them; a blocked
+    // broker sends none.
+    let blocked = plan.blocked.now.load(Ordering::SeqCst) > 0;
+    if plan.confirm.is_some() && !torn && !blocked {
         let deadline = Instant::now() + Duration::from_secs(10);
         while done.load(Ordering::Acquire) < sent && Instant::now() < deadline {
             let _ = tokio::time::timeout(Duration::from_millis(100), wake.notified()).await;
@@ -215,7 +295,9 @@ pub(crate) async fn run(
     // Close the connection properly: a socket just dropped makes a broker discard what
     // it had not processed yet, which would show up as lost messages.
     let _ = stop_reader.send(true);
-    if let Ok(Some(reader)) = confirm_task.await {
+    if let Ok(Some(reader)) = confirm_task.await
+        && !torn
+    {
         let frame_max = 131_072;
         Conn {
             reader,
@@ -225,7 +307,10 @@ pub(crate) async fn run(
         .close()
         .await;
     }
-    Ok(sent)
+    Ok(Published {
+        sent,
+        confirmed: prefix.load(Ordering::Acquire).min(sent),
+    })
 }
 
 #[cfg(test)]

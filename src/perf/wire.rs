@@ -290,8 +290,17 @@ impl Conn {
             class_id: 0,
             method_id: 0,
         }));
-        let _ = self.writer.write_all(&method_bytes(0, close)).await;
+        // Bounded as a whole: a broker that stopped reading (blocked) takes neither the
+        // close nor the rest of a write.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            if self
+                .writer
+                .write_all(&method_bytes(0, close))
+                .await
+                .is_err()
+            {
+                return;
+            }
             while let Ok(f) = self.reader.frame().await {
                 if f.kind == FRAME_METHOD && f.channel == 0 {
                     break;

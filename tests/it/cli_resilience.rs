@@ -258,6 +258,68 @@ fn a_blocked_send_says_so_times_out_with_75_and_obeys_signals() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `rmq perf` under a broker alarm: it says so (once for all its producers), gives up with
+/// 75 after `--blocked-timeout`, ends when its time is up without calling the unconfirmed
+/// messages a loss, and stops on Ctrl-C within 2 s (before, it ran on forever).
+#[test]
+fn a_blocked_perf_says_so_times_out_with_75_and_obeys_ctrl_c() {
+    let dir = temp_dir("blocked-perf");
+    // No filesystem has 1000 TB free: the disk alarm is on from the start.
+    let serve = Serve::start_with(&dir, &["--disk-free-limit", "1000TB"]);
+    let url = serve.url();
+
+    let started = Instant::now();
+    let out = crate::cli_support::run(
+        &url,
+        &[
+            "--blocked-timeout",
+            "1",
+            "perf",
+            "-x",
+            "2",
+            "-z",
+            "30",
+            "-q",
+        ],
+        None,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 75, "{err}");
+    assert_eq!(
+        err.matches("blocked this connection: low on disk").count(),
+        1,
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+
+    // -z 2 with confirms: the run ends (bounded by WAIT in `run`), and nothing confirmed
+    // went missing, so it is not a failure.
+    let out = crate::cli_support::run(&url, &["perf", "-x", "2", "-c", "50", "-z", "2"], None);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(err.contains("blocked this connection"), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("summary:"),
+        "{err}"
+    );
+
+    let mut r = Running::start(&url, &["perf", "-z", "60", "-q"]);
+    r.wait_stderr("blocked this connection");
+    let sent = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &r.pid().to_string()])
+        .status()
+        .unwrap();
+    let out = r.finish();
+    assert_eq!(code(&out), 130, "{}", stderr(&out));
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "Ctrl-C took {:?}",
+        sent.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// While reconnecting (the broker is gone), Ctrl-C still ends the command at once.
 #[test]
 fn ctrl_c_ends_a_command_that_is_reconnecting() {
