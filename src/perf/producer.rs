@@ -62,7 +62,11 @@ impl Blocked {
                 LinkEvent::Blocked(b.reason.to_string())
             }
             connection::AMQPMethod::Unblocked(_) => {
-                if self.now.fetch_sub(1, Ordering::SeqCst) != 1 {
+                // An unblock without a block (a confused broker) changes nothing.
+                let before = self
+                    .now
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+                if before != Ok(1) {
                     return;
                 }
                 LinkEvent::Unblocked
