@@ -241,19 +241,9 @@ fn a_blocked_send_says_so_times_out_with_75_and_obeys_signals() {
     for signal in ["-INT", "-TERM"] {
         let mut r = Running::start(&url, &["send", &q, "hi"]);
         r.wait_stderr("blocked this connection");
-        let sent = Instant::now();
-        let pid = r.pid();
-        std::process::Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .unwrap();
-        let out = r.finish();
+        let (out, took) = r.signal(signal);
         assert_eq!(code(&out), 130, "{signal}: {}", stderr(&out));
-        assert!(
-            sent.elapsed() < Duration::from_secs(2),
-            "{signal} took {:?}",
-            sent.elapsed()
-        );
+        assert!(took < Duration::from_secs(2), "{signal} took {took:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -305,18 +295,9 @@ fn a_blocked_perf_says_so_times_out_with_75_and_obeys_ctrl_c() {
 
     let mut r = Running::start(&url, &["perf", "-z", "60", "-q"]);
     r.wait_stderr("blocked this connection");
-    let sent = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-INT", &r.pid().to_string()])
-        .status()
-        .unwrap();
-    let out = r.finish();
+    let (out, took) = r.signal("-INT");
     assert_eq!(code(&out), 130, "{}", stderr(&out));
-    assert!(
-        sent.elapsed() < Duration::from_secs(2),
-        "Ctrl-C took {:?}",
-        sent.elapsed()
-    );
+    assert!(took < Duration::from_secs(2), "Ctrl-C took {took:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -177,20 +177,23 @@ impl Running {
         self.finish()
     }
 
-    /// The process id (for signals).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
     /// SIGINT, like Ctrl-C.
     pub fn interrupt(self) -> Output {
+        self.signal("-INT").0
+    }
+
+    /// Send `signal` (`-INT`, `-TERM`) and wait for the end: the output, and how long
+    /// the process took to exit after the signal.
+    pub fn signal(self, signal: &str) -> (Output, Duration) {
+        let sent = std::time::Instant::now();
         if let Some(child) = &self.child {
             let _ = Command::new("kill")
-                .arg("-INT")
+                .arg(signal)
                 .arg(child.id().to_string())
                 .status();
         }
-        self.finish()
+        let out = self.finish();
+        (out, sent.elapsed())
     }
 }
 
