@@ -36,8 +36,8 @@ impl VHost {
             .insert(q.name.clone(), q);
     }
 
-    /// A durable binding whose source and destination came back; false when one did not
-    /// (its record outlived it, and the binding goes with it).
+    /// A durable binding, when its source and destination came back (a record that
+    /// outlived one of them is dropped with it).
     pub(crate) fn restore_binding(
         &self,
         source: &str,
@@ -45,14 +45,14 @@ impl VHost {
         to_queue: bool,
         routing_key: String,
         arguments: FieldTable,
-    ) -> bool {
+    ) {
         let Some(x) = self.exchange(source) else {
-            return false;
+            return;
         };
         let dest = if to_queue {
             match self.queue(destination) {
                 Some(q) => Dest::Queue(q),
-                None => return false,
+                None => return,
             }
         } else {
             Dest::Exchange(destination.to_string())
@@ -62,6 +62,5 @@ impl VHost {
             routing_key,
             arguments,
         });
-        true
     }
 }
