@@ -112,7 +112,8 @@ impl Confirmed {
 }
 
 /// Read confirms until told to stop (then hand the reader back for a clean close) or
-/// the connection ends; publish the count through `done`.
+/// the connection ends; publish the count through `done`. Returns the reader (when
+/// stopped) and the confirmed prefix: every sequence number below it was confirmed.
 async fn read_confirms(
     mut reader: Reader,
     counters: Arc<Counters>,
@@ -120,8 +121,7 @@ async fn read_confirms(
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
     blocked: Blocked,
-    prefix: Arc<AtomicU64>,
-) -> Option<Reader> {
+) -> (Option<Reader>, u64) {
     let mut confirmed = Confirmed::default();
     loop {
         let f = tokio::select! {
@@ -129,7 +129,7 @@ async fn read_confirms(
                 Ok(f) => f,
                 Err(_) => break,
             },
-            _ = stop.changed() => return Some(reader),
+            _ = stop.changed() => return (Some(reader), confirmed.upto),
         };
         if f.kind != wire::METHOD {
             continue;
@@ -155,14 +155,13 @@ async fn read_confirms(
         if newly > 0 {
             counters.confirmed.fetch_add(newly, Ordering::Relaxed);
             done.store(confirmed.count(), Ordering::Release);
-            prefix.store(confirmed.upto, Ordering::Release);
             wake.notify_one();
         }
     }
     // Connection gone: release a waiting publisher.
     done.store(u64::MAX, Ordering::Release);
     wake.notify_one();
-    None
+    (None, confirmed.upto)
 }
 
 /// What one producer did.
@@ -197,7 +196,6 @@ pub(crate) async fn run(
     } = conn;
     let done = Arc::new(AtomicU64::new(0));
     let wake = Arc::new(Notify::new());
-    let prefix = Arc::new(AtomicU64::new(0));
     let (stop_reader, reader_stop) = watch::channel(false);
     let confirm_task = tokio::spawn(read_confirms(
         reader,
@@ -206,7 +204,6 @@ pub(crate) async fn run(
         wake.clone(),
         reader_stop,
         plan.blocked.clone(),
-        prefix.clone(),
     ));
     let started = Instant::now();
     let mut sent = 0u64;
@@ -299,7 +296,8 @@ pub(crate) async fn run(
     // Close the connection properly: a socket just dropped makes a broker discard what
     // it had not processed yet, which would show up as lost messages.
     let _ = stop_reader.send(true);
-    if let Ok(Some(reader)) = confirm_task.await
+    let (reader, confirmed) = confirm_task.await.unwrap_or((None, 0));
+    if let Some(reader) = reader
         && !torn
     {
         let frame_max = 131_072;
@@ -313,7 +311,7 @@ pub(crate) async fn run(
     }
     Ok(Published {
         sent,
-        confirmed: prefix.load(Ordering::Acquire).min(sent),
+        confirmed: confirmed.min(sent),
     })
 }
 
